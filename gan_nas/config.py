@@ -1,0 +1,299 @@
+"""Configuration: one typed dataclass per component, composed into :class:`Config`.
+
+A config is loaded from TOML (``[data]``, ``[training]``, ``[fitness]``,
+``[space]``, ``[search]``, ``[run]`` tables), then adjusted with dotted
+overrides (``search.generations=3``). Unknown keys and values of the wrong
+type raise :class:`~gan_nas.errors.ConfigError`. The resolved config
+serialises to JSON and back, and is written to every run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gan_nas.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class DataConfig:
+    """Which images to learn from and how to stream them."""
+
+    dataset: str = "fashion_mnist"  # mnist, fashion_mnist, cifar10, folder:PATH or npz:PATH
+    data_dir: str | None = None  # explicit folder with the dataset's original files; None: search the usual places
+    image_size: int = 28  # folder: datasets are resized and center-cropped to this square size
+    channels: int = 1  # folder: datasets are read as grayscale (1) or RGB (3)
+    batch_size: int = 64  # images per train step
+    shuffle_buffer: int = 10_000  # tf.data shuffle buffer; the whole train split when it is smaller
+
+
+@dataclass
+class TrainingConfig:
+    """How each candidate GAN is trained."""
+
+    steps: int = 300  # generator steps per candidate evaluation
+    survivor_steps: int = 0  # extra steps that each survivor trains per generation (0: none)
+    inherit_weights: bool = True  # children start from their parent's weights where layers are unchanged
+    mixed_precision: bool = False  # bfloat16 compute on CPUs that support it (see experiments/bench_train.py)
+    deterministic: bool = False  # TF op determinism: identical results run to run, somewhat slower
+    log_every: int = 100  # steps between progress updates while a candidate trains
+
+
+@dataclass
+class FitnessConfig:
+    """How generated images are scored (FID and KID on a per-dataset classifier)."""
+
+    n_search: int = 2_000  # generated images per candidate during a search (FID is biased by n: fixed per run)
+    n_report: int = 10_000  # generated images for reports and comparisons
+    noise_seed: int = 1234  # every candidate is scored on the same latent draws
+    classifier_epochs: int = 3  # epochs to train the feature classifier (cached per dataset)
+    batch_size: int = 500  # images per feature-extraction batch
+
+
+@dataclass
+class SpaceConfig:
+    """Bounds of the architecture search space."""
+
+    min_g_blocks: int = 1  # generator blocks after the dense stem
+    max_g_blocks: int = 4
+    min_d_blocks: int = 1  # discriminator blocks before the head
+    max_d_blocks: int = 4
+    min_filters: int = 16  # filters of a conv block
+    max_filters: int = 256
+    max_g_params: int = 4_000_000  # cap on generator parameters
+    max_d_params: int = 2_000_000  # cap on discriminator parameters
+    latent_sizes: list[int] = field(default_factory=lambda: [64, 100, 128])  # choices of latent size
+
+
+@dataclass
+class SearchConfig:
+    """The evolutionary loop and its budgets."""
+
+    strategy: str = "evolution"  # evolution or random (same budget, the baseline every NAS result owes)
+    objective: str = "fid"  # fid (elitist mu+lambda on FID) or pareto (NSGA-II on FID and generator size)
+    generations: int = 5  # generations after the initial population
+    population: int = 6  # survivors kept per generation (mu)
+    offspring: int = 6  # children per generation (lambda)
+    tournament: int = 3  # tournament size for parent selection
+    crossover_rate: float = 0.3  # chance that a child comes from crossover before mutation
+    mutation_rate: float = 0.9  # chance that a child is mutated
+    seed_baseline: bool = True  # put the DCGAN baseline genome in the initial population
+    hall_of_fame: int = 5  # best candidates remembered across generations
+    wall_clock_seconds: float = 0.0  # stop cleanly after this many seconds (0: no limit)
+    diversity_weight: float = 0.0  # survivor selection penalty for genomes close to a better one (0: off)
+
+
+@dataclass
+class RunConfig:
+    """Where and how a run executes."""
+
+    seed: int = 0  # seeds the search, the genomes and the training
+    run_dir: str | None = None  # run directory; the CLI's --run-dir wins
+    executor: str = "serial"  # serial, process or ray
+    workers: int = 1  # parallel candidates for process and ray executors
+    threads: int = 0  # TF threads per worker (0: cores divided by workers)
+    ray_address: str | None = None  # join this Ray cluster; None starts a local one
+    gpus_per_candidate: float = 0.0  # Ray: GPUs reserved per candidate
+    max_retries: int = 2  # Ray/process: retries of a candidate whose worker died
+
+
+@dataclass
+class Config:
+    """The whole configuration of a run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    fitness: FitnessConfig = field(default_factory=FitnessConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        return from_dict(d)
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        try:
+            return from_dict(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config JSON is malformed: {e}") from None
+
+
+_CHOICES = {
+    ("search", "strategy"): ("evolution", "random"),
+    ("search", "objective"): ("fid", "pareto"),
+    ("run", "executor"): ("serial", "process", "ray"),
+    ("data", "channels"): (1, 3),
+}
+
+
+def _coerce(section: str, key: str, tp: Any, value: Any) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widen to floats)."""
+    where = f"{section}.{key}"
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(section, key, inner[0], value)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list of {item.__name__}, got {value!r}")
+        return [_coerce(section, key, item, v) for v in value]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover
+
+
+def _section_types(section_cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
+
+
+def _sections() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def _check(cfg: Config) -> Config:
+    for (section, key), allowed in _CHOICES.items():
+        value = getattr(getattr(cfg, section), key)
+        if value not in allowed:
+            raise ConfigError(f"{section}.{key} must be one of {list(allowed)}, got {value!r}")
+    positive = [
+        ("data", "batch_size"), ("data", "image_size"), ("data", "shuffle_buffer"),
+        ("training", "steps"), ("training", "log_every"),
+        ("fitness", "n_search"), ("fitness", "n_report"), ("fitness", "batch_size"),
+        ("fitness", "classifier_epochs"),
+        ("space", "min_g_blocks"), ("space", "min_d_blocks"), ("space", "min_filters"),
+        ("space", "max_g_params"), ("space", "max_d_params"),
+        ("search", "population"), ("search", "offspring"), ("search", "tournament"),
+        ("search", "hall_of_fame"), ("run", "workers"),
+    ]
+    for section, key in positive:
+        if getattr(getattr(cfg, section), key) <= 0:
+            raise ConfigError(f"{section}.{key} must be positive, got {getattr(getattr(cfg, section), key)!r}")
+    nonneg = [("training", "survivor_steps"), ("search", "generations"), ("search", "wall_clock_seconds"),
+              ("run", "threads"), ("run", "max_retries"), ("run", "gpus_per_candidate"),
+              ("search", "diversity_weight")]
+    for section, key in nonneg:
+        if getattr(getattr(cfg, section), key) < 0:
+            raise ConfigError(f"{section}.{key} must not be negative")
+    for section, key in [("search", "crossover_rate"), ("search", "mutation_rate")]:
+        v = getattr(getattr(cfg, section), key)
+        if not 0.0 <= v <= 1.0:
+            raise ConfigError(f"{section}.{key} must be within [0, 1], got {v!r}")
+    s = cfg.space
+    if s.min_g_blocks > s.max_g_blocks:
+        raise ConfigError("space.min_g_blocks must not exceed space.max_g_blocks")
+    if s.min_d_blocks > s.max_d_blocks:
+        raise ConfigError("space.min_d_blocks must not exceed space.max_d_blocks")
+    if s.min_filters > s.max_filters:
+        raise ConfigError("space.min_filters must not exceed space.max_filters")
+    if not s.latent_sizes or any(v <= 0 for v in s.latent_sizes):
+        raise ConfigError("space.latent_sizes must be a non-empty list of positive integers")
+    if cfg.fitness.n_search < 2 or cfg.fitness.n_report < 2:
+        raise ConfigError("fitness.n_search and fitness.n_report must be at least 2")
+    return cfg
+
+
+def from_dict(d: dict[str, Any]) -> Config:
+    """Build a Config from nested dicts (TOML or JSON), rejecting unknown keys and wrong types."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"config must be a table of sections, got {type(d).__name__}")
+    sections = _sections()
+    parts: dict[str, Any] = {}
+    for name, values in d.items():
+        if name not in sections:
+            raise ConfigError(f"unknown config section [{name}]; known: {', '.join(sections)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section [{name}] must be a table")
+        types_ = _section_types(sections[name])
+        kwargs = {}
+        for key, value in values.items():
+            if key not in types_:
+                raise ConfigError(f"unknown config key {name}.{key}; known: {', '.join(types_)}")
+            kwargs[key] = _coerce(name, key, types_[key], value)
+        parts[name] = sections[name](**kwargs)
+    return _check(Config(**parts))
+
+
+def load(path: str | Path | None) -> Config:
+    """Load a TOML config file; ``None`` gives the defaults."""
+    if path is None:
+        return _check(Config())
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        with p.open("rb") as f:
+            d = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {p} is not valid TOML: not UTF-8 text") from None
+    return from_dict(d)
+
+
+def _parse_value(text: str) -> Any:
+    """Parse the right-hand side of an override as a TOML value, else take it as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def override(cfg: Config, assignments: list[str]) -> Config:
+    """Apply ``section.key=value`` overrides; values are TOML literals (bare words are strings)."""
+    d = cfg.to_dict()
+    sections = _sections()
+    for a in assignments:
+        if "=" not in a:
+            raise ConfigError(f"override {a!r} must look like section.key=value")
+        path, text = a.split("=", 1)
+        parts = path.strip().split(".")
+        if len(parts) != 2:
+            raise ConfigError(f"override {a!r}: the key must be section.key, e.g. search.generations")
+        section, key = parts
+        if section not in sections:
+            raise ConfigError(f"unknown config section {section!r} in override {a!r}; known: {', '.join(sections)}")
+        types_ = _section_types(sections[section])
+        if key not in types_:
+            raise ConfigError(f"unknown config key {section}.{key}; known: {', '.join(types_)}")
+        value = _parse_value(text.strip())
+        d[section][key] = _coerce(section, key, types_[key], value)
+    return from_dict(d)

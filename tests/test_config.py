@@ -1,0 +1,71 @@
+"""Config: TOML loading, dotted overrides good and bad, JSON round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from gan_nas import config
+from gan_nas.errors import ConfigError
+
+
+def test_defaults_round_trip_json():
+    cfg = config.load(None)
+    again = config.Config.from_json(cfg.to_json())
+    assert again == cfg
+
+
+def test_toml_and_overrides(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[data]\ndataset = "mnist"\n[search]\ngenerations = 2\nwall_clock_seconds = 60\n')
+    cfg = config.load(p)
+    assert cfg.data.dataset == "mnist" and cfg.search.generations == 2
+    assert cfg.search.wall_clock_seconds == 60.0 and isinstance(cfg.search.wall_clock_seconds, float)
+    cfg = config.override(cfg, [
+        "search.generations=7", "run.executor=ray", "training.mixed_precision=true",
+        "data.dataset=folder:/tmp/x y", "space.latent_sizes=[32, 64]", "search.crossover_rate=0.5",
+        "run.ray_address=127.0.0.1:6379",
+    ])
+    assert cfg.search.generations == 7 and cfg.run.executor == "ray" and cfg.training.mixed_precision is True
+    assert cfg.data.dataset == "folder:/tmp/x y" and cfg.space.latent_sizes == [32, 64]
+    assert cfg.run.ray_address == "127.0.0.1:6379"
+    assert config.Config.from_json(cfg.to_json()) == cfg
+
+
+@pytest.mark.parametrize(
+    "assignment, match",
+    [
+        ("search.generationz=3", r"unknown config key search.generationz"),
+        ("serch.generations=3", r"unknown config section 'serch'"),
+        ("search.generations=three", r"search.generations must be an integer"),
+        ("search.generations=2.5", r"search.generations must be an integer"),
+        ("training.mixed_precision=1", r"training.mixed_precision must be true or false"),
+        ("run.executor=gpu", r"run.executor must be one of \['serial', 'process', 'ray'\]"),
+        ("search.population=0", r"search.population must be positive"),
+        ("search.crossover_rate=1.5", r"search.crossover_rate must be within \[0, 1\]"),
+        ("generations=3", r"the key must be section.key"),
+        ("search.generations", r"must look like section.key=value"),
+        ("space.latent_sizes=[1, 'a']", r"space.latent_sizes must be an integer"),
+    ],
+)
+def test_bad_overrides(assignment, match):
+    with pytest.raises(ConfigError, match=match):
+        config.override(config.load(None), [assignment])
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[search\ngenerations = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(bad)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[searchy]\ngenerations = 1\n")
+    with pytest.raises(ConfigError, match=r"unknown config section \[searchy\]"):
+        config.load(unknown)
+    crossed = tmp_path / "crossed.toml"
+    crossed.write_text("[space]\nmin_g_blocks = 5\nmax_g_blocks = 2\n")
+    with pytest.raises(ConfigError, match="min_g_blocks must not exceed"):
+        config.load(crossed)
+    with pytest.raises(ConfigError, match="malformed"):
+        config.Config.from_json("{not json")

@@ -1,0 +1,250 @@
+"""Dataset loaders on fixtures the tests write, every bad input, and the CLI's exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import struct
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gan_nas import cli, data
+from gan_nas.errors import DataError
+
+SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+
+def write_idx_images(path: Path, images: np.ndarray, magic: int = 2051) -> None:
+    n, r, c = images.shape
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">IIII", magic, n, r, c) + images.astype(np.uint8).tobytes())
+
+
+def write_idx_labels(path: Path, labels: np.ndarray, magic: int = 2049) -> None:
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">II", magic, len(labels)) + labels.astype(np.uint8).tobytes())
+
+
+def make_mnist_dir(root: Path, n_train: int = 50, n_test: int = 20) -> Path:
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    write_idx_images(root / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (n_train, 28, 28)))
+    write_idx_labels(root / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, n_train))
+    write_idx_images(root / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (n_test, 28, 28)))
+    write_idx_labels(root / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, n_test))
+    return root
+
+
+def cifar_batch(n: int, seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    d = {b"data": rng.integers(0, 256, (n, 3072)).astype(np.uint8), b"labels": list(rng.integers(0, 10, n))}
+    return pickle.dumps(d)
+
+
+def make_cifar_extracted(root: Path, n: int = 4) -> Path:
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for i, b in enumerate(data.CIFAR_TRAIN + data.CIFAR_TEST):
+        (folder / b).write_bytes(cifar_batch(n, i))
+    return root
+
+
+def make_cifar_tar(root: Path, n: int = 4) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(root / "cifar-10-python.tar.gz", "w:gz") as t:
+        for i, b in enumerate(data.CIFAR_TRAIN + data.CIFAR_TEST):
+            raw = cifar_batch(n, i)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{b}")
+            info.size = len(raw)
+            t.addfile(info, io.BytesIO(raw))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch, tmp_path):
+    monkeypatch.delenv("GAN_NAS_DATA_DIR", raising=False)
+    monkeypatch.setattr(data, "DEBIAN_DATASETS", tmp_path / "debian-none")
+
+
+def test_mnist_from_data_dir(tmp_path):
+    root = make_mnist_dir(tmp_path / "m")
+    ds = data.load("mnist", str(root))
+    assert ds.x_train.shape == (50, 28, 28, 1) and ds.x_train.dtype == np.uint8
+    assert ds.x_test.shape == (20, 28, 28, 1) and ds.y_test.dtype == np.int64
+    assert ds.spec == data.DatasetSpec("mnist", (28, 28, 1), 10)
+    assert ds.source == str(root)
+
+
+def test_env_dir_then_debian_dir(tmp_path, monkeypatch):
+    make_mnist_dir(tmp_path / "env" / "fashion-mnist")
+    monkeypatch.setenv("GAN_NAS_DATA_DIR", str(tmp_path / "env"))
+    assert data.load("fashion_mnist").source == str(tmp_path / "env" / "fashion-mnist")
+    monkeypatch.delenv("GAN_NAS_DATA_DIR")
+    deb = tmp_path / "deb"
+    make_mnist_dir(deb / "fashion-mnist")
+    monkeypatch.setattr(data, "DEBIAN_DATASETS", deb)
+    assert data.load("fashion_mnist").source == str(deb / "fashion-mnist")
+
+
+def test_cifar_extracted_and_tarball(tmp_path):
+    a = data.load("cifar10", str(make_cifar_extracted(tmp_path / "a")))
+    b = data.load("cifar10", str(make_cifar_tar(tmp_path / "b")))
+    for ds in (a, b):
+        assert ds.x_train.shape == (20, 32, 32, 3) and ds.x_test.shape == (4, 32, 32, 3)
+        assert ds.spec.shape == (32, 32, 3)
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    # channel layout: CIFAR stores planes R, G, B; pixel (0, 0) of image 0
+    raw = pickle.loads(cifar_batch(4, 0))[b"data"][0]
+    np.testing.assert_array_equal(a.x_train[0, 0, 0], [raw[0], raw[1024], raw[2048]])
+
+
+def test_folder_mixed_sizes_resized_and_cropped(tmp_path):
+    rng = np.random.default_rng(1)
+    for cls, sizes in {"cats": [(40, 30), (28, 28), (64, 100)], "dogs": [(10, 12), (50, 50), (33, 29)]}.items():
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i, (w, h) in enumerate(sizes):
+            arr = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+            Image.fromarray(arr).save(tmp_path / "imgs" / cls / f"{i}.{'png' if i % 2 else 'jpg'}")
+    ds = data.load(f"folder:{tmp_path / 'imgs'}", image_size=16, channels=3)
+    assert ds.x_train.shape[1:] == (16, 16, 3)
+    assert len(ds.x_train) + len(ds.x_test) == 6
+    assert ds.spec.classes == 2
+    gray = data.load(f"folder:{tmp_path / 'imgs'}", image_size=8, channels=1)
+    assert gray.x_test.shape[1:] == (8, 8, 1)
+
+
+def test_npz(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (12, 8, 8, 3)).astype(np.uint8)
+    np.savez(tmp_path / "d.npz", images=x)
+    ds = data.load(f"npz:{tmp_path / 'd.npz'}")
+    assert len(ds.x_train) + len(ds.x_test) == 12 and ds.spec.shape == (8, 8, 3)
+
+
+def test_tfds_path_with_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=12):
+        ds = data.load("mnist")
+    assert ds.source == "tfds"
+    assert ds.x_train.shape == (12, 28, 28, 1) and ds.x_train.dtype == np.uint8
+
+
+def test_nothing_found_lists_what_was_tried(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_network_reachable", lambda *a, **k: False)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds-empty"))
+    with pytest.raises(DataError, match=r"not found; tried: .*debian-none.*tfds.*--data-dir"):
+        data.load("mnist")
+
+
+@pytest.mark.parametrize(
+    "corrupt, match",
+    [
+        ("magic", r"train-images-idx3-ubyte.gz: bad magic number 2049"),
+        ("truncate", r"train-images-idx3-ubyte.gz: wrong length"),
+        ("count", r"t10k-images-idx3-ubyte.gz: 20 images but t10k-labels-idx1-ubyte.gz has 19 labels"),
+        ("gzip", r"train-labels-idx1-ubyte.gz: cannot read gzip data"),
+        ("header", r"train-images-idx3-ubyte.gz: file is shorter than its 16-byte IDX header"),
+    ],
+)
+def test_corrupt_idx(tmp_path, corrupt, match):
+    root = make_mnist_dir(tmp_path / "m")
+    rng = np.random.default_rng(0)
+    if corrupt == "magic":
+        write_idx_images(root / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (50, 28, 28)), magic=2049)
+    elif corrupt == "truncate":
+        raw = gzip.open(root / "train-images-idx3-ubyte.gz").read()
+        with gzip.open(root / "train-images-idx3-ubyte.gz", "wb") as f:
+            f.write(raw[:-100])
+    elif corrupt == "count":
+        write_idx_labels(root / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, 19))
+    elif corrupt == "gzip":
+        raw = (root / "train-labels-idx1-ubyte.gz").read_bytes()
+        (root / "train-labels-idx1-ubyte.gz").write_bytes(raw[: len(raw) // 2])
+    elif corrupt == "header":
+        with gzip.open(root / "train-images-idx3-ubyte.gz", "wb") as f:
+            f.write(b"\x00\x00\x08")
+    with pytest.raises(DataError, match=match):
+        data.load("mnist", str(root))
+
+
+def test_corrupt_cifar(tmp_path):
+    root = make_cifar_extracted(tmp_path / "c")
+    (root / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match=r"data_batch_3: not a CIFAR-10 python batch"):
+        data.load("cifar10", str(root))
+    tar = make_cifar_tar(tmp_path / "t")
+    raw = (tar / "cifar-10-python.tar.gz").read_bytes()
+    (tar / "cifar-10-python.tar.gz").write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(DataError, match=r"cifar-10-python.tar.gz: .*(corrupt|has no)"):
+        data.load("cifar10", str(tar))
+
+
+def test_unreadable_image_in_folder(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "imgs" / "ok.png")
+    (tmp_path / "imgs" / "bad.png").write_bytes(b"\x89PNG garbage")
+    with pytest.raises(DataError, match=r"bad.png: unreadable image"):
+        data.load(f"folder:{tmp_path / 'imgs'}")
+
+
+def test_bad_npz(tmp_path):
+    np.savez(tmp_path / "f.npz", images=np.zeros((4, 8, 8, 1), np.float32))
+    with pytest.raises(DataError, match="must be uint8"):
+        data.load(f"npz:{tmp_path / 'f.npz'}")
+    np.savez(tmp_path / "n.npz", pixels=np.zeros((4, 8, 8, 1), np.uint8))
+    with pytest.raises(DataError, match="has no 'images' array"):
+        data.load(f"npz:{tmp_path / 'n.npz'}")
+    (tmp_path / "x.npz").write_bytes(b"junk")
+    with pytest.raises(DataError, match="not a readable .npz"):
+        data.load(f"npz:{tmp_path / 'x.npz'}")
+    with pytest.raises(DataError, match="unknown dataset 'svhn'"):
+        data.load("svhn")
+
+
+def test_pipeline_scales_shuffles_batches_repeats():
+    import tensorflow as tf
+
+    x = np.arange(10 * 2 * 2, dtype=np.int64).reshape(10, 2, 2, 1).astype(np.uint8) * 6
+    ds = data.pipeline(x, batch_size=4, seed=3)
+    batches = [b.numpy() for b in ds.take(6)]  # 10 images: 2 full batches per epoch, 3 epochs
+    assert all(b.shape == (4, 2, 2, 1) and b.dtype == np.float32 for b in batches)
+    allv = np.concatenate(batches)
+    assert allv.min() >= -1.0 and allv.max() <= 1.0
+    expected = np.sort((x.astype(np.float32) / 127.5 - 1.0).ravel())
+    epoch = np.sort(np.concatenate(batches[:2]).ravel())  # 8 of the 10 images: a subset of the scaled values
+    assert np.isin(epoch, expected).all()
+    first = batches[0][:, 0, 0, 0]
+    assert not np.array_equal(first, (x[:4, 0, 0, 0] / 127.5 - 1.0).astype(np.float32))  # shuffled
+    again = [b.numpy() for b in data.pipeline(x, 4, seed=3).take(6)]
+    np.testing.assert_array_equal(np.concatenate(again), allv)  # same seed, same stream
+    assert isinstance(ds, tf.data.Dataset)
+    with pytest.raises(DataError, match="fewer than one batch"):
+        data.pipeline(x, batch_size=64, seed=0)
+
+
+def test_cli_data_json_and_errors(tmp_path, capsys):
+    root = make_mnist_dir(tmp_path / "m")
+    assert cli.main(["data", "--dataset", "mnist", "--data-dir", str(root), "--json"]) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"dataset": "mnist", "train": 50, "test": 20, "shape": [28, 28, 1], "classes": 10,
+                   "source": str(root)}
+    assert cli.main(["data", "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --data-dir") and err.count("\n") == 1
+    (root / "train-images-idx3-ubyte.gz").write_bytes(b"garbage")
+    assert cli.main(["data", "--dataset", "mnist", "--data-dir", str(root)]) == 2
+    assert "train-images-idx3-ubyte.gz" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="real MNIST not beside the checkout")
+def test_real_mnist():
+    ds = data.load("mnist", str(SHARED_MNIST))
+    assert (len(ds.x_train), len(ds.x_test), ds.spec.shape) == (60000, 10000, (28, 28, 1))
+    assert np.bincount(ds.y_train).tolist()[:2] == [5923, 6742]
