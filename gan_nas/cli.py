@@ -60,6 +60,31 @@ def cmd_genome(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace):
+    from gan_nas import config
+
+    return config.override(config.load(args.config), args.set or [])
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from gan_nas import evolution
+
+    if args.resume:
+        if not args.run_dir:
+            raise GanNasError("--resume needs --run-dir DIR (the run to continue)")
+        if args.set:
+            raise GanNasError("--resume continues a run with its own config.json; --set is not allowed")
+        cfg = None
+    else:
+        cfg = _config(args)
+    run_dir = args.run_dir or (cfg.run.run_dir if cfg else None)
+    if not run_dir:
+        raise GanNasError("give --run-dir DIR (or run.run_dir in the config)")
+    summary = evolution.search(cfg, run_dir, resume=args.resume, quiet=args.quiet)
+    _emit(summary, args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gan-nas", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -85,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dataset", default="mnist", help="fixes the image shape (mnist, fashion_mnist, cifar10)")
     g.add_argument("--json", action="store_true", help="print the genome as JSON")
     g.set_defaults(func=cmd_genome)
+
+    s = sub.add_parser("search", help="run an architecture search (or --resume a stopped one)")
+    s.add_argument("--config", help="TOML config file (defaults where absent)")
+    s.add_argument("--run-dir", help="run directory to create (or to resume)")
+    s.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    s.add_argument("--resume", action="store_true", help="continue the search in --run-dir")
+    s.add_argument("--quiet", action="store_true", help="no progress output")
+    s.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    s.set_defaults(func=cmd_search)
     return p
 
 

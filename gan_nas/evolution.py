@@ -1,0 +1,460 @@
+"""The evolutionary search: evaluate, select, vary, evaluate, keep the best, log.
+
+The loop reads like DEAP's ``eaSimple``::
+
+    population = evaluate(initial)                    # random genomes (+ the DCGAN baseline)
+    for each generation:
+        parents  = tournament(population)
+        children = repair(mutate(crossover(parents)))  # trained from the parents' weights
+        survivors keep training `training.survivor_steps` (optional)
+        population = select(population + children)    # elitist mu+lambda, or NSGA-II on (FID, G size)
+        hall_of_fame.update(population)
+
+Every step that matters for resuming is on disk (see :mod:`gan_nas.store`):
+before a generation's evaluations start, ``state.json`` holds the population,
+the hall of fame, the random generator's state and the *pending* tasks; each
+finished evaluation is a journal line. A resumed search re-runs only the
+pending tasks that have no journal line, then carries on from the same state,
+so with the same seed it ends where an uninterrupted search would (given
+deterministic training: ``training.deterministic = true``).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gan_nas import space as space_mod
+from gan_nas.config import Config
+from gan_nas.errors import GanNasError
+from gan_nas.genome import GanGenome
+
+PRUNED_FILES = ("weights.npz", "optimizers.npz")
+
+
+# --- evaluation (runs in the executor: in process, a worker process, or Ray) ---
+
+_CACHE: dict[str, Any] = {}
+
+
+def _dataset_and_reference(cfg: Config):
+    """Load the dataset and its fitness reference once per process."""
+    key = json_key(cfg)
+    if key not in _CACHE:
+        from gan_nas import data, fitness
+
+        ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
+        _CACHE.clear()
+        _CACHE[key] = (ds, fitness.reference(ds, cfg.fitness))
+    return _CACHE[key]
+
+
+def json_key(cfg: Config) -> str:
+    import json
+
+    return json.dumps([cfg.to_dict()["data"], cfg.to_dict()["fitness"]], sort_keys=True)
+
+
+def evaluate_task(task: dict[str, Any]) -> dict[str, Any]:
+    """Train and score one candidate described by a plain-dict task; returns a plain-dict result."""
+    from gan_nas import gan
+
+    cfg = Config.from_dict(task["config"])
+    ds, ref = _dataset_and_reference(cfg)
+    options = gan.TrainOptions(
+        batch_size=cfg.data.batch_size, seed=task["seed"], mixed_precision=cfg.training.mixed_precision,
+        deterministic=cfg.training.deterministic, log_every=cfg.training.log_every,
+        n_score=cfg.fitness.n_search, noise_seed=cfg.fitness.noise_seed, score_batch=cfg.fitness.batch_size,
+    )
+    result = gan.train_candidate(
+        GanGenome.from_dict(task["genome"]), ds, task["steps"], ref, options,
+        parent=task.get("parent_ckpt"), resume=task.get("resume_ckpt"), save_to=task["save_to"],
+    )
+    return result.to_dict()
+
+
+# --- selection -------------------------------------------------------------------
+
+
+def _fit(r: dict[str, Any]) -> float:
+    f = r.get("fitness")
+    return math.inf if f is None or r.get("status") != "ok" else float(f)
+
+
+def tournament(pop: list[dict[str, Any]], k: int, size: int, rng: np.random.Generator,
+               key: Callable[[dict[str, Any]], Any] = _fit) -> list[dict[str, Any]]:
+    """``k`` winners of tournaments of ``size`` drawn (with replacement) from ``pop``."""
+    out = []
+    for _ in range(k):
+        idx = rng.choice(len(pop), size=min(size, len(pop)), replace=False)
+        out.append(min((pop[i] for i in idx), key=key))
+    return out
+
+
+def non_dominated_fronts(points: list[tuple[float, float]]) -> list[list[int]]:
+    """Fast non-dominated sorting (NSGA-II) of points to minimise; returns fronts of indices."""
+    n = len(points)
+    dominated: list[list[int]] = [[] for _ in range(n)]
+    count = [0] * n
+    fronts: list[list[int]] = [[]]
+    for i in range(n):
+        for j in range(n):
+            a, b = points[i], points[j]
+            if a[0] <= b[0] and a[1] <= b[1] and a != b:
+                dominated[i].append(j)
+            elif b[0] <= a[0] and b[1] <= a[1] and a != b:
+                count[i] += 1
+        if count[i] == 0:
+            fronts[0].append(i)
+    while fronts[-1]:
+        nxt = []
+        for i in fronts[-1]:
+            for j in dominated[i]:
+                count[j] -= 1
+                if count[j] == 0:
+                    nxt.append(j)
+        fronts.append(nxt)
+    return fronts[:-1]
+
+
+def crowding_distance(points: list[tuple[float, float]], front: list[int]) -> dict[int, float]:
+    """NSGA-II crowding distance of each index of ``front``; boundary points get inf."""
+    dist = {i: 0.0 for i in front}
+    for m in range(2):
+        ordered = sorted(front, key=lambda i: points[i][m])
+        lo, hi = points[ordered[0]][m], points[ordered[-1]][m]
+        dist[ordered[0]] = dist[ordered[-1]] = math.inf
+        if hi == lo:
+            continue
+        for a, i, b in zip(ordered, ordered[1:], ordered[2:]):
+            dist[i] += (points[b][m] - points[a][m]) / (hi - lo)
+    return dist
+
+
+def select_survivors(cands: list[dict[str, Any]], mu: int, objective: str, diversity_weight: float = 0.0
+                     ) -> list[dict[str, Any]]:
+    """The ``mu`` survivors: elitist by FID, or NSGA-II on (FID, generator parameters).
+
+    Failed candidates (fitness inf) come last. With ``diversity_weight`` > 0
+    (objective ``fid``), survivors are picked greedily by FID x (1 + w x the
+    number of already picked genomes within genome distance 1), a simple
+    fitness sharing that keeps near-copies from filling the population.
+    """
+    ok = [c for c in cands if math.isfinite(_fit(c))]
+    bad = [c for c in cands if not math.isfinite(_fit(c))]
+    if objective == "pareto" and ok:
+        pts = [(_fit(c), float(c["params"]["g"])) for c in ok]
+        chosen: list[dict[str, Any]] = []
+        for front in non_dominated_fronts(pts):
+            crowd = crowding_distance(pts, front)
+            chosen += [ok[i] for i in sorted(front, key=lambda i: (-crowd[i], pts[i][0]))]
+        ok = chosen
+    elif diversity_weight > 0 and ok:
+        rest, chosen = sorted(ok, key=_fit), []
+        genomes = {c["id"]: GanGenome.from_dict(c["genome"]) for c in rest}
+        while rest and len(chosen) < mu:
+            def shared(c: dict[str, Any]) -> float:
+                close = sum(space_mod.distance(genomes[c["id"]], genomes[s["id"]]) < 1.0 for s in chosen)
+                return _fit(c) * (1.0 + diversity_weight * close)
+            best = min(rest, key=shared)
+            chosen.append(best)
+            rest.remove(best)
+        ok = chosen + rest
+    else:
+        ok = sorted(ok, key=_fit)
+    return (ok + bad)[:mu]
+
+
+# --- the search --------------------------------------------------------------------
+
+
+class Search:
+    """One search over one run directory; :meth:`run` does the work."""
+
+    def __init__(self, cfg: Config, store, shape: tuple[int, int, int], console=None):
+        self.cfg = cfg
+        self.store = store
+        self.shape = shape
+        self.console = console
+        self.space = space_mod.SearchSpace.from_config(cfg.space)
+        self.records: dict[str, dict[str, Any]] = {}
+
+    # -- helpers
+    def log(self, line: str) -> None:
+        if self.console is not None:
+            self.console.print(line, highlight=False)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def task(self, state: dict[str, Any], genome: GanGenome, kind: str, parents: list[str],
+             steps: int, resume_from: str | None = None) -> dict[str, Any]:
+        cid = f"c{state['next_id']:04d}"
+        state["next_id"] += 1
+        parent_ckpt = str(self.store.candidate_dir(parents[0])) if parents and resume_from is None else None
+        return {
+            "id": cid, "generation": state["generation"], "kind": kind, "parents": parents,
+            "genome": genome.to_dict(), "steps": steps,
+            "seed": (self.cfg.run.seed * 1_000_003 + state["next_id"]) % (2**31 - 1),
+            "parent_ckpt": parent_ckpt if self.cfg.training.inherit_weights else None,
+            "resume_ckpt": str(self.store.candidate_dir(resume_from)) if resume_from else None,
+            "save_to": str(self.store.candidate_dir(cid)),
+        }
+
+    def initial_tasks(self, state: dict[str, Any], rng: np.random.Generator) -> list[dict[str, Any]]:
+        from gan_nas.baseline import dcgan
+
+        genomes = []
+        if self.cfg.search.seed_baseline and self.cfg.search.strategy == "evolution":
+            genomes.append(dcgan(self.shape))
+        while len(genomes) < self.cfg.search.population:
+            genomes.append(space_mod.sample(self.space, self.shape, rng))
+        return [self.task(state, g, "initial", [], self.cfg.training.steps) for g in genomes]
+
+    def offspring_tasks(self, state: dict[str, Any], rng: np.random.Generator) -> list[dict[str, Any]]:
+        s, steps = self.cfg.search, self.cfg.training.steps
+        pop = [self.records[i] for i in state["population"]]
+        tasks = []
+        if s.strategy == "random":
+            tasks = [self.task(state, space_mod.sample(self.space, self.shape, rng), "random", [], steps)
+                     for _ in range(s.offspring)]
+        else:
+            key = self.rank_key(pop)
+            while len(tasks) < s.offspring:
+                a = tournament(pop, 1, s.tournament, rng, key)[0]
+                child, parents = GanGenome.from_dict(a["genome"]), [a["id"]]
+                if rng.random() < s.crossover_rate and len(pop) > 1:
+                    b = tournament(pop, 1, s.tournament, rng, key)[0]
+                    child = space_mod.crossover(child, GanGenome.from_dict(b["genome"]), rng)[0]
+                    parents.append(b["id"])
+                if rng.random() < s.mutation_rate or child == GanGenome.from_dict(a["genome"]):
+                    child = space_mod.mutate(child, self.space, self.shape, rng)
+                child = space_mod.repair(child, self.space, self.shape)
+                tasks.append(self.task(state, child, "child", parents, steps))
+        if self.cfg.training.survivor_steps > 0:
+            for m in pop:
+                if m.get("status") == "ok":
+                    tasks.append(self.task(state, GanGenome.from_dict(m["genome"]), "continue", [m["id"]],
+                                           self.cfg.training.survivor_steps, resume_from=m["id"]))
+        return tasks
+
+    def rank_key(self, pop: list[dict[str, Any]]) -> Callable[[dict[str, Any]], Any]:
+        if self.cfg.search.objective != "pareto":
+            return _fit
+        order = {c["id"]: i for i, c in enumerate(select_survivors(pop, len(pop), "pareto"))}
+        return lambda c: order[c["id"]]
+
+    # -- the loop
+    def run(self, resume: bool = False) -> dict[str, Any]:
+        from gan_nas.executors import make_executor
+
+        cfg, store = self.cfg, self.store
+        self.records = {r["id"]: r for r in store.journal()}
+        state = store.read_state()
+        if state is None:
+            rng = np.random.default_rng(cfg.run.seed)
+            state = {"generation": 0, "population": [], "hall_of_fame": [], "next_id": 0,
+                     "elapsed": 0.0, "done": False, "stopped": None}
+            state["pending"] = self.initial_tasks(state, rng)
+            state["rng"] = rng.bit_generator.state
+            store.write_state(state)
+        elif resume:
+            self.log(f"resuming at generation {state['generation']}: {len(self.records)} evaluations on record")
+        if state.get("done"):
+            self.log("search already finished")
+            return self.summary(state)
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["rng"]
+        t_start, elapsed0 = time.monotonic(), float(state.get("elapsed", 0.0))
+        budget = cfg.search.wall_clock_seconds
+
+        def over_budget() -> bool:
+            return budget > 0 and elapsed0 + time.monotonic() - t_start >= budget
+
+        with make_executor(cfg.run) as executor:
+            while True:
+                todo = [t for t in state["pending"] if t["id"] not in self.records]
+                if todo and over_budget():
+                    state["stopped"] = "budget"
+                    break
+                if not self.evaluate(executor, todo, state, over_budget):
+                    state["stopped"] = "budget"
+                    break
+                self.advance(state)
+                state["elapsed"] = elapsed0 + time.monotonic() - t_start
+                if state["generation"] >= cfg.search.generations:
+                    state["done"], state["pending"] = True, []
+                    store.write_state(state)
+                    break
+                state["generation"] += 1
+                state["pending"] = self.offspring_tasks(state, rng)
+                state["rng"] = rng.bit_generator.state
+                store.write_state(state)
+                self.prune(state)
+        state["elapsed"] = elapsed0 + time.monotonic() - t_start
+        if not state.get("done"):
+            store.write_state(state)
+            self.log(f"stopped at the wall-clock budget ({budget:.0f} s); best so far is saved in best/; "
+                     "raise search.wall_clock_seconds and --resume to go on")
+        return self.summary(state)
+
+    def evaluate(self, executor, tasks: list[dict[str, Any]], state: dict[str, Any],
+                 over_budget: Callable[[], bool]) -> bool:
+        """Evaluate ``tasks``, journaling each result as it finishes; False if the budget ran out."""
+        if not tasks:
+            return True
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        cfg_dict = self.cfg.to_dict()
+        payload = [{**t, "config": cfg_dict} for t in tasks]
+        columns = (TextColumn("generation {task.fields[gen]}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=self.console, transient=False, disable=self.console is None) as bar:
+            job = bar.add_task("", total=len(tasks), gen=state["generation"])
+            for i, result in executor.map_unordered(evaluate_task, payload):
+                t = tasks[i]
+                record = {k: t[k] for k in ("id", "generation", "kind", "parents", "genome", "steps")}
+                record.update({k: v for k, v in result.items() if k != "traceback"})
+                record.setdefault("fitness", None)
+                record.setdefault("params", {"g": 0, "d": 0})
+                record.setdefault("seconds", {})
+                record.setdefault("total_steps", record.get("steps", 0))
+                self.store.append(record)
+                self.records[t["id"]] = record
+                bar.advance(job)
+                self.log(self.line(record))
+                if over_budget() and len([x for x in tasks if x["id"] not in self.records]) > 0:
+                    return False
+        return True
+
+    @staticmethod
+    def line(r: dict[str, Any]) -> str:
+        fid = "inf" if r.get("fitness") is None else f"{r['fitness']:.2f}"
+        secs = r.get("seconds", {}).get("total", 0.0)
+        extra = f" ({r['error']})" if r.get("error") and r.get("status") != "ok" else ""
+        return (f"{r['id']} gen {r['generation']} {r['kind']:<8} {r['status']:<8} fid {fid:>8} "
+                f"G {r['params'].get('g', 0):>9,} D {r['params'].get('d', 0):>9,} {secs:6.1f}s{extra}")
+
+    def advance(self, state: dict[str, Any]) -> None:
+        """After a generation's evaluations: survivors, hall of fame, best/, logs, grid."""
+        s = self.cfg.search
+        done = [self.records[t["id"]] for t in state["pending"] if t["id"] in self.records]
+        members = {i: self.records[i] for i in state["population"]}
+        for r in done:  # a survivor that trained further and stayed finite replaces its earlier self
+            if r["kind"] == "continue" and r["status"] == "ok":
+                members.pop(r["parents"][0], None)
+        pool = list(members.values()) + [r for r in done if not (r["kind"] == "continue" and r["status"] != "ok")]
+        survivors = select_survivors(pool, s.population, s.objective, s.diversity_weight)
+        state["population"] = [r["id"] for r in survivors]
+        hof = [self.records[i] for i in state["hall_of_fame"]] + [r for r in done if math.isfinite(_fit(r))]
+        hof = sorted({r["id"]: r for r in hof}.values(), key=_fit)[: s.hall_of_fame]
+        old_best = state["hall_of_fame"][0] if state["hall_of_fame"] else None
+        state["hall_of_fame"] = [r["id"] for r in hof]
+        if hof and hof[0]["id"] != old_best:
+            self.publish_best(hof[0])
+        self.log_generation(state, done, survivors)
+
+    def publish_best(self, r: dict[str, Any]) -> None:
+        import json
+
+        from gan_nas import gan
+
+        genome = GanGenome.from_dict(r["genome"])
+        ckpt = self.store.candidate_dir(r["id"])
+
+        def fill(d: Path) -> None:
+            (d / "genome.json").write_text(genome.to_json())
+            (d / "candidate.json").write_text(json.dumps({k: r[k] for k in r if k != "genome"}, indent=2))
+            gan.export_generator(genome, ckpt, self.shape, d / "generator.keras")
+
+        self.store.publish_best(fill)
+
+    def log_generation(self, state: dict[str, Any], done: list[dict[str, Any]], survivors) -> None:
+        fits = [_fit(r) for r in survivors if math.isfinite(_fit(r))]
+        best = self.records[state["hall_of_fame"][0]] if state["hall_of_fame"] else None
+        if fits:
+            self.log(f"generation {state['generation']}: best fid {min(fits):.2f}, median {statistics.median(fits):.2f}"
+                     f", best ever {best['id'] if best else '-'} ({_fit(best) if best else math.inf:.2f})")
+        self.tensorboard(state, survivors, fits)
+        if best is not None:
+            self.generation_grid(state["generation"], best)
+
+    def tensorboard(self, state: dict[str, Any], survivors, fits: list[float]) -> None:
+        import tensorflow as tf
+
+        writer = tf.summary.create_file_writer(str(self.store.root / "tb"))
+        with writer.as_default(step=state["generation"]):
+            if fits:
+                tf.summary.scalar("fid/best", min(fits))
+                tf.summary.scalar("fid/median", statistics.median(fits))
+            ok = [r for r in survivors if math.isfinite(_fit(r))]
+            if ok:
+                tf.summary.scalar("params/generator_of_best", min(ok, key=_fit)["params"]["g"])
+                tf.summary.scalar("params/generator_median", statistics.median(r["params"]["g"] for r in ok))
+        writer.flush()
+        writer.close()
+
+    def generation_grid(self, generation: int, best: dict[str, Any]) -> None:
+        from gan_nas import gan, images
+
+        gen = gan.load_generator(GanGenome.from_dict(best["genome"]), self.store.candidate_dir(best["id"]),
+                                    self.shape)
+        grid = images.grid(images.sample(gen, 64, seed=self.cfg.fitness.noise_seed), cols=8)
+        images.save_png(grid, self.store.root / "samples" / f"gen{generation:03d}.png", scale=2)
+
+    def prune(self, state: dict[str, Any]) -> None:
+        """Delete weights that no future step can need (genome.json and meta stay)."""
+        keep = set(state["population"]) | set(state["hall_of_fame"])
+        for t in state["pending"]:
+            keep |= set(t["parents"])
+        for d in (self.store.root / "candidates").glob("*"):
+            if d.name not in keep and d.name in self.records:
+                for f in PRUNED_FILES:
+                    (d / f).unlink(missing_ok=True)
+
+    def summary(self, state: dict[str, Any]) -> dict[str, Any]:
+        best = self.records[state["hall_of_fame"][0]] if state.get("hall_of_fame") else None
+        seconds = sum(r.get("seconds", {}).get("total", 0.0) for r in self.records.values())
+        return {
+            "run_dir": str(self.store.root), "generations": state["generation"], "done": bool(state.get("done")),
+            "stopped": state.get("stopped"), "evaluations": len(self.records),
+            "best_id": best["id"] if best else None, "best_fid": _fit(best) if best else None,
+            "best_params": best["params"] if best else None, "candidate_seconds": round(seconds, 1),
+            "wall_seconds": round(float(state.get("elapsed", 0.0)), 1),
+        }
+
+
+def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Run (or resume) a search into ``run_dir``; returns a summary of the best candidate.
+
+    Raises:
+        GanNasError: bad config, dataset, or run directory (the run directory is left intact).
+    """
+    from rich.console import Console
+
+    from gan_nas import data, fitness
+    from gan_nas.store import RunStore
+
+    if resume:
+        store = RunStore.open(run_dir)
+        cfg = Config.from_json(store.config_json())
+    else:
+        ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
+        space_mod.SearchSpace.from_config(cfg.space)  # fail on a bad space before creating anything
+        del ds
+        store = RunStore.create(run_dir, cfg.to_json())
+    console = None if quiet else Console(stderr=True)
+    with store.locked():
+        ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
+        fitness.reference(ds, cfg.fitness)  # train and cache the classifier once, before any worker needs it
+        return Search(cfg, store, tuple(ds.spec.shape), console).run(resume=resume)
+
+
+__all__ = ["search", "Search", "evaluate_task", "select_survivors", "tournament", "non_dominated_fronts",
+           "crowding_distance", "GanNasError"]

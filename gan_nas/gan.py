@@ -1,0 +1,461 @@
+"""Train one candidate GAN briefly: losses, the compiled train step, weight inheritance.
+
+:func:`train_candidate` builds the generator and discriminator of a
+:class:`~gan_nas.genome.GanGenome`, copies the trained weights of every layer
+whose gene and weight shapes are unchanged from the parent (Lamarckian
+inheritance, as COEGAN does), trains a number of steps with the genome's loss
+and optimizers, scores the generator with :mod:`gan_nas.fitness`, and returns a
+:class:`CandidateResult`. Failure is data: a genome that cannot build is
+``invalid``, a NaN or Inf in a loss or the weights is ``diverged``; both have
+fitness ``inf``.
+
+A checkpoint directory holds ``weights.npz`` (every layer's weights, keyed
+``layer_name/index``), ``optimizers.npz`` (Adam state) and ``meta.json``
+(genome and steps trained along the lineage), so a candidate can be a parent,
+or continue training itself.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gan_nas.errors import GanNasError
+from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, validate
+
+LOSSES = ("nonsaturating", "hinge", "lsgan", "wgan_gp")
+GP_WEIGHT = 10.0  # gradient penalty weight, as in Gulrajani et al. (2017)
+WEIGHTS_FILE = "weights.npz"
+OPTIMIZERS_FILE = "optimizers.npz"
+META_FILE = "meta.json"
+
+
+@dataclass
+class CandidateResult:
+    """What one evaluation of a candidate produced.
+
+    Attributes:
+        status: ``ok``, ``invalid`` (cannot build), ``diverged`` (NaN/Inf) or ``failed``.
+        fitness: the FID (lower is better); ``inf`` unless status is ``ok``.
+        metrics: ``fid``, ``kid``, ``kid_std``, ``n``, last ``g_loss`` and ``d_loss``.
+        params: generator and discriminator parameter counts, ``{"g": .., "d": ..}``.
+        steps: generator steps trained in this evaluation.
+        total_steps: generator steps along the lineage, inherited ones included.
+        seconds: ``build`` (build, inherit, trace), ``train``, ``score``, ``total``.
+        inherited: layers whose weights came from the parent, ``{"g": .., "d": ..}``.
+        traces: how many times the train step was traced (1 when nothing retraced).
+        error: a one-line reason when status is not ``ok``.
+    """
+
+    status: str
+    fitness: float = math.inf
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, int] = field(default_factory=dict)
+    steps: int = 0
+    total_steps: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    inherited: dict[str, int] = field(default_factory=dict)
+    traces: int = 0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fitness"] = _json_float(self.fitness)
+        d["metrics"] = {k: _json_float(v) for k, v in self.metrics.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CandidateResult:
+        d = dict(d)
+        d["fitness"] = float(d["fitness"]) if d.get("fitness") is not None else math.inf
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def _json_float(v: Any) -> Any:
+    """JSON has no inf or NaN: write them as None (read back as inf)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+# --- losses ------------------------------------------------------------------
+# All take raw logits (batch, 1) and return scalar means. The discriminator wants
+# real high and fake low; the generator wants fake high.
+
+
+def d_loss(kind: str, real, fake):
+    """Discriminator loss on logits of real and fake images (without the gradient penalty)."""
+    import tensorflow as tf
+
+    if kind == "nonsaturating":  # -log sigmoid(real) - log(1 - sigmoid(fake))
+        return tf.reduce_mean(tf.nn.softplus(-real)) + tf.reduce_mean(tf.nn.softplus(fake))
+    if kind == "hinge":
+        return tf.reduce_mean(tf.nn.relu(1.0 - real)) + tf.reduce_mean(tf.nn.relu(1.0 + fake))
+    if kind == "lsgan":  # Mao et al. (2017), a=0, b=1
+        return 0.5 * tf.reduce_mean(tf.square(real - 1.0)) + 0.5 * tf.reduce_mean(tf.square(fake))
+    if kind == "wgan_gp":
+        return tf.reduce_mean(fake) - tf.reduce_mean(real)
+    raise GanNasError(f"unknown loss {kind!r}; allowed: {', '.join(LOSSES)}")
+
+
+def g_loss(kind: str, fake):
+    """Generator loss on the discriminator's logits of fake images."""
+    import tensorflow as tf
+
+    if kind == "nonsaturating":  # -log sigmoid(fake)
+        return tf.reduce_mean(tf.nn.softplus(-fake))
+    if kind in ("hinge", "wgan_gp"):
+        return -tf.reduce_mean(fake)
+    if kind == "lsgan":
+        return 0.5 * tf.reduce_mean(tf.square(fake - 1.0))
+    raise GanNasError(f"unknown loss {kind!r}; allowed: {', '.join(LOSSES)}")
+
+
+def gradient_penalty(discriminator, real, fake, alpha):
+    """WGAN-GP penalty E[(||grad D(x_hat)||_2 - 1)^2], x_hat = alpha real + (1 - alpha) fake.
+
+    ``alpha`` has shape (batch, 1, 1, 1), drawn uniformly from [0, 1] per sample.
+    """
+    import tensorflow as tf
+
+    x_hat = tf.convert_to_tensor(alpha * real + (1.0 - alpha) * fake)
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        out = discriminator(x_hat, training=True)
+    grads = tape.gradient(out, x_hat)
+    norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
+    return tf.reduce_mean(tf.square(norms - 1.0))
+
+
+# --- checkpoints and inheritance ------------------------------------------------
+
+
+def _layer_weights(model) -> dict[str, np.ndarray]:
+    out = {}
+    for layer in model.layers:
+        for i, w in enumerate(layer.get_weights()):
+            out[f"{layer.name}/{i}"] = w
+    return out
+
+
+def save_checkpoint(path: Path, genome: GanGenome, generator, discriminator, optimizers, total_steps: int) -> None:
+    """Write weights, optimizer state and meta to ``path`` (files replaced atomically)."""
+    path.mkdir(parents=True, exist_ok=True)
+    weights = {**_layer_weights(generator), **_layer_weights(discriminator)}
+    _save_npz(path / WEIGHTS_FILE, weights)
+    opt = {}
+    for name, o in optimizers.items():
+        for i, v in enumerate(o.variables):
+            opt[f"{name}/{i}"] = np.asarray(v)
+    _save_npz(path / OPTIMIZERS_FILE, opt)
+    meta = {"genome": genome.to_dict(), "total_steps": int(total_steps)}
+    tmp = path / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, path / META_FILE)
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Read ``meta``, layer weights and optimizer state from a checkpoint directory."""
+    try:
+        meta = json.loads((path / META_FILE).read_text())
+        with np.load(path / WEIGHTS_FILE) as z:
+            weights = {k: z[k] for k in z.files}
+        opt: dict[str, np.ndarray] = {}
+        if (path / OPTIMIZERS_FILE).is_file():
+            with np.load(path / OPTIMIZERS_FILE) as z:
+                opt = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError) as e:
+        raise GanNasError(f"checkpoint {path} is missing or damaged: {e}") from None
+    return meta, weights, opt
+
+
+def load_generator(genome: GanGenome, checkpoint: str | Path, image_shape: tuple[int, int, int]):
+    """Build ``genome``'s generator and load its weights from a checkpoint directory."""
+    from gan_nas import builder
+
+    _, weights, _ = load_checkpoint(Path(checkpoint))
+    gen = builder.build_generator(genome, image_shape)
+    for layer in gen.layers:
+        n = len(layer.get_weights())
+        if n:
+            try:
+                layer.set_weights([weights[f"{layer.name}/{i}"] for i in range(n)])
+            except KeyError:
+                raise GanNasError(f"checkpoint {checkpoint} has no weights for layer {layer.name}") from None
+    return gen
+
+
+def export_generator(genome: GanGenome, checkpoint: str | Path, image_shape: tuple[int, int, int],
+                     path: str | Path) -> Path:
+    """Save the trained generator as a ``.keras`` file that plain Keras loads (built-in layers only)."""
+    gen = load_generator(genome, checkpoint, image_shape)
+    path = Path(path)
+    gen.save(path)
+    return path
+
+
+def _genes_by_uid(net: NetworkGenome) -> dict[str, LayerGene]:
+    return {g.uid: g for g in net.genes()}
+
+
+def inherit(model, net: NetworkGenome, parent_net: NetworkGenome, parent_weights: dict[str, np.ndarray],
+            prefix: str) -> int:
+    """Copy weights of layers whose gene is unchanged from the parent and whose shapes match.
+
+    Layers are matched by name (``{prefix}_{uid}_...``, see the builder); a layer is
+    copied only when the gene with its uid is equal in child and parent and every
+    weight has the parent's shape. Returns the number of layers copied.
+    """
+    child_genes, parent_genes = _genes_by_uid(net), _genes_by_uid(parent_net)
+    copied = 0
+    for layer in model.layers:
+        current = layer.get_weights()
+        if not current or not layer.name.startswith(prefix + "_"):
+            continue
+        uid = layer.name[len(prefix) + 1:].split("_", 1)[0]
+        if uid not in child_genes or child_genes[uid] != parent_genes.get(uid):
+            continue
+        old = [parent_weights.get(f"{layer.name}/{i}") for i in range(len(current))]
+        if any(o is None or o.shape != c.shape for o, c in zip(old, current)):
+            continue
+        layer.set_weights(old)
+        copied += 1
+    return copied
+
+
+def _restore_optimizers(optimizers, state: dict[str, np.ndarray]) -> bool:
+    for name, o in optimizers.items():
+        values = [state.get(f"{name}/{i}") for i in range(len(o.variables))]
+        if any(v is None or tuple(v.shape) != tuple(var.shape) for v, var in zip(values, o.variables)):
+            return False
+    for name, o in optimizers.items():
+        for i, var in enumerate(o.variables):
+            var.assign(state[f"{name}/{i}"])
+    return True
+
+
+# --- training ------------------------------------------------------------------
+
+
+@dataclass
+class TrainOptions:
+    """Knobs of :func:`train_candidate` that are not genes."""
+
+    batch_size: int = 64
+    seed: int = 0
+    mixed_precision: bool = False
+    deterministic: bool = False
+    log_every: int = 100
+    n_score: int = 2_000
+    noise_seed: int = 1234
+    score_batch: int = 500
+
+
+def _finite(*values: float) -> bool:
+    return all(math.isfinite(v) for v in values)
+
+
+def _weights_finite(*models) -> bool:
+    import tensorflow as tf
+
+    return all(bool(tf.reduce_all(tf.math.is_finite(tf.cast(w, tf.float32)))) for m in models for w in m.weights
+               if "float" in str(w.dtype))
+
+
+def train_candidate(
+    genome: GanGenome,
+    data,
+    steps: int,
+    reference=None,
+    options: TrainOptions | None = None,
+    parent: str | Path | None = None,
+    resume: str | Path | None = None,
+    save_to: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+    score: bool = True,
+) -> CandidateResult:
+    """Build, inherit, train ``steps`` generator steps, score.
+
+    Args:
+        genome: the candidate.
+        data: a :class:`gan_nas.data.Dataset`.
+        steps: generator steps (each with ``genome.training.d_steps`` discriminator steps).
+        reference: a :class:`gan_nas.fitness.Reference` for scoring; needed when ``score``.
+        options: batch size, seeds, precision, scoring sample size.
+        parent: checkpoint directory of the parent: its unchanged layers are inherited.
+        resume: checkpoint directory of this same genome: continue training it
+            (weights and optimizer state), adding to its lineage steps.
+        save_to: write this candidate's checkpoint here after training.
+        log: called with a progress line every ``options.log_every`` steps.
+        score: score the generator (else fitness stays inf and status ok).
+
+    Returns:
+        The result; never raises for an invalid or diverging genome.
+    """
+    import keras
+    import tensorflow as tf
+
+    from gan_nas import builder
+    from gan_nas import data as data_mod
+
+    opt = options or TrainOptions()
+    t0 = time.perf_counter()
+    result = CandidateResult(status="ok")
+    shape = tuple(data.spec.shape)
+    try:
+        validate(genome, shape)
+    except GanNasError as e:
+        return _finish(result, t0, status="invalid", error=str(e))
+
+    keras.backend.clear_session()  # free the previous candidate's graphs and weights
+    gc.collect()
+    keras.utils.set_random_seed(opt.seed)
+    if opt.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    previous_policy = keras.mixed_precision.global_policy()
+    if opt.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        try:
+            gen = builder.build_generator(genome, shape)
+            disc = builder.build_discriminator(genome, shape)
+        except GanNasError as e:
+            return _finish(result, t0, status="invalid", error=str(e))
+        except (ValueError, TypeError) as e:  # Keras refused what validate() let through
+            return _finish(result, t0, status="invalid", error=f"{type(e).__name__}: {e}".splitlines()[0])
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    result.params = {"g": int(gen.count_params()), "d": int(disc.count_params())}
+
+    tg = genome.training
+    g_opt = keras.optimizers.Adam(tg.g_lr, beta_1=tg.beta1, beta_2=tg.beta2)
+    d_opt = keras.optimizers.Adam(tg.d_lr, beta_1=tg.beta1, beta_2=tg.beta2)
+    g_opt.build(gen.trainable_variables)
+    d_opt.build(disc.trainable_variables)
+    optimizers = {"g": g_opt, "d": d_opt}
+
+    lineage_steps = 0
+    result.inherited = {"g": 0, "d": 0}
+    if resume is not None:
+        meta, weights, opt_state = load_checkpoint(Path(resume))
+        parent_genome = GanGenome.from_dict(meta["genome"])
+        result.inherited = {
+            "g": inherit(gen, genome.generator, parent_genome.generator, weights, "g"),
+            "d": inherit(disc, genome.discriminator, parent_genome.discriminator, weights, "d"),
+        }
+        _restore_optimizers(optimizers, opt_state)
+        lineage_steps = int(meta.get("total_steps", 0))
+    elif parent is not None:
+        meta, weights, _ = load_checkpoint(Path(parent))
+        parent_genome = GanGenome.from_dict(meta["genome"])
+        result.inherited = {
+            "g": inherit(gen, genome.generator, parent_genome.generator, weights, "g"),
+            "d": inherit(disc, genome.discriminator, parent_genome.discriminator, weights, "d"),
+        }
+        lineage_steps = int(meta.get("total_steps", 0))
+
+    batch, d_steps, latent, loss = opt.batch_size, tg.d_steps, genome.generator.latent, tg.loss
+    noise_gen = tf.random.Generator.from_seed(opt.seed + 1)
+    traces = [0]
+
+    def step(real):  # real: (d_steps, batch, H, W, C) in [-1, 1]
+        traces[0] += 1  # runs only while tracing
+        dl = tf.constant(0.0)
+        for k in range(d_steps):
+            z = noise_gen.normal([batch, latent])
+            with tf.GradientTape() as tape:
+                fake = tf.cast(gen(z, training=True), tf.float32)
+                real_logits = tf.cast(disc(real[k], training=True), tf.float32)
+                fake_logits = tf.cast(disc(fake, training=True), tf.float32)
+                dl = d_loss(loss, real_logits, fake_logits)
+                if loss == "wgan_gp":
+                    alpha = noise_gen.uniform([batch, 1, 1, 1], 0.0, 1.0)
+                    dl += GP_WEIGHT * gradient_penalty(disc, real[k], fake, alpha)
+            grads = tape.gradient(dl, disc.trainable_variables)
+            d_opt.apply_gradients(zip(grads, disc.trainable_variables))
+        z = noise_gen.normal([batch, latent])
+        with tf.GradientTape() as tape:
+            fake_logits = tf.cast(disc(gen(z, training=True), training=True), tf.float32)
+            gl = g_loss(loss, fake_logits)
+        grads = tape.gradient(gl, gen.trainable_variables)
+        g_opt.apply_gradients(zip(grads, gen.trainable_variables))
+        return gl, dl
+
+    h, w, c = shape
+    train_step = tf.function(step, input_signature=[tf.TensorSpec([d_steps, batch, h, w, c], tf.float32)],
+                             jit_compile=False)
+    stream = data_mod.pipeline(data.x_train, batch * d_steps, seed=opt.seed, shuffle_buffer=10_000)
+    stream = stream.map(lambda x: tf.reshape(x, [d_steps, batch, h, w, c]))
+    it = iter(stream)
+
+    gl_v = dl_v = float("nan")
+    done = 0
+    try:
+        gl, dl = train_step(next(it))  # trace and first step
+        gl_v, dl_v = float(gl), float(dl)
+        done = 1
+        t_train = time.perf_counter()
+        result.seconds["build"] = t_train - t0
+        while done < steps and _finite(gl_v, dl_v):
+            gl, dl = train_step(next(it))
+            gl_v, dl_v = float(gl), float(dl)
+            done += 1
+            if log is not None and opt.log_every and done % opt.log_every == 0:
+                log(f"step {done}/{steps} g_loss {gl_v:.3f} d_loss {dl_v:.3f}")
+        result.seconds["train"] = time.perf_counter() - t_train
+    except tf.errors.InvalidArgumentError as e:  # e.g. a NaN check inside an op
+        gl_v = float("nan")
+        result.seconds.setdefault("build", time.perf_counter() - t0)
+        result.error = str(e).splitlines()[0]
+    result.steps = done
+    result.total_steps = lineage_steps + done
+    result.traces = traces[0]
+    result.metrics = {"g_loss": gl_v, "d_loss": dl_v}
+
+    if not _finite(gl_v, dl_v) or not _weights_finite(gen, disc):
+        return _finish(result, t0, status="diverged",
+                       error=result.error or f"non-finite loss or weights at step {done}")
+
+    if save_to is not None:
+        save_checkpoint(Path(save_to), genome, gen, disc, optimizers, result.total_steps)
+
+    if score:
+        from gan_nas import fitness
+
+        t_score = time.perf_counter()
+        scores = fitness.score(gen, reference, n=opt.n_score, noise_seed=opt.noise_seed,
+                               latent_size=latent, batch_size=opt.score_batch)
+        result.seconds["score"] = time.perf_counter() - t_score
+        result.metrics.update({k: float(v) for k, v in scores.items()})
+        result.fitness = float(scores["fid"])
+        if not math.isfinite(result.fitness):
+            return _finish(result, t0, status="diverged", error="generator output is not finite")
+    return _finish(result, t0)
+
+
+def _finish(result: CandidateResult, t0: float, status: str | None = None, error: str | None = None
+            ) -> CandidateResult:
+    if status is not None:
+        result.status = status
+        result.fitness = math.inf
+    if error is not None:
+        result.error = error
+    result.seconds["total"] = time.perf_counter() - t0
+    return result
