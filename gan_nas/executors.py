@@ -1,0 +1,371 @@
+"""Executors: run one function over many tasks, serially, in processes, or on Ray.
+
+All executors share one interface::
+
+    with make_executor(cfg.run, init=load_data) as ex:
+        for index, result in ex.map_unordered(evaluate, tasks):
+            ...
+
+``fn`` must be a top-level function (so it pickles by reference) that takes
+one task (a plain dict) and returns a plain, JSON-able dict. A task whose
+``fn`` raises becomes a result ``{"status": "failed", "error": "Type: msg",
+"traceback": ...}``; a task whose worker process dies (SIGKILL, segfault,
+out of memory) is retried up to ``max_retries`` times on a fresh worker and
+then becomes ``{"status": "failed", "error": "worker died (...)"}``. Failed
+candidates are data, never a crash of the search. ``KeyboardInterrupt`` is
+not caught: it stops the map, and ``close`` ends the workers.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from gan_nas.config import RunConfig
+from gan_nas.errors import ConfigError
+
+Task = dict[str, Any]
+Result = dict[str, Any]
+TaskFn = Callable[[Task], Result]
+
+_ready_in_this_process: set[tuple[int, Callable[[], None] | None]] = set()  # Ray workers: init done once
+
+
+def _init_worker(threads: int) -> None:
+    """Limit a worker's threads; call before TensorFlow is imported.
+
+    Sets ``OMP_NUM_THREADS``, ``TF_NUM_INTRAOP_THREADS`` (= ``threads``) and
+    ``TF_NUM_INTEROP_THREADS`` (= 1), which TensorFlow reads when its runtime
+    starts; if TensorFlow is already imported, also sets them through
+    ``tf.config.threading`` (ignored once the runtime has started).
+
+    Args:
+        threads: Intra-op threads for this worker.
+    """
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # the runtime is already initialized
+            pass
+
+
+def failed(error: str, tb: str | None = None) -> Result:
+    """A failed task's result."""
+    result: Result = {"status": "failed", "error": error}
+    if tb is not None:
+        result["traceback"] = tb
+    return result
+
+
+def _call(fn: TaskFn, task: Task) -> Result:
+    """Run ``fn(task)``, turning an exception (not KeyboardInterrupt) into a failed result."""
+    try:
+        return fn(task)
+    except Exception as e:
+        return failed(f"{type(e).__name__}: {e}", traceback.format_exc())
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"worker died (exit {exitcode}, {signal.Signals(-exitcode).name})"
+        except ValueError:
+            pass
+    return f"worker died (exit {exitcode})"
+
+
+class Executor:
+    """Runs a function over tasks; see the module docstring.
+
+    Attributes:
+        workers: How many tasks run at once.
+    """
+
+    workers: int = 1
+
+    def map_unordered(self, fn: TaskFn, tasks: list[Task]) -> Iterator[tuple[int, Result]]:
+        """Run ``fn`` on every task; yield ``(index into tasks, result)`` as each finishes.
+
+        Every index is yielded exactly once. Leaving the loop early abandons
+        the tasks still running.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release workers; the executor cannot be used afterwards."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SerialExecutor(Executor):
+    """Runs tasks one after another in this process."""
+
+    def __init__(self, init: Callable[[], None] | None = None, threads: int = 0) -> None:
+        """Run ``init`` in this process now.
+
+        Args:
+            init: Run once, now.
+            threads: If positive, limit this process's TF threads (see :func:`_init_worker`).
+        """
+        if threads > 0:
+            _init_worker(threads)
+        if init is not None:
+            init()
+
+    def map_unordered(self, fn: TaskFn, tasks: list[Task]) -> Iterator[tuple[int, Result]]:
+        for i, task in enumerate(tasks):
+            yield i, _call(fn, task)
+
+
+# -- process pool ----------------------------------------------------------------------------
+
+
+def _worker_main(conn: multiprocessing.connection.Connection, threads: int,
+                 init: Callable[[], None] | None) -> None:
+    """A worker process: set threads, run ``init``, then answer ``(index, fn, task)`` messages."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _init_worker(threads)
+    init_error = None
+    if init is not None:
+        try:
+            init()
+        except Exception as e:
+            init_error = failed(f"worker init failed: {type(e).__name__}: {e}", traceback.format_exc())
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):  # the parent went away
+            return
+        if msg is None:
+            return
+        index, fn, task = msg
+        result = init_error or _call(fn, task)
+        try:
+            conn.send((index, result))
+        except (EOFError, OSError):
+            return
+        except Exception as e:  # the result does not pickle
+            conn.send((index, failed(f"result cannot be sent back: {type(e).__name__}: {e}")))
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    conn: multiprocessing.connection.Connection
+    index: int | None = None  # the task it is running
+
+
+class ProcessExecutor(Executor):
+    """Long-lived worker processes (spawned), one task at a time each.
+
+    Each worker owns a pipe, so a worker that dies loses only its own task:
+    that task is retried on a fresh worker up to ``max_retries`` times, then
+    reported as failed. Workers start on the first map and serve later maps.
+    """
+
+    def __init__(self, workers: int, threads: int, max_retries: int,
+                 init: Callable[[], None] | None = None) -> None:
+        """Configure the pool; workers start on the first map.
+
+        Args:
+            workers: Worker processes.
+            threads: TF intra-op threads per worker.
+            max_retries: Extra attempts for a task whose worker died.
+            init: Run once in each worker after its thread settings, e.g. to load a dataset.
+        """
+        self.workers, self.threads, self.max_retries, self.init = workers, threads, max_retries, init
+        self._ctx = multiprocessing.get_context("spawn")
+        self._pool: list[_Worker | None] = [None] * workers
+
+    def _start(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(target=_worker_main, args=(child, self.threads, self.init),
+                                 daemon=True, name="gan-nas-worker")
+        proc.start()
+        child.close()
+        return _Worker(proc, parent)
+
+    def _stop(self, slot: int, timeout: float = 5.0) -> None:
+        w = self._pool[slot]
+        self._pool[slot] = None
+        if w is None:
+            return
+        if w.index is None and w.process.is_alive():
+            try:
+                w.conn.send(None)
+            except OSError:
+                pass
+            w.process.join(timeout)
+        if w.process.is_alive():
+            w.process.kill()
+            w.process.join()
+        w.conn.close()
+
+    def map_unordered(self, fn: TaskFn, tasks: list[Task]) -> Iterator[tuple[int, Result]]:
+        pending = collections.deque(range(len(tasks)))
+        attempts = [0] * len(tasks)
+        running = 0
+        try:
+            while pending or running:
+                for slot in range(self.workers):
+                    if not pending:
+                        break
+                    w = self._pool[slot]
+                    if w is None or (w.index is None and not w.process.is_alive()):
+                        self._stop(slot)
+                        w = self._pool[slot] = self._start()
+                    if w.index is None:
+                        w.index = pending.popleft()
+                        attempts[w.index] += 1
+                        running += 1
+                        try:
+                            w.conn.send((w.index, fn, tasks[w.index]))
+                        except OSError:
+                            pass  # it died just now: the wait below sees it
+                busy = [(slot, w) for slot, w in enumerate(self._pool) if w is not None and w.index is not None]
+                multiprocessing.connection.wait([o for _, w in busy for o in (w.conn, w.process.sentinel)])
+                for slot, w in busy:
+                    result = None
+                    try:
+                        if w.conn.poll():
+                            result = w.conn.recv()
+                    except (EOFError, OSError):
+                        pass
+                    if result is not None:
+                        index, value = result
+                        w.index = None
+                        running -= 1
+                        yield index, value
+                    elif not w.process.is_alive():
+                        index, w.index = w.index, None
+                        running -= 1
+                        self._stop(slot)
+                        if attempts[index] > self.max_retries:
+                            yield index, failed(_exit_reason(w.process.exitcode))
+                        else:
+                            pending.appendleft(index)
+        finally:
+            for slot, w in enumerate(self._pool):  # abandoned tasks: their workers hold stale work
+                if w is not None and w.index is not None:
+                    self._stop(slot)
+
+    def close(self) -> None:
+        for slot in range(self.workers):
+            self._stop(slot)
+
+
+# -- Ray -------------------------------------------------------------------------------------
+
+
+def _ray_task(fn: TaskFn, task: Task, threads: int, init: Callable[[], None] | None) -> Result:
+    """A Ray task: set threads and run ``init`` once per worker process, then ``fn(task)``."""
+    key = (threads, init)
+    if key not in _ready_in_this_process:
+        _init_worker(threads)
+        if init is not None:
+            init()
+        _ready_in_this_process.add(key)
+    return _call(fn, task)
+
+
+class RayExecutor(Executor):
+    """One Ray task per candidate, on a local Ray instance or a cluster.
+
+    Ray retries a task whose worker died ``max_retries`` times; after that
+    the task is reported as failed. If Ray is already initialized in this
+    process, that instance is used and left running on close.
+    """
+
+    def __init__(self, address: str | None, workers: int, threads: int, gpus: float, max_retries: int,
+                 init: Callable[[], None] | None = None) -> None:
+        """Join or start Ray.
+
+        Args:
+            address: A cluster to join ("auto" or host:port); None starts a local instance
+                with ``workers * threads`` CPUs.
+            workers: Candidates at once on a local instance.
+            threads: CPUs reserved by, and TF threads of, each task.
+            gpus: GPUs reserved by each task.
+            max_retries: Retries of a task whose worker died.
+            init: Run once in each Ray worker process before its first task.
+
+        Raises:
+            ConfigError: Ray is not installed, or the cluster cannot be reached.
+        """
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("run.executor=ray needs Ray: pip install 'gan-nas[ray]'") from None
+        self._ray = ray
+        self.workers, self.threads, self.init = workers, threads, init
+        self._started = False
+        if not ray.is_initialized():
+            try:
+                ray.init(address=address or None, num_cpus=None if address else workers * threads,
+                         include_dashboard=False, ignore_reinit_error=True, log_to_driver=True)
+            except ConnectionError as e:
+                raise ConfigError(f"run.ray_address={address!r}: cannot join the Ray cluster: {e}") from None
+            self._started = True
+        self._remote = ray.remote(_ray_task).options(num_cpus=threads, num_gpus=gpus, max_retries=max_retries)
+
+    def map_unordered(self, fn: TaskFn, tasks: list[Task]) -> Iterator[tuple[int, Result]]:
+        ray = self._ray
+        refs = {self._remote.remote(fn, task, self.threads, self.init): i for i, task in enumerate(tasks)}
+        try:
+            while refs:
+                done, _ = ray.wait(list(refs), num_returns=1)
+                for ref in done:
+                    index = refs.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayError as e:  # worker died, node lost, out of memory
+                        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                        result = failed(f"worker died ({type(e).__name__}: {first})", str(e))
+                    yield index, result
+        finally:
+            for ref in refs:
+                ray.cancel(ref, force=True)
+
+    def close(self) -> None:
+        if self._started:
+            self._ray.shutdown()
+            self._started = False
+
+
+def make_executor(run_cfg: RunConfig, init: Callable[[], None] | None = None) -> Executor:
+    """The executor that ``run_cfg`` asks for.
+
+    Args:
+        run_cfg: ``executor``, ``workers``, ``threads`` (0: cores // workers),
+            ``ray_address``, ``gpus_per_candidate``, ``max_retries``.
+        init: A top-level function run once per worker (once here for serial).
+
+    Raises:
+        ConfigError: Unknown executor, or Ray requested but missing.
+    """
+    threads = run_cfg.threads or max(1, (os.cpu_count() or 1) // run_cfg.workers)
+    if run_cfg.executor == "serial":
+        return SerialExecutor(init, threads=run_cfg.threads)
+    if run_cfg.executor == "process":
+        return ProcessExecutor(run_cfg.workers, threads, run_cfg.max_retries, init)
+    if run_cfg.executor == "ray":
+        return RayExecutor(run_cfg.ray_address, run_cfg.workers, threads, run_cfg.gpus_per_candidate,
+                           run_cfg.max_retries, init)
+    raise ConfigError(f"run.executor must be serial, process or ray, got {run_cfg.executor!r}")

@@ -1,0 +1,494 @@
+"""The run directory: config, journal, state, candidates, best, and a lock.
+
+Layout (see DESIGN.md, "Run directory contract")::
+
+    RUN_DIR/config.json        resolved config; created once, never rewritten
+    RUN_DIR/journal.jsonl      one JSON object per finished evaluation, appended and fsynced
+    RUN_DIR/state.json         search state, replaced atomically
+    RUN_DIR/candidates/ID/     genome.json and weights
+    RUN_DIR/best/              genome.json, generator.keras; replaced as a whole
+    RUN_DIR/samples/, tb/      image grids, TensorBoard logs
+    RUN_DIR/lock               pid, host and start time of the search writing the directory
+
+Every write is crash-safe: a process killed at any instant leaves either the
+old or the new version of each file, never a torn one. Files are written to
+a temporary name in the same directory, fsynced, renamed over the target, and
+the directory is fsynced. A journal line is one ``write`` on an ``O_APPEND``
+descriptor followed by ``fsync``. Leftover temporaries are ignored by readers
+and removed by the next process that takes the lock.
+
+Only the lock holder writes; readers (``generate``, ``report``) open the
+directory without locking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from gan_nas.errors import RunDirError
+
+CONFIG = "config.json"
+JOURNAL = "journal.jsonl"
+STATE = "state.json"
+LOCK = "lock"
+BEST = "best"
+_BEST_TMP = "best.tmp"  # a best/ being filled; complete once best.old exists beside it
+_BEST_OLD = "best.old"  # the previous best/, moved aside during the swap
+_TMP_MARK = ".tmp-"  # temporaries are named .NAME.tmp-PID-RANDOM
+
+
+def is_pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host (zombies count as dead).
+
+    Args:
+        pid: A process id.
+
+    Returns:
+        True if the process exists and has not exited.
+    """
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        pass
+    stat = _proc_stat(pid)
+    return stat is None or stat[0] != "Z"
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks since boot) from /proc, or None where unavailable."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2:].split()  # the command name may hold spaces and parentheses
+    try:
+        return fields[0], int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _encode(obj: Any) -> bytes:
+    # allow_nan: failed candidates carry fitness = inf, which Python's json reads back as Infinity.
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
+class RunStore:
+    """A run directory on disk.
+
+    Make one with :meth:`create` (a new run) or :meth:`open` (an existing
+    one), then take the lock before writing::
+
+        store = RunStore.create(run_dir, cfg.to_json())
+        with store.locked():
+            store.append({"id": "g0-0", "status": "ok", ...})
+            store.write_state({...})
+
+    Attributes:
+        root: The run directory.
+    """
+
+    def __init__(self, root: Path) -> None:
+        """Wrap an already checked run directory; use :meth:`create` or :meth:`open`."""
+        self.root = root
+        self._lock_token: str | None = None
+
+    # -- creating and opening ------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, run_dir: str | Path, config_json: str) -> RunStore:
+        """Start a new run directory holding ``config_json``.
+
+        Args:
+            run_dir: A path that does not exist yet or is an empty directory.
+            config_json: The resolved config, as JSON text.
+
+        Returns:
+            The store, not locked yet.
+
+        Raises:
+            RunDirError: The path is a file, is not writable, or already holds files.
+        """
+        root = Path(run_dir)
+        if root.exists() and not root.is_dir():
+            raise RunDirError(f"run dir {root} is a file, not a directory; choose another --run-dir")
+        if root.is_dir() and any(root.iterdir()):
+            raise RunDirError(f"run dir {root} already holds a run; use --resume or another --run-dir")
+        json.loads(config_json)  # a programming error, not user input, if this fails
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            for sub in ("candidates", "samples", "tb"):
+                (root / sub).mkdir(exist_ok=True)
+            tmp = _tmp_name(root / CONFIG)
+            _write_bytes(tmp, config_json.rstrip("\n").encode() + b"\n")
+            try:
+                os.link(tmp, root / CONFIG)  # fails if another process created the run first
+            except FileExistsError:
+                raise RunDirError(
+                    f"run dir {root} already holds a run; use --resume or another --run-dir") from None
+            finally:
+                tmp.unlink(missing_ok=True)
+            _fsync_dir(root)
+        except PermissionError as e:
+            raise RunDirError(f"run dir {root} cannot be written: {e.strerror}; choose another --run-dir") from None
+        return cls(root)
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> RunStore:
+        """Open an existing run directory (to resume it or to read it).
+
+        Args:
+            run_dir: A directory made by :meth:`create`.
+
+        Returns:
+            The store, not locked.
+
+        Raises:
+            RunDirError: The directory is missing, is not a run directory, or its config.json is corrupt.
+        """
+        root = Path(run_dir)
+        if not root.exists():
+            raise RunDirError(f"run dir {root} does not exist; check the path (a new search needs no --resume)")
+        if not root.is_dir():
+            raise RunDirError(f"run dir {root} is a file, not a run directory")
+        if not (root / CONFIG).is_file():
+            raise RunDirError(f"{root} is not a gan-nas run directory: it has no {CONFIG}")
+        store = cls(root)
+        store.config_json()  # parse now, so a damaged run fails early
+        return store
+
+    def config_json(self) -> str:
+        """The run's resolved config as JSON text.
+
+        Raises:
+            RunDirError: config.json is unreadable or not a JSON object.
+        """
+        path = self.root / CONFIG
+        self.read_json(path, expect=dict)
+        return path.read_text()
+
+    # -- the lock -----------------------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Take the run directory for this process; a no-op if this store holds it already.
+
+        A lock left by a dead process on this host (its pid gone, or reused by
+        a process that started later) is reported on stderr and taken over.
+        Taking over is serialised by an ``flock`` on the directory, so two
+        processes racing for a stale lock cannot both win.
+
+        Raises:
+            RunDirError: A live process (or one on another host) holds the lock.
+        """
+        if self._lock_token is not None:
+            return
+        path = self.root / LOCK
+        token = secrets.token_hex(8)
+        stat = _proc_stat(os.getpid())
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            "proc_start": stat[1] if stat else None,
+            "token": token,
+        }
+        guard = os.open(self.root, os.O_RDONLY)
+        try:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                self._remove_stale_lock(path)  # raises if the holder lives
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except PermissionError as e:
+                raise RunDirError(f"run dir {self.root} cannot be written: {e.strerror}") from None
+            try:
+                os.write(fd, _encode(info))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            _fsync_dir(self.root)
+        finally:
+            os.close(guard)  # releases the flock
+        self._lock_token = token
+        self._recover()
+
+    def _remove_stale_lock(self, path: Path) -> None:
+        """Delete a lock whose holder is dead; raise RunDirError naming a live holder."""
+        try:
+            info = json.loads(path.read_text())
+            pid, host = int(info["pid"]), str(info["host"])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError):
+            # Writers hold the flock from creation to fsync, so a torn lock file means its writer died.
+            print(f"warning: removing unreadable lock file {path}", file=sys.stderr)
+            path.unlink(missing_ok=True)
+            return
+        if host == socket.gethostname():
+            stat = _proc_stat(pid)
+            reused = stat is not None and info.get("proc_start") not in (None, stat[1])
+            if not is_pid_alive(pid) or reused:
+                print(f"warning: removing stale lock left by dead pid {pid}", file=sys.stderr)
+                path.unlink(missing_ok=True)
+                return
+        raise RunDirError(
+            f"run dir {self.root} is locked by pid {pid} on {host} (started {info.get('started', '?')}); "
+            f"another search is writing it. If no search is running, delete {path}")
+
+    def unlock(self) -> None:
+        """Release the lock if this store holds it."""
+        if self._lock_token is None:
+            return
+        path = self.root / LOCK
+        try:
+            if json.loads(path.read_text()).get("token") == self._lock_token:
+                path.unlink()
+                _fsync_dir(self.root)
+        except (OSError, ValueError, AttributeError):
+            pass  # removed or replaced by someone else: nothing of ours to release
+        self._lock_token = None
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[RunStore]:
+        """Hold the lock for the ``with`` block; see :meth:`lock`."""
+        self.lock()
+        try:
+            yield self
+        finally:
+            self.unlock()
+
+    def _recover(self) -> None:
+        """Finish an interrupted best/ swap and delete leftover temporaries (lock held)."""
+        self._recover_best()
+        for d in (self.root, self.root / "candidates", *self.root.glob("candidates/*")):
+            for p in d.glob(f".*{_TMP_MARK}*") if d.is_dir() else ():
+                if p.is_file():
+                    p.unlink(missing_ok=True)
+
+    # -- journal and state --------------------------------------------------------------------
+
+    @property
+    def journal_path(self) -> Path:
+        return self.root / JOURNAL
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record to the journal as one line, durably.
+
+        Args:
+            record: A JSON-able dict (one finished evaluation).
+        """
+        line = json.dumps(record, sort_keys=True).encode() + b"\n"
+        fd = os.open(self.journal_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # a hand-edited journal lost its final newline
+            while line:
+                line = line[os.write(fd, line):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def journal(self) -> list[dict[str, Any]]:
+        """Every journal record, in the order written; empty if there is no journal yet.
+
+        Raises:
+            RunDirError: A line is not a JSON object; the message gives the line number and a fix.
+        """
+        try:
+            data = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        lines = data.split(b"\n")
+        records = []
+        for lineno, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw)
+                if not isinstance(rec, dict):
+                    raise ValueError(f"a JSON {type(rec).__name__}, not an object")
+            except (ValueError, UnicodeDecodeError) as e:
+                where = f"{self.journal_path}:{lineno}"
+                if lineno == len(lines):  # no newline after it: the write was cut off
+                    raise RunDirError(
+                        f"{where}: corrupt journal line (truncated: a write cut off by a crash); "
+                        f"delete that last line and resume, its evaluation will be redone") from None
+                raise RunDirError(
+                    f"{where}: corrupt journal line ({e}); repair or delete that line and resume, "
+                    f"a deleted evaluation will be redone") from None
+            records.append(rec)
+        return records
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        """Replace state.json atomically with ``state``."""
+        self.write_json_atomic(self.root / STATE, state)
+
+    def read_state(self) -> dict[str, Any] | None:
+        """The last state written, or None if there is none yet.
+
+        Raises:
+            RunDirError: state.json is corrupt.
+        """
+        path = self.root / STATE
+        if not path.exists():
+            return None
+        return self.read_json(path, expect=dict)
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def write_json_atomic(self, path: str | Path, obj: Any) -> None:
+        """Write ``obj`` as JSON to ``path`` so that a crash leaves the old file or the new one.
+
+        Args:
+            path: Target file; its directory must exist.
+            obj: A JSON-able value.
+        """
+        path = Path(path)
+        tmp = _tmp_name(path)
+        try:
+            _write_bytes(tmp, _encode(obj))
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+
+    def read_json(self, path: str | Path, expect: type | None = None) -> Any:
+        """Read a JSON file of the run, such as a candidate's genome.json.
+
+        Args:
+            path: The file.
+            expect: If given, the type the top-level value must have.
+
+        Raises:
+            RunDirError: The file is missing, unreadable or not valid JSON (of type ``expect``).
+        """
+        path = Path(path)
+        try:
+            value = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RunDirError(f"{path} is missing; the run directory is incomplete") from None
+        except (OSError, ValueError) as e:
+            raise RunDirError(f"{path} is corrupt ({e}); restore it or start a new run") from None
+        if expect is not None and not isinstance(value, expect):
+            raise RunDirError(f"{path} is corrupt: expected a JSON {expect.__name__}, got {type(value).__name__}")
+        return value
+
+    def candidate_dir(self, cid: str, create: bool = True) -> Path:
+        """The directory of candidate ``cid``.
+
+        Args:
+            cid: A candidate id (a plain file name).
+            create: Create the directory if missing; if False, a missing one is an error.
+
+        Raises:
+            RunDirError: The id is not a plain name, or (create=False) no such candidate exists.
+        """
+        if not cid or cid in (".", "..") or "/" in cid or "\\" in cid or cid.startswith("."):
+            raise RunDirError(f"candidate id {cid!r} is not valid; ids are listed in {self.journal_path}")
+        path = self.root / "candidates" / cid
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        elif not path.is_dir():
+            raise RunDirError(f"run dir {self.root} has no candidate {cid!r}; ids are listed in {self.journal_path}")
+        return path
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def tb_dir(self) -> Path:
+        return self.root / "tb"
+
+    def best_dir(self) -> Path | None:
+        """The directory holding the best candidate, or None if none was published.
+
+        Safe to call while a search publishes: in the instant between the two
+        renames of :meth:`publish_best` it returns the complete new copy.
+        """
+        for name in (BEST, _BEST_TMP, BEST):  # best again: the swap may finish while we look
+            if (self.root / name).is_dir() and (name == BEST or (self.root / _BEST_OLD).exists()):
+                return self.root / name
+        return None
+
+    def publish_best(self, fill: Callable[[Path], None]) -> None:
+        """Replace RUN_DIR/best with the files that ``fill`` writes, as a whole.
+
+        ``fill(tmp_dir)`` writes genome.json, generator.keras, ... into a fresh
+        directory; its files are fsynced, then it is swapped in for best/ by two
+        renames. A crash at any point leaves the old best/ or the new one (see
+        :meth:`_recover`, run when the lock is next taken).
+
+        Args:
+            fill: Writes the new best's files into the directory it is given.
+        """
+        best, tmp, old = self.root / BEST, self.root / _BEST_TMP, self.root / _BEST_OLD
+        self._recover_best()
+        tmp.mkdir()
+        try:
+            fill(tmp)
+            for dirpath, _, files in os.walk(tmp):
+                for name in files:
+                    fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                _fsync_dir(Path(dirpath))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if best.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(best, old)  # from here until best exists again, best.tmp is the complete copy
+            _fsync_dir(self.root)
+        os.rename(tmp, best)
+        _fsync_dir(self.root)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _recover_best(self) -> None:
+        """Finish a best/ swap cut off by a crash; drop a half-filled best.tmp."""
+        best, tmp, old = self.root / BEST, self.root / _BEST_TMP, self.root / _BEST_OLD
+        if old.exists():
+            if not best.exists():
+                # Killed between the two renames of publish_best: best.tmp is complete.
+                os.rename(tmp if tmp.exists() else old, best)
+                _fsync_dir(self.root)
+            shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,122 @@
+"""Executors: every task's result exactly once; exceptions and dead workers become failed results."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from gan_nas.config import RunConfig
+from gan_nas.errors import ConfigError
+from gan_nas.executors import ProcessExecutor, RayExecutor, SerialExecutor, make_executor
+
+sys.path.insert(0, os.path.dirname(__file__))  # spawn children inherit sys.path; Ray gets PYTHONPATH
+import _toy_tasks  # noqa: E402
+
+
+def _collect(ex, fn, tasks):
+    out = list(ex.map_unordered(fn, tasks))
+    indices = [i for i, _ in out]
+    assert sorted(indices) == list(range(len(tasks))), indices
+    return dict(out)
+
+
+def _kill_tasks(tmp_path):
+    """Task 1 kills its worker once, task 3 always; the others are plain."""
+    return [{"x": 0}, {"x": 1, "marker": str(tmp_path / "m1")}, {"x": 2}, {"x": 3, "always": True, "count": str(tmp_path / "c3")}, {"x": 4}]
+
+
+def _check_kill_results(res, tmp_path, max_retries):
+    assert res[1]["status"] == "ok" and res[1]["y"] == 1  # retried after the first attempt died
+    assert res[3]["status"] == "failed" and res[3]["error"].startswith("worker died"), res[3]
+    assert all(res[i] == {**res[i], "status": "ok", "y": i * i} for i in (0, 2, 4))
+    assert len((tmp_path / "c3").read_text().splitlines()) == 1 + max_retries
+
+
+def test_serial_maps_and_fails_softly():
+    calls = []
+    ex = make_executor(RunConfig(executor="serial"), init=lambda: calls.append(1))
+    assert isinstance(ex, SerialExecutor) and calls == [1]
+    with ex:
+        res = _collect(ex, _toy_tasks.square, [{"x": 2}, {"x": 3, "raise": True}, {"x": 4}])
+    assert res[0]["y"] == 4 and res[2]["y"] == 16
+    assert res[1]["status"] == "failed" and res[1]["error"] == "ValueError: bad x 3"
+    assert "Traceback" in res[1]["traceback"]
+
+
+def test_serial_does_not_swallow_keyboard_interrupt():
+    def interrupt(task):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        list(SerialExecutor().map_unordered(interrupt, [{}]))
+
+
+def test_make_executor_threads_default():
+    ex = make_executor(RunConfig(executor="process", workers=2, threads=0))
+    assert isinstance(ex, ProcessExecutor) and ex.threads == max(1, (os.cpu_count() or 1) // 2)
+    ex.close()
+
+
+def test_process_pool_maps_in_long_lived_workers():
+    with ProcessExecutor(workers=2, threads=3, max_retries=1) as ex:
+        tasks = [{"x": i} for i in range(6)] + [{"x": 6, "raise": True}]
+        res = _collect(ex, _toy_tasks.square, tasks)
+        assert [res[i]["y"] for i in range(6)] == [i * i for i in range(6)]
+        assert res[6]["status"] == "failed" and res[6]["error"] == "ValueError: bad x 6"
+        assert {r["threads"] for r in res.values() if "threads" in r} == {"3"}  # set before any import
+        pids = {r["pid"] for r in res.values() if "pid" in r}
+        assert 1 <= len(pids) <= 2 and os.getpid() not in pids
+        again = _collect(ex, _toy_tasks.square, [{"x": 7}])  # the same workers serve the next map
+        assert again[0]["pid"] in pids
+
+
+def test_process_pool_survives_killed_workers(tmp_path):
+    with ProcessExecutor(workers=2, threads=1, max_retries=2) as ex:
+        res = _collect(ex, _toy_tasks.kill_worker, _kill_tasks(tmp_path))
+        assert "SIGKILL" in res[3]["error"]
+        _check_kill_results(res, tmp_path, 2)
+        assert _collect(ex, _toy_tasks.square, [{"x": 5}])[0]["y"] == 25  # the pool still works
+
+
+def test_process_pool_early_exit_abandons_running_tasks():
+    with ProcessExecutor(workers=2, threads=1, max_retries=0) as ex:
+        it = ex.map_unordered(_toy_tasks.square, [{"x": i} for i in range(4)])
+        next(it)
+        it.close()  # workers with a stale task are stopped; the next map starts clean
+        res = _collect(ex, _toy_tasks.square, [{"x": 9}, {"x": 10}])
+        assert res[0]["y"] == 81 and res[1]["y"] == 100
+
+
+@pytest.fixture(scope="module")
+def ray_executor():
+    """A RayExecutor that starts (and on close stops) its own local Ray with 2 CPUs, once per module."""
+    ray = pytest.importorskip("ray")
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    with pytest.MonkeyPatch.context() as mp:  # Ray's workers inherit the environment at ray.init
+        mp.setenv("PYTHONPATH", os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH")) if p))
+        ex = make_executor(RunConfig(executor="ray", workers=2, threads=1, max_retries=2))
+    assert isinstance(ex, RayExecutor) and ray.is_initialized()
+    yield ex
+    ex.close()
+    assert not ray.is_initialized()
+
+
+@pytest.mark.slow
+def test_ray_maps_and_fails_softly(ray_executor):
+    res = _collect(ray_executor, _toy_tasks.square, [{"x": 2}, {"x": 3, "raise": True}, {"x": 4}])
+    assert res[0]["y"] == 4 and res[2]["y"] == 16 and res[0]["threads"] == "1"
+    assert res[1]["status"] == "failed" and res[1]["error"] == "ValueError: bad x 3"
+
+
+@pytest.mark.slow
+def test_ray_survives_killed_workers(ray_executor, tmp_path):
+    res = _collect(ray_executor, _toy_tasks.kill_worker, _kill_tasks(tmp_path))
+    _check_kill_results(res, tmp_path, 2)
+
+
+def test_ray_missing_is_a_config_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ConfigError, match=r"needs Ray: pip install 'gan-nas\[ray\]'"):
+        make_executor(RunConfig(executor="ray"))

@@ -1,0 +1,265 @@
+"""Run directory: atomic writes, journal, lock, best/ swap, and every bad input as RunDirError."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gan_nas import store as store_mod
+from gan_nas.errors import RunDirError
+from gan_nas.store import RunStore, is_pid_alive
+
+CONFIG = '{"run": {"seed": 0}}'
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore.create(tmp_path / "run", CONFIG)
+
+
+def _exited_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
+
+
+def test_create_and_open(tmp_path, store):
+    assert sorted(p.name for p in store.root.iterdir()) == ["candidates", "config.json", "samples", "tb"]
+    again = RunStore.open(tmp_path / "run")
+    assert json.loads(again.config_json()) == json.loads(CONFIG)
+    assert again.journal() == [] and again.read_state() is None and again.best_dir() is None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    RunStore.create(empty, CONFIG)  # an empty directory is fine
+
+
+def test_create_refuses_a_used_dir(tmp_path, store):
+    with pytest.raises(RunDirError, match="already holds a run; use --resume or another --run-dir"):
+        RunStore.create(store.root, CONFIG)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    with pytest.raises(RunDirError, match="already holds a run"):
+        RunStore.create(other, CONFIG)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunDirError, match="is a file"):
+        RunStore.create(tmp_path / "file", CONFIG)
+
+
+def test_open_bad_dirs(tmp_path, store):
+    with pytest.raises(RunDirError, match="does not exist"):
+        RunStore.open(tmp_path / "missing")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(RunDirError, match="not a gan-nas run directory: it has no config.json"):
+        RunStore.open(tmp_path / "plain")
+    (store.root / "config.json").write_text('{"run": ')
+    with pytest.raises(RunDirError, match=r"config.json is corrupt"):
+        RunStore.open(store.root)
+    (store.root / "config.json").write_text("[1, 2]")
+    with pytest.raises(RunDirError, match="expected a JSON dict, got list"):
+        RunStore.open(store.root)
+
+
+def test_state_write_is_atomic(store, monkeypatch):
+    store.write_state({"generation": 1, "fitness": float("inf")})
+    assert store.read_state() == {"generation": 1, "fitness": float("inf")}
+
+    def crash(*args):
+        raise OSError("killed mid-write")
+
+    monkeypatch.setattr(store_mod.os, "replace", crash)
+    with pytest.raises(OSError, match="killed mid-write"):
+        store.write_state({"generation": 2})
+    monkeypatch.undo()
+    assert store.read_state() == {"generation": 1, "fitness": float("inf")}
+    assert sorted(p.name for p in store.root.iterdir()) == ["candidates", "config.json", "samples", "state.json", "tb"]
+
+
+def test_leftover_temporaries_are_cleaned_when_locked(store):
+    leftover = store.root / ".state.json.tmp-123-abcd"
+    leftover.write_text('{"half')
+    cand = store.candidate_dir("g1-0")
+    (cand / ".genome.json.tmp-5-ff").write_text("")
+    assert store.read_state() is None  # readers ignore temporaries
+    with store.locked():
+        assert not leftover.exists() and list(cand.iterdir()) == []
+
+
+def test_corrupt_state(store):
+    (store.root / "state.json").write_text("{not json")
+    with pytest.raises(RunDirError, match="state.json is corrupt"):
+        store.read_state()
+
+
+def test_journal_round_trip(store):
+    records = [{"id": f"g0-{i}", "fitness": 10.0 - i, "metrics": {"fid": 1.5}} for i in range(3)]
+    records.append({"id": "g0-3", "status": "failed", "fitness": float("inf")})
+    for r in records:
+        store.append(r)
+    assert store.journal() == records
+    assert store.journal_path.read_bytes().count(b"\n") == 4
+
+
+def test_journal_line_without_final_newline_is_kept_apart(store):
+    store.append({"id": "a"})
+    store.journal_path.write_bytes(store.journal_path.read_bytes().rstrip(b"\n"))  # hand-edited
+    store.append({"id": "b"})
+    assert store.journal() == [{"id": "a"}, {"id": "b"}]
+
+
+def test_journal_corrupt_middle_line(store):
+    store.append({"id": "a"})
+    with open(store.journal_path, "a") as f:
+        f.write("{oops\n")
+    store.append({"id": "c"})
+    with pytest.raises(RunDirError, match=r"journal.jsonl:2: corrupt journal line \(.*\); repair or delete"):
+        store.journal()
+
+
+def test_journal_non_object_line(store):
+    store.journal_path.write_text('{"id": "a"}\n[1, 2]\n')
+    with pytest.raises(RunDirError, match=r"journal.jsonl:2: corrupt journal line \(a JSON list, not an object\)"):
+        store.journal()
+
+
+def test_journal_truncated_last_line(store):
+    store.append({"id": "a"})
+    store.append({"id": "b", "genome": {"layers": [1, 2, 3]}})
+    data = store.journal_path.read_bytes()
+    store.journal_path.write_bytes(data[:-10])
+    with pytest.raises(RunDirError, match=r"journal.jsonl:2: corrupt journal line \(truncated.*delete that last line"):
+        store.journal()
+
+
+def test_is_pid_alive():
+    assert is_pid_alive(os.getpid())
+    assert not is_pid_alive(_exited_pid())
+    assert not is_pid_alive(0) and not is_pid_alive(-1)
+
+
+def test_lock_held_by_live_process(store):
+    code = ("import sys, time; from gan_nas.store import RunStore; s = RunStore.open(sys.argv[1]); s.lock(); "
+            "print('locked', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(store.root)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunDirError, match=rf"locked by pid {holder.pid} on .* \(started .*\); another search"):
+            store.lock()
+    finally:
+        holder.kill()
+        holder.wait()
+    store.lock()  # the holder died: its lock is stale now
+
+
+def test_lock_in_this_process_and_unlock(tmp_path, store):
+    with store.locked():
+        store.lock()  # re-entrant for the same store
+        info = json.loads((store.root / "lock").read_text())
+        assert info["pid"] == os.getpid() and info["host"] and info["started"]
+        with pytest.raises(RunDirError, match=f"locked by pid {os.getpid()}"):
+            RunStore.open(store.root).lock()
+    assert not (store.root / "lock").exists()
+
+
+def test_stale_lock_is_reported_and_taken_over(store, capsys):
+    dead = _exited_pid()
+    store.lock()
+    info = json.loads((store.root / "lock").read_text())
+    store._lock_token = None  # forget it, as a killed process would
+    (store.root / "lock").write_text(json.dumps({**info, "pid": dead, "proc_start": None, "token": "old"}))
+    other = RunStore.open(store.root)
+    other.lock()
+    assert f"warning: removing stale lock left by dead pid {dead}" in capsys.readouterr().err
+    assert json.loads((store.root / "lock").read_text())["token"] == other._lock_token
+    other.unlock()
+
+
+def test_lock_with_reused_pid_is_stale(store, capsys):
+    store.lock()
+    info = json.loads((store.root / "lock").read_text())
+    if info["proc_start"] is None:
+        pytest.skip("no /proc on this system")
+    store._lock_token = None
+    (store.root / "lock").write_text(json.dumps({**info, "proc_start": info["proc_start"] - 1, "token": "old"}))
+    RunStore.open(store.root).lock()
+    assert f"stale lock left by dead pid {os.getpid()}" in capsys.readouterr().err
+
+
+def test_torn_lock_file_is_taken_over(store, capsys):
+    (store.root / "lock").write_text('{"pid": 12')
+    store.lock()
+    assert "removing unreadable lock file" in capsys.readouterr().err
+
+
+def test_racing_for_a_stale_lock_has_one_winner(store):
+    (store.root / "lock").write_text(json.dumps({"pid": _exited_pid(), "host": os.uname().nodename,
+                                                  "started": "then", "token": "old"}))
+    code = ("import sys, time; from gan_nas.store import RunStore; from gan_nas.errors import RunDirError\n"
+            "s = RunStore.open(sys.argv[1]); time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+            "try:\n    s.lock(); print('won', flush=True); time.sleep(1.5)\n"
+            "except RunDirError:\n    print('lost', flush=True)\n")
+    start = str(time.time() + 1.0)
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(store.root), start], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True) for _ in range(3)]
+    outcomes = sorted(p.communicate(timeout=30)[0].strip() for p in procs)
+    assert outcomes == ["lost", "lost", "won"]
+
+
+def test_candidate_dir(store):
+    d = store.candidate_dir("g2-5")
+    assert d.is_dir() and d == store.root / "candidates" / "g2-5"
+    store.write_json_atomic(d / "genome.json", {"layers": []})
+    assert store.read_json(d / "genome.json") == {"layers": []}
+    assert store.candidate_dir("g2-5", create=False) == d
+    with pytest.raises(RunDirError, match="has no candidate 'nope'"):
+        store.candidate_dir("nope", create=False)
+    for bad in ("", "..", "a/b", ".hidden"):
+        with pytest.raises(RunDirError, match="is not valid"):
+            store.candidate_dir(bad)
+
+
+def _fill(tag):
+    def fill(d):
+        (d / "genome.json").write_text(json.dumps({"tag": tag}))
+        (d / "generator.keras").write_bytes(tag.encode() * 100)
+    return fill
+
+
+def test_publish_best_replaces_atomically(store):
+    store.publish_best(_fill("one"))
+    store.publish_best(_fill("two"))
+    best = store.best_dir()
+    assert best == store.root / "best" and json.loads((best / "genome.json").read_text()) == {"tag": "two"}
+
+    def broken(d):
+        _fill("three")(d)
+        raise RuntimeError("export failed")
+
+    with pytest.raises(RuntimeError):
+        store.publish_best(broken)
+    assert json.loads((store.best_dir() / "genome.json").read_text()) == {"tag": "two"}
+    assert sorted(p.name for p in store.root.iterdir() if p.name.startswith("best")) == ["best"]
+
+
+def test_publish_best_recovers_from_a_crash_between_renames(store, monkeypatch):
+    store.publish_best(_fill("one"))
+    real_rename = os.rename
+
+    def crash_on_second(src, dst):
+        if str(src).endswith("best.tmp"):
+            raise KeyboardInterrupt  # killed right after best/ moved aside
+        real_rename(src, dst)
+
+    monkeypatch.setattr(store_mod.os, "rename", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        store.publish_best(_fill("two"))
+    monkeypatch.undo()
+    assert not (store.root / "best").exists()
+    assert json.loads((store.best_dir() / "genome.json").read_text()) == {"tag": "two"}  # readers see the new one
+    with RunStore.open(store.root).locked():  # the next writer finishes the swap
+        assert sorted(p.name for p in store.root.iterdir() if p.name.startswith("best")) == ["best"]
+        assert json.loads((store.root / "best" / "genome.json").read_text()) == {"tag": "two"}
