@@ -1,0 +1,259 @@
+"""The search end to end on a tiny fixture: results, resume after SIGKILL, the lock, failures as data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gan_nas import cli, config, evolution
+from gan_nas.errors import RunDirError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = """
+[data]
+dataset = "npz:{npz}"
+batch_size = 16
+[training]
+steps = 4
+survivor_steps = {survivor}
+deterministic = true
+log_every = 1000
+[fitness]
+n_search = 64
+classifier_epochs = 1
+batch_size = 64
+[space]
+max_g_blocks = 2
+max_d_blocks = 2
+max_filters = 32
+max_g_params = 200000
+max_d_params = 100000
+latent_sizes = [16]
+[search]
+generations = {generations}
+population = 2
+offspring = 2
+seed_baseline = false
+[run]
+seed = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def fixture_dir(tmp_path_factory) -> Path:
+    """Digits-like fixture: 3 classes of bar images, 240 of each, 28x28x1 uint8, and a cache dir."""
+    d = tmp_path_factory.mktemp("search")
+    rng = np.random.default_rng(0)
+    x = np.zeros((720, 28, 28, 1), np.uint8)
+    y = np.repeat(np.arange(3), 240)
+    for i, c in enumerate(y):
+        o = rng.integers(4, 20)
+        if c == 0:
+            x[i, o:o + 4, 4:24] = 255  # horizontal bar
+        elif c == 1:
+            x[i, 4:24, o:o + 4] = 255  # vertical bar
+        else:
+            x[i, o:o + 8, o:o + 8] = 255  # square
+    np.savez(d / "bars.npz", images=x, labels=y)
+    return d
+
+
+def write_config(d: Path, name: str, generations: int = 2, survivor: int = 0) -> Path:
+    p = d / f"{name}.toml"
+    p.write_text(TINY.format(npz=d / "bars.npz", generations=generations, survivor=survivor))
+    return p
+
+
+@pytest.fixture(autouse=True)
+def _cache(fixture_dir, monkeypatch):
+    monkeypatch.setenv("GAN_NAS_CACHE", str(fixture_dir / "cache"))
+
+
+def env(fixture_dir: Path) -> dict[str, str]:
+    e = dict(os.environ)
+    e["GAN_NAS_CACHE"] = str(fixture_dir / "cache")
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def best_of(run: Path) -> tuple[str, float, dict]:
+    state = json.loads((run / "state.json").read_text())
+    journal = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    best = next(r for r in journal if r["id"] == state["hall_of_fame"][0])
+    return best["id"], best["fitness"], best["genome"]
+
+
+def test_tiny_search_end_to_end(fixture_dir, capsys):
+    run = fixture_dir / "run-e2e"
+    cfgp = write_config(fixture_dir, "e2e", generations=1, survivor=2)
+    assert cli.main(["search", "--config", str(cfgp), "--run-dir", str(run), "--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["done"] and summary["evaluations"] == 2 + 2 + 2  # initial, children, survivor continuations
+    journal = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in journal] == [f"c{i:04d}" for i in range(6)]
+    assert {r["kind"] for r in journal} == {"initial", "child", "continue"}
+    cont = [r for r in journal if r["kind"] == "continue"]
+    assert all(r["total_steps"] == 4 + 2 for r in cont if r["status"] == "ok")
+    assert all(r["status"] == "ok" and r["fitness"] > 0 for r in journal)
+    assert (run / "best" / "generator.keras").is_file() and (run / "best" / "genome.json").is_file()
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["gen000.png", "gen001.png"]
+    assert list((run / "tb").glob("events.*"))
+    best_id = summary["best_id"]
+    assert best_id == json.loads((run / "state.json").read_text())["hall_of_fame"][0]
+    # resuming a finished search changes nothing
+    assert cli.main(["search", "--resume", "--run-dir", str(run), "--quiet"]) == 0
+    assert len((run / "journal.jsonl").read_text().splitlines()) == 6
+
+
+def test_random_strategy_and_pareto_objective(fixture_dir):
+    cfgp = write_config(fixture_dir, "rnd", generations=1)
+    cfg = config.override(config.load(cfgp), ["search.strategy=random"])
+    s = evolution.search(cfg, fixture_dir / "run-random", quiet=True)
+    assert s["done"] and s["evaluations"] == 4
+    journal = [json.loads(line) for line in (fixture_dir / "run-random" / "journal.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in journal] == ["initial", "initial", "random", "random"]
+    cfg = config.override(config.load(cfgp), ["search.objective=pareto"])
+    assert evolution.search(cfg, fixture_dir / "run-pareto", quiet=True)["done"]
+
+
+def test_nsga2_sorting_and_crowding():
+    pts = [(1.0, 5.0), (2.0, 2.0), (5.0, 1.0), (3.0, 3.0), (6.0, 6.0)]
+    fronts = evolution.non_dominated_fronts(pts)
+    assert fronts == [[0, 1, 2], [3], [4]]
+    crowd = evolution.crowding_distance(pts, fronts[0])
+    assert crowd[0] == crowd[2] == float("inf") and crowd[1] == pytest.approx(2.0)
+
+
+def test_diverging_candidate_does_not_stop_the_search(fixture_dir, monkeypatch):
+    """c0001's training really produces NaN losses (its loss is poisoned); the search goes on."""
+    from gan_nas import gan
+
+    real_eval, real_g_loss = evolution.evaluate_task, gan.g_loss
+
+    def poisoned(task):
+        if task["id"] != "c0001":
+            return real_eval(task)
+        monkeypatch.setattr(gan, "g_loss", lambda kind, fake: real_g_loss(kind, fake) * float("nan"))
+        try:
+            return real_eval(task)
+        finally:
+            monkeypatch.setattr(gan, "g_loss", real_g_loss)
+
+    monkeypatch.setattr(evolution, "evaluate_task", poisoned)
+    cfg = config.load(write_config(fixture_dir, "div", generations=1))
+    s = evolution.search(cfg, fixture_dir / "run-div", quiet=True)
+    journal = [json.loads(line) for line in (fixture_dir / "run-div" / "journal.jsonl").read_text().splitlines()]
+    assert journal[1]["status"] == "diverged" and journal[1]["fitness"] is None
+    assert s["done"] and s["evaluations"] == 4 and s["best_id"] != "c0001"
+
+
+def test_lock_refuses_a_second_search(fixture_dir):
+    from gan_nas.store import RunStore
+
+    cfgp = write_config(fixture_dir, "lock", generations=1)
+    run = fixture_dir / "run-lock"
+    store = RunStore.create(run, config.load(cfgp).to_json())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom gan_nas.store import RunStore\n"
+         "RunStore.open(sys.argv[1]).lock()\nprint('locked', flush=True)\ntime.sleep(60)", str(run)],
+        stdout=subprocess.PIPE, text=True, env=env(fixture_dir))
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunDirError, match="locked by pid"):
+            RunStore.open(run).lock()
+        assert cli.main(["search", "--resume", "--run-dir", str(run), "--quiet"]) == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    del store
+
+
+def test_bad_configs_exit_2(fixture_dir, tmp_path, capsys):
+    good = write_config(fixture_dir, "good", generations=1)
+    assert cli.main(["search", "--config", str(good), "--run-dir", str(tmp_path / "r"),
+                     "--set", "search.populaton=3"]) == 2
+    assert "unknown config key search.populaton" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[search]\ngenerations = -1\n")
+    assert cli.main(["search", "--config", str(bad), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "search.generations must not be negative" in capsys.readouterr().err
+    assert cli.main(["search", "--resume", "--run-dir", str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not (tmp_path / "r").exists()  # nothing created on bad input
+
+
+def test_existing_run_dir_is_not_overwritten(fixture_dir, capsys):
+    run = fixture_dir / "run-e2e"
+    if not run.exists():
+        pytest.skip("needs the end-to-end run")
+    before = (run / "journal.jsonl").read_bytes()
+    cfgp = write_config(fixture_dir, "again", generations=1)
+    assert cli.main(["search", "--config", str(cfgp), "--run-dir", str(run), "--quiet"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (run / "journal.jsonl").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_random_instant_then_resume_matches_uninterrupted(fixture_dir):
+    cfgp = write_config(fixture_dir, "kill", generations=2)
+    e = env(fixture_dir)
+    cmd = [sys.executable, "-m", "gan_nas.cli", "search", "--config", str(cfgp), "--quiet", "--run-dir"]
+    full = fixture_dir / "run-full"
+    subprocess.run(cmd + [str(full)], env=e, check=True, timeout=600)
+    rng = np.random.default_rng(int(time.time()))
+    for attempt in range(2):  # two kills at random instants, each followed by a resume
+        run = fixture_dir / f"run-killed-{attempt}"
+        p = subprocess.Popen(cmd + [str(run)], env=e)
+        deadline = time.monotonic() + 120
+        while not (run / "journal.jsonl").exists() and time.monotonic() < deadline:  # wait for real work
+            time.sleep(0.2)
+        time.sleep(float(rng.uniform(0.0, 6.0)))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        subprocess.run([sys.executable, "-m", "gan_nas.cli", "search", "--resume", "--quiet", "--run-dir", str(run)],
+                       env=e, check=True, timeout=600)
+        ids = [json.loads(line)["id"] for line in (run / "journal.jsonl").read_text().splitlines()]
+        assert len(ids) == len(set(ids)), "an evaluation was redone after it was journaled"
+        assert best_of(run) == best_of(full)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["process", "ray"])
+def test_killed_worker_does_not_stop_the_search(fixture_dir, executor):
+    psutil = pytest.importorskip("psutil")
+    if executor == "ray":
+        pytest.importorskip("ray")
+    cfgp = write_config(fixture_dir, f"worker-{executor}", generations=1)
+    run = fixture_dir / f"run-worker-{executor}"
+    cmd = [sys.executable, "-m", "gan_nas.cli", "search", "--config", str(cfgp), "--quiet", "--json", "--run-dir",
+           str(run), "--set", f"run.executor={executor}", "--set", "run.workers=2", "--set", "run.threads=1"]
+    p = subprocess.Popen(cmd, env=env(fixture_dir), stdout=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 180
+    while killed is None and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.5)
+        for child in psutil.Process(p.pid).children(recursive=True):
+            try:
+                line = " ".join(child.cmdline())
+            except psutil.Error:
+                continue
+            is_worker = ("spawn_main" in line or "multiprocessing" in line) if executor == "process" \
+                else child.name().startswith("ray::") and "evaluate_task" in child.name()
+            if is_worker and child.cpu_times().user > 3.0:  # busy with a candidate
+                child.kill()
+                killed = child.pid
+                break
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode == 0
+    assert killed is not None, "no busy worker was found to kill"
+    summary = json.loads(out)
+    assert summary["done"] and summary["evaluations"] == 4
