@@ -1,0 +1,73 @@
+"""Where a search's time goes, and which executor is faster on this machine.
+
+Run: python experiments/bench_search.py [--config experiments/quickstart.toml] [--generations 1]
+
+Runs the same search (the quickstart config, shortened by --generations) twice
+in fresh run directories:
+
+* serial: one process, TF using all cores (run.threads = cores);
+* process: a pool of 2 spawned workers, 1 TF thread each.
+
+For each it prints the wall seconds, candidates per hour, and the fraction of
+wall time spent outside train steps (building, tracing, scoring, bookkeeping):
+1 - (sum of candidates' train seconds) / (wall seconds x parallel workers).
+Targets: outside-train fraction under 15%; the faster executor is the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def run(config: Path, run_dir: Path, sets: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "gan_nas.cli", "search", "--config", str(config), "--run-dir", str(run_dir),
+           "--quiet", "--json"]
+    for s in sets:
+        cmd += ["--set", s]
+    t = time.perf_counter()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    wall = time.perf_counter() - t
+    journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    train = sum(r["seconds"].get("train", 0.0) for r in journal)
+    return {"summary": json.loads(out), "wall": wall, "train": train, "n": len(journal)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default=str(HERE / "quickstart.toml"))
+    ap.add_argument("--generations", type=int, default=1)
+    args = ap.parse_args()
+    cores = os.cpu_count() or 2
+    base = [f"search.generations={args.generations}"]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    try:
+        # warm the fitness cache first so neither run pays for training the classifier
+        run(Path(args.config), tmp / "warm", base + ["search.generations=0", "search.population=1"])
+        results = {}
+        for name, sets, workers in [
+            ("serial", ["run.executor=serial", f"run.threads={cores}"], 1),
+            ("process", ["run.executor=process", "run.workers=2", "run.threads=1"], 2),
+        ]:
+            r = run(Path(args.config), tmp / name, base + sets)
+            outside = 1.0 - r["train"] / (r["wall"] * workers)
+            per_hour = r["n"] / r["wall"] * 3600
+            results[name] = per_hour
+            print(f"{name}: evaluations={r['n']} wall_s={r['wall']:.1f} candidates_per_hour={per_hour:.1f} "
+                  f"outside_train_fraction={outside:.3f} (target < 0.15)")
+        print(f"process_over_serial={results['process'] / results['serial']:.3f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
