@@ -75,7 +75,7 @@ def evaluate_task(task: dict[str, Any]) -> dict[str, Any]:
     )
     result = gan.train_candidate(
         GanGenome.from_dict(task["genome"]), ds, task["steps"], ref, options,
-        parent=task.get("parent_ckpt"), resume=task.get("resume_ckpt"), save_to=task["save_to"],
+        parent=task.get("parent_ckpt") or None, resume=task.get("resume_ckpt"), save_to=task["save_to"],
     )
     return result.to_dict()
 
@@ -197,12 +197,12 @@ class Search:
              steps: int, resume_from: str | None = None) -> dict[str, Any]:
         cid = f"c{state['next_id']:04d}"
         state["next_id"] += 1
-        parent_ckpt = str(self.store.candidate_dir(parents[0])) if parents and resume_from is None else None
+        parent_ckpt = [str(self.store.candidate_dir(p)) for p in parents] if resume_from is None else []
         return {
             "id": cid, "generation": state["generation"], "kind": kind, "parents": parents,
             "genome": genome.to_dict(), "steps": steps,
             "seed": (self.cfg.run.seed * 1_000_003 + state["next_id"]) % (2**31 - 1),
-            "parent_ckpt": parent_ckpt if self.cfg.training.inherit_weights else None,
+            "parent_ckpt": parent_ckpt if self.cfg.training.inherit_weights else [],
             "resume_ckpt": str(self.store.candidate_dir(resume_from)) if resume_from else None,
             "save_to": str(self.store.candidate_dir(cid)),
         }

@@ -216,18 +216,19 @@ def _genes_by_uid(net: NetworkGenome) -> dict[str, LayerGene]:
 
 
 def inherit(model, net: NetworkGenome, parent_net: NetworkGenome, parent_weights: dict[str, np.ndarray],
-            prefix: str) -> int:
+            prefix: str, skip: set[str] | frozenset[str] = frozenset()) -> set[str]:
     """Copy weights of layers whose gene is unchanged from the parent and whose shapes match.
 
     Layers are matched by name (``{prefix}_{uid}_...``, see the builder); a layer is
     copied only when the gene with its uid is equal in child and parent and every
-    weight has the parent's shape. Returns the number of layers copied.
+    weight has the parent's shape. Layers named in ``skip`` (already inherited
+    from another parent) are left alone. Returns the names of the layers copied.
     """
     child_genes, parent_genes = _genes_by_uid(net), _genes_by_uid(parent_net)
-    copied = 0
+    copied: set[str] = set()
     for layer in model.layers:
         current = layer.get_weights()
-        if not current or not layer.name.startswith(prefix + "_"):
+        if not current or not layer.name.startswith(prefix + "_") or layer.name in skip:
             continue
         uid = layer.name[len(prefix) + 1:].split("_", 1)[0]
         if uid not in child_genes or child_genes[uid] != parent_genes.get(uid):
@@ -236,7 +237,7 @@ def inherit(model, net: NetworkGenome, parent_net: NetworkGenome, parent_weights
         if any(o is None or o.shape != c.shape for o, c in zip(old, current)):
             continue
         layer.set_weights(old)
-        copied += 1
+        copied.add(layer.name)
     return copied
 
 
@@ -285,7 +286,7 @@ def train_candidate(
     steps: int,
     reference=None,
     options: TrainOptions | None = None,
-    parent: str | Path | None = None,
+    parent: str | Path | list[str | Path] | None = None,
     resume: str | Path | None = None,
     save_to: str | Path | None = None,
     log: Callable[[str], None] | None = None,
@@ -299,7 +300,8 @@ def train_candidate(
         steps: generator steps (each with ``genome.training.d_steps`` discriminator steps).
         reference: a :class:`gan_nas.fitness.Reference` for scoring; needed when ``score``.
         options: batch size, seeds, precision, scoring sample size.
-        parent: checkpoint directory of the parent: its unchanged layers are inherited.
+        parent: checkpoint directory of the parent (or a list, for crossover children):
+            unchanged layers are inherited, the first parent's first.
         resume: checkpoint directory of this same genome: continue training it
             (weights and optimizer state), adding to its lineage steps.
         save_to: write this candidate's checkpoint here after training.
@@ -352,24 +354,20 @@ def train_candidate(
     optimizers = {"g": g_opt, "d": d_opt}
 
     lineage_steps = 0
-    result.inherited = {"g": 0, "d": 0}
-    if resume is not None:
-        meta, weights, opt_state = load_checkpoint(Path(resume))
-        parent_genome = GanGenome.from_dict(meta["genome"])
-        result.inherited = {
-            "g": inherit(gen, genome.generator, parent_genome.generator, weights, "g"),
-            "d": inherit(disc, genome.discriminator, parent_genome.discriminator, weights, "d"),
-        }
-        _restore_optimizers(optimizers, opt_state)
-        lineage_steps = int(meta.get("total_steps", 0))
-    elif parent is not None:
-        meta, weights, _ = load_checkpoint(Path(parent))
-        parent_genome = GanGenome.from_dict(meta["genome"])
-        result.inherited = {
-            "g": inherit(gen, genome.generator, parent_genome.generator, weights, "g"),
-            "d": inherit(disc, genome.discriminator, parent_genome.discriminator, weights, "d"),
-        }
-        lineage_steps = int(meta.get("total_steps", 0))
+    copied: dict[str, set[str]] = {"g": set(), "d": set()}
+    if parent is None or isinstance(parent, (str, Path)):
+        parents = [] if parent is None else [parent]
+    else:
+        parents = list(parent)
+    for src in [resume] if resume is not None else parents:  # the first parent's layers win
+        meta, weights, opt_state = load_checkpoint(Path(src))
+        pg = GanGenome.from_dict(meta["genome"])
+        copied["g"] |= inherit(gen, genome.generator, pg.generator, weights, "g", copied["g"])
+        copied["d"] |= inherit(disc, genome.discriminator, pg.discriminator, weights, "d", copied["d"])
+        if resume is not None:
+            _restore_optimizers(optimizers, opt_state)
+        lineage_steps = max(lineage_steps, int(meta.get("total_steps", 0)))
+    result.inherited = {k: len(v) for k, v in copied.items()}
 
     batch, d_steps, latent, loss = opt.batch_size, tg.d_steps, genome.generator.latent, tg.loss
     noise_gen = tf.random.Generator.from_seed(opt.seed + 1)

@@ -103,7 +103,7 @@ def test_inheritance_copies_exactly_the_unchanged_layers(tiny_data, tmp_path):
     assert rc.inherited == {"g": 2, "d": 2}  # stem dense + stem bn; disc conv + dense head
     keras.backend.clear_session()
     gen = builder.build_generator(child, SHAPE)
-    assert gan.inherit(gen, child.generator, parent.generator, pw, "g") == 2
+    assert gan.inherit(gen, child.generator, parent.generator, pw, "g") == {"g_gs_dense", "g_gs_bn"}
     checked = 0
     for layer in gen.layers:  # weight by weight: the stem equals the parent, nothing else does
         for i, w in enumerate(layer.get_weights()):
@@ -178,3 +178,16 @@ def test_result_round_trips_json():
     d = r.to_dict()
     assert d["fitness"] is None and d["metrics"]["fid"] is None
     assert gan.CandidateResult.from_dict(d).fitness == math.inf
+
+
+def test_crossover_child_inherits_from_both_parents(tiny_data, tmp_path):
+    a = tiny_genome()
+    b_disc = replace(a.discriminator, blocks=(replace(a.discriminator.blocks[0], uid="db9", filters=6),),
+                     output=replace(a.discriminator.output, uid="do9"))
+    b = replace(a, generator=replace(a.generator, stem=replace(a.generator.stem, uid="gs9")), discriminator=b_disc)
+    gan.train_candidate(a, tiny_data, 2, options=opts(), score=False, save_to=tmp_path / "a")
+    gan.train_candidate(b, tiny_data, 3, options=opts(), score=False, save_to=tmp_path / "b")
+    child = replace(a, discriminator=b.discriminator)  # a's generator, b's discriminator
+    r = gan.train_candidate(child, tiny_data, 1, options=opts(), score=False, parent=[tmp_path / "a", tmp_path / "b"])
+    assert r.inherited == {"g": 5, "d": 2}  # every G layer from a, both D layers from b
+    assert r.total_steps == 3 + 1  # the longer lineage
