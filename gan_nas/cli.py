@@ -18,6 +18,25 @@ from gan_nas.errors import GanNasError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter off the terminal
 
 
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with native stderr muted: its C++ start-up banner is not for users."""
+    if "tensorflow" in sys.modules:
+        return
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    sys.stderr.flush()
+    os.dup2(null, 2)
+    try:
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        tf.constant(0.0) + 1.0  # device set-up logs once, here
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+    tf.get_logger().setLevel("ERROR")  # e.g. "triggered tf.function retracing": one function per candidate is by design
+
+
 def _emit(result: dict[str, Any], as_json: bool, text: Callable[[dict[str, Any]], str] | None = None) -> None:
     if as_json:
         print(json.dumps(result, sort_keys=True))
@@ -47,12 +66,14 @@ def cmd_fid(args: argparse.Namespace) -> int:
 
 
 def cmd_genome(args: argparse.Namespace) -> int:
-    from gan_nas import builder, data, genome
+    from gan_nas import data, genome
 
     shape = tuple(data.REGISTRY[args.dataset].shape) if args.dataset in data.REGISTRY else None
     if shape is None:
         raise GanNasError(f"--dataset must be one of {', '.join(data.REGISTRY)} to fix the image shape")
     g = genome.load_genome(args.source, shape)
+    from gan_nas import builder
+
     if args.json:
         print(g.to_json())
     else:
@@ -82,6 +103,53 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise GanNasError("give --run-dir DIR (or run.run_dir in the config)")
     summary = evolution.search(cfg, run_dir, resume=args.resume, quiet=args.quiet)
     _emit(summary, args.json)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from gan_nas import report
+
+    result = report.generate(args.run_dir, args.out, n=args.n, seed=args.seed, candidate=args.candidate,
+                             npz=args.npz, interpolate=args.interpolate, scale=args.scale)
+    _emit(result, args.json)
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from gan_nas import compare
+
+    cfg = _config(args) if args.config or args.set else None  # None: continue DIR with its own config
+    result = compare.train_baseline(cfg, args.run_dir, seconds=args.seconds, steps=args.steps, quiet=args.quiet)
+    _emit(result, args.json)
+    return 0
+
+
+def _compare_text(r: dict[str, Any]) -> str:
+    def f(v: Any) -> str:
+        return "inf" if v is None else f"{v:.2f}"
+
+    lines = [f"{row['model']:<24} FID {f(row['fid']):>8}  steps {row['steps']:>8,}  seconds {row['seconds']:>9,.1f}"
+             for row in r["rows"]]
+    ratio = r["fid_ratio"]
+    lines.append(f"FID ratio searched/DCGAN: {f(ratio['equal_seconds'])} at equal seconds, "
+                 f"{f(ratio['equal_steps'])} at equal steps")
+    lines.append(f"wrote {r['files']['markdown']}")
+    return "\n".join(lines)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from gan_nas import compare
+
+    result = compare.compare(args.run_dir, baseline_dir=args.baseline_dir, quiet=args.quiet)
+    _emit(result, args.json, _compare_text)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from gan_nas import report
+
+    path = report.report(args.run_dir)
+    _emit({"report": str(path)}, args.json, lambda r: f"wrote {r['report']}")
     return 0
 
 
@@ -119,6 +187,42 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress output")
     s.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     s.set_defaults(func=cmd_search)
+
+    gen = sub.add_parser("generate", help="image grid (and raw samples) from the best or a named candidate")
+    gen.add_argument("run_dir", metavar="RUN_DIR", help="a search (or baseline) run directory")
+    gen.add_argument("--out", required=True, help="PNG grid to write")
+    gen.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    gen.add_argument("--seed", type=int, help="latent noise seed (default: the run's fitness.noise_seed)")
+    gen.add_argument("--candidate", metavar="ID", help="a candidate id (c0007) instead of best/")
+    gen.add_argument("--npz", metavar="FILE", help="also write the samples, 'images' (N,H,W,C) uint8, for gan-nas fid")
+    gen.add_argument("--interpolate", metavar="FILE.png", help="also write a latent interpolation sheet")
+    gen.add_argument("--scale", type=int, default=2, help="integer upscaling of the PNGs (default 2)")
+    gen.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    gen.set_defaults(func=cmd_generate)
+
+    b = sub.add_parser("baseline", help="train (or continue) the DCGAN baseline and score it")
+    b.add_argument("--config", help="TOML config file (needed to start; omit to continue DIR as it is)")
+    b.add_argument("--run-dir", required=True, help="baseline directory to create or continue")
+    b.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    budget = b.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--seconds", type=float, help="total training seconds to reach (over all invocations)")
+    budget.add_argument("--steps", type=int, help="total generator steps to reach (over all invocations)")
+    b.add_argument("--quiet", action="store_true", help="no progress output")
+    b.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    b.set_defaults(func=cmd_baseline)
+
+    c = sub.add_parser("compare", help="the searched best against the DCGAN at equal compute")
+    c.add_argument("run_dir", metavar="RUN_DIR", help="a search run directory")
+    c.add_argument("--baseline-dir", help="equal-seconds DCGAN directory (default RUN_DIR/baseline; reused "
+                                          "if it has trained long enough, else continued)")
+    c.add_argument("--quiet", action="store_true", help="no progress output")
+    c.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    c.set_defaults(func=cmd_compare)
+
+    r = sub.add_parser("report", help="write RUN_DIR/report.md with plots")
+    r.add_argument("run_dir", metavar="RUN_DIR", help="a search run directory")
+    r.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    r.set_defaults(func=cmd_report)
     return p
 
 
@@ -126,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command != "data":
+            _import_tensorflow_quietly()
         return int(args.func(args))
     except GanNasError as e:
         print(f"error: {e}", file=sys.stderr)
