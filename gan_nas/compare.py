@@ -1,0 +1,405 @@
+"""The DCGAN baseline, trained by the candidates' own code, and the searched GAN against it at equal compute.
+
+:func:`train_baseline` trains the DCGAN genome (:func:`gan_nas.baseline.dcgan`)
+with :func:`gan_nas.gan.train_candidate`, exactly as a candidate is trained, in
+chunks: each chunk resumes from the previous chunk's checkpoint (weights and
+Adam state) and is one journal line, so a baseline directory is a small run
+directory::
+
+    DIR/config.json                 the resolved config
+    DIR/journal.jsonl               one line per chunk (kind initial, then continue; id b0000, b0001, ...)
+    DIR/state.json                  {"baseline": true, steps, seconds, ...}; marks the directory as a baseline
+    DIR/candidates/bNNNN/           the chunk checkpoints; only the last one keeps its weights
+    DIR/best/                       genome.json, candidate.json, generator.keras (so ``gan-nas generate`` works)
+    DIR/baseline.json               the final score: fid, kid, kid_std, n, steps, seconds, params
+
+Budgets are totals over the directory: a second call on the same directory
+with a larger ``--seconds`` or ``--steps`` continues where the first stopped;
+a call whose budget is already met only (re)scores. ``seconds`` counts what a
+candidate's ``seconds.total`` counts (build, trace and train; a baseline
+chunk does not score), so that it is comparable with the sum over a search's
+journal.
+
+:func:`compare` scores the search's best generator and the DCGAN at equal
+compute: the DCGAN trained for as many seconds as all of the search's
+candidates took together, and the DCGAN trained for as many steps as the
+best candidate's lineage received. All three are scored on
+``fitness.n_report`` samples from the same fixed noise, against the same
+reference (the run's cached feature classifier), since FID depends on n.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from gan_nas.config import Config
+from gan_nas.errors import ConfigError, GanNasError, RunDirError
+from gan_nas.store import CONFIG, RunStore
+
+BASELINE_FILE = "baseline.json"
+COMPARE_MD = "compare.md"
+COMPARE_JSON = "compare.json"
+CHUNK_SECONDS = 120.0  # a seconds budget trains in chunks of about this long (at least training.steps steps)
+GRID_SAMPLES = 64  # images per side-by-side grid
+
+
+def _scoring_key(cfg: Config) -> dict[str, Any]:
+    """The config sections that must agree for two scores (or two trainings) to be comparable."""
+    d = cfg.to_dict()
+    return {"data": d["data"], "fitness": d["fitness"]}
+
+
+def _json_float(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _log(quiet: bool, line: str) -> None:
+    if not quiet:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _open_baseline(cfg: Config | None, run_dir: str | Path) -> tuple[RunStore, Config]:
+    """Open an existing baseline directory (checking it is one) or create a new one from ``cfg``."""
+    root = Path(run_dir)
+    if (root / CONFIG).is_file():
+        store = RunStore.open(root)
+        try:
+            stored = Config.from_json(store.config_json())
+        except GanNasError as e:
+            raise RunDirError(f"{root / CONFIG} is damaged: {e}") from None
+        state = store.read_state()
+        if (state is not None and not state.get("baseline")) or (state is None and store.journal()):
+            raise RunDirError(f"{root} is a search run directory, not a baseline directory; "
+                              "give the baseline a --run-dir of its own")
+        if cfg is not None and _scoring_key(cfg) != _scoring_key(stored):
+            raise ConfigError(f"{root} holds a baseline trained with other [data] or [fitness] settings than "
+                              "the given config; use another --run-dir, or omit --config to continue it as it is")
+        return store, stored
+    if root.is_dir() and any(root.iterdir()):
+        raise RunDirError(f"{root} is not empty and holds no baseline (no {CONFIG}); choose another --run-dir")
+    if cfg is None:
+        raise RunDirError(f"{root} holds no baseline yet; give --config FILE to start one there")
+    return RunStore.create(root, cfg.to_json()), cfg
+
+
+def _chunk_steps(cfg: Config, steps_done: int, secs_done: float, steps: int | None, seconds: float | None,
+                 last: dict[str, Any] | None) -> int:
+    """Steps of the next chunk: about CHUNK_SECONDS long, never past a steps budget, aimed at a seconds budget."""
+    n = cfg.training.steps
+    train = float((last or {}).get("seconds", {}).get("train", 0.0))
+    rate = (last["steps"] - 1) / train if last and train > 0 and last["steps"] > 1 else None  # steps per second
+    overhead = float((last or {}).get("seconds", {}).get("build", 0.0))  # build + trace + first step
+    if rate is not None:
+        n = max(n, int(rate * CHUNK_SECONDS))
+    if steps is not None:
+        n = min(n, steps - steps_done)
+    if seconds is not None and rate is not None:
+        n = min(n, math.ceil((seconds - secs_done - overhead) * rate) + 1)
+    return max(1, n)
+
+
+def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | None = None,
+                   steps: int | None = None, quiet: bool = False, _resources: tuple | None = None
+                   ) -> dict[str, Any]:
+    """Train the DCGAN baseline in ``run_dir`` up to a budget, then score it on ``fitness.n_report`` samples.
+
+    Args:
+        cfg: the config (dataset, training, fitness); None to continue an existing
+            baseline directory with its own config.json.
+        run_dir: the baseline directory (created if missing or empty; continued if it holds a baseline).
+        seconds: total seconds of training (build + train, summed over chunks) to reach.
+        steps: total generator steps to reach. With both, training stops at the first reached.
+        quiet: no progress lines on stderr.
+        _resources: (dataset, reference) already loaded by the caller (internal).
+
+    Returns:
+        What ``baseline.json`` holds: ``fid``, ``kid``, ``kid_std``, ``n``, ``steps``,
+        ``seconds`` (build + train), ``train_seconds``, ``params`` {g, d}, ``chunks``,
+        ``checkpoint`` (the last chunk's id), ``diverged``, ``noise_seed``, ``run_dir``.
+
+    Raises:
+        GanNasError: no budget or a non-positive one; a config whose [data] or [fitness]
+            differ from the directory's; a directory that is a search run or not empty;
+            a baseline that diverged before its first checkpoint.
+    """
+    from gan_nas import data, fitness, gan
+    from gan_nas.baseline import dcgan
+
+    if seconds is None and steps is None:
+        raise GanNasError("give the baseline a budget: --seconds S or --steps N (totals over the directory)")
+    if seconds is not None and not seconds > 0:
+        raise GanNasError(f"--seconds must be positive, got {seconds}")
+    if steps is not None and steps < 1:
+        raise GanNasError(f"--steps must be at least 1, got {steps}")
+    ds, ref = _resources if _resources is not None else (None, None)
+    if ds is None and cfg is not None:  # fail on a bad dataset before creating anything
+        ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
+    store, cfg = _open_baseline(cfg, run_dir)
+    with store.locked():
+        if ds is None:
+            ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
+        if ref is None:
+            ref = fitness.reference(ds, cfg.fitness)
+        shape = tuple(int(s) for s in ds.spec.shape)
+        genome = dcgan(shape)
+        records = store.journal()
+        ok = [r for r in records if r.get("status") == "ok"]
+        last = ok[-1] if ok else None
+        steps_done = int(last["total_steps"]) if last else 0
+        secs_done = sum(float(r.get("seconds", {}).get("total", 0.0)) for r in records)
+        diverged = False
+        while (steps is None or steps_done < steps) and (seconds is None or secs_done < seconds):
+            n = _chunk_steps(cfg, steps_done, secs_done, steps, seconds, last)
+            cid = f"b{len(records):04d}"
+            options = gan.TrainOptions(
+                batch_size=cfg.data.batch_size, seed=(cfg.run.seed * 1_000_003 + 7_919 * (len(records) + 1))
+                % (2**31 - 1), mixed_precision=cfg.training.mixed_precision,
+                deterministic=cfg.training.deterministic, log_every=cfg.training.log_every)
+            result = gan.train_candidate(
+                genome, ds, n, None, options, resume=store.candidate_dir(last["id"]) if last else None,
+                save_to=store.candidate_dir(cid), score=False)
+            record = {"id": cid, "generation": len(records), "kind": "continue" if last else "initial",
+                      "parents": [last["id"]] if last else [], "genome": genome.to_dict(), **result.to_dict()}
+            store.append(record)
+            records.append(record)
+            secs_done += float(result.seconds.get("total", 0.0))
+            if result.status != "ok":
+                diverged = True
+                _log(quiet, f"baseline {cid}: {result.status} ({result.error}); keeping {last['id'] if last else '-'}")
+                break
+            if last is not None:
+                for f in ("weights.npz", "optimizers.npz"):
+                    (store.candidate_dir(last["id"]) / f).unlink(missing_ok=True)
+            last, steps_done = record, int(record["total_steps"])
+            store.write_state({"baseline": True, "generation": len(records) - 1, "population": [cid],
+                               "hall_of_fame": [cid], "steps": steps_done, "seconds": secs_done,
+                               "done": False, "stopped": None, "elapsed": secs_done})
+            budget = " / ".join(([f"{steps_done}/{steps} steps"] if steps else [f"{steps_done} steps"])
+                                + ([f"{secs_done:.1f}/{seconds:.1f} s"] if seconds else [f"{secs_done:.1f} s"]))
+            _log(quiet, f"baseline {cid}: {budget}")
+        if last is None:
+            raise GanNasError(f"the DCGAN baseline diverged before its first checkpoint (see {store.journal_path}); "
+                              "check the dataset and [training] settings")
+        return _finish_baseline(store, cfg, ref, genome, shape, records, last, diverged)
+
+
+def _finish_baseline(store: RunStore, cfg: Config, ref, genome, shape, records: list[dict[str, Any]],
+                     last: dict[str, Any], diverged: bool) -> dict[str, Any]:
+    """Score the last checkpoint (unless baseline.json already holds its score) and publish best/."""
+    from gan_nas import fitness, gan
+
+    path = store.root / BASELINE_FILE
+    secs = sum(float(r.get("seconds", {}).get("total", 0.0)) for r in records)
+    train_secs = sum(float(r.get("seconds", {}).get("train", 0.0)) for r in records)
+    old = None
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = None
+    n = cfg.fitness.n_report
+    reuse = (isinstance(old, dict) and old.get("checkpoint") == last["id"] and old.get("n") == n
+             and store.best_dir() is not None)
+    if reuse:
+        scores = {k: (math.inf if old.get(k) is None else float(old[k])) for k in ("fid", "kid", "kid_std")}
+    else:
+        ckpt = store.candidate_dir(last["id"])
+        gen = gan.load_generator(genome, ckpt, shape)
+        scores = fitness.score(gen, ref, n=n, noise_seed=cfg.fitness.noise_seed,
+                               latent_size=genome.generator.latent, batch_size=cfg.fitness.batch_size)
+    summary = {
+        "model": "dcgan", "run_dir": str(store.root),
+        "fid": _json_float(float(scores["fid"])), "kid": _json_float(float(scores["kid"])),
+        "kid_std": _json_float(float(scores["kid_std"])), "n": int(n), "noise_seed": cfg.fitness.noise_seed,
+        "steps": int(last["total_steps"]), "seconds": round(secs, 3), "train_seconds": round(train_secs, 3),
+        "params": last["params"], "chunks": len(records), "checkpoint": last["id"], "diverged": diverged,
+    }
+    if not reuse:
+        ckpt = store.candidate_dir(last["id"])
+
+        def fill(d: Path) -> None:
+            (d / "genome.json").write_text(genome.to_json())
+            rec = {k: v for k, v in last.items() if k != "genome"}
+            rec.update(fitness=summary["fid"], metrics={**last.get("metrics", {}),
+                                                         **{k: summary[k] for k in ("fid", "kid", "kid_std", "n")}})
+            (d / "candidate.json").write_text(json.dumps(rec, indent=2))
+            gan.export_generator(genome, ckpt, shape, d / "generator.keras")
+
+        store.publish_best(fill)
+    store.write_json_atomic(path, summary)
+    return summary
+
+
+# --- compare ------------------------------------------------------------------------------------
+
+
+def _side_by_side(grids: list[tuple[str, Any]], path: Path) -> Path:
+    """One PNG with the grids side by side, each titled."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2 * len(grids), 4.6), dpi=120, layout="constrained")
+    for i, (title, g) in enumerate(grids, start=1):
+        ax = fig.add_subplot(1, len(grids), i)
+        ax.imshow(g[..., 0] if g.shape[-1] == 1 else g, cmap="gray" if g.shape[-1] == 1 else None,
+                  vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, path)
+    return path
+
+
+def _fmt(v: Any, spec: str) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "inf"
+    return format(v, spec)
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    if a is None or b is None or not math.isfinite(a) or not math.isfinite(b) or b == 0:
+        return None
+    return float(a) / float(b)
+
+
+def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Score the search's best generator against the DCGAN at equal compute; write compare.md and compare.json.
+
+    Compute is the sum of ``seconds.total`` over the run's journal (every
+    candidate's build, training and scoring). The DCGAN is trained (see
+    :func:`train_baseline`) for that many seconds in ``baseline_dir``
+    (default ``RUN_DIR/baseline``; an existing one with enough seconds is
+    reused, one with fewer is continued), and for as many steps as the best
+    candidate's lineage received in ``RUN_DIR/baseline-steps``.
+
+    Args:
+        run_dir: a search run directory with a published best/.
+        baseline_dir: where the equal-seconds DCGAN is (or is to be) trained.
+        quiet: no progress lines on stderr.
+
+    Returns:
+        What compare.json holds: ``rows`` (model, fid, kid, kid_std, n, params,
+        steps, seconds), ``fid_ratio`` (searched / DCGAN at equal seconds and at
+        equal steps; below 1 means the searched GAN is better), ``compute_seconds``,
+        ``best_id``, ``n``, ``noise_seed`` and the paths written.
+
+    Raises:
+        RunDirError: missing or damaged run directory, no best/ yet, a baseline
+            directory that holds a search or another dataset.
+    """
+    from gan_nas import data, fitness, images
+    from gan_nas.report import load_best_generator, open_run
+
+    store, cfg = open_run(run_dir)
+    root = store.root
+    records = store.journal()
+    if not records:
+        raise RunDirError(f"{root} has no finished evaluations yet; run the search first")
+    best_dir = store.best_dir()
+    if best_dir is None:
+        raise RunDirError(f"{root} has no best/ yet: no generation of the search has finished; "
+                          "run or resume the search first")
+    best = store.read_json(best_dir / "candidate.json", expect=dict)
+    searched = load_best_generator(store)
+    compute = sum(float((r.get("seconds") or {}).get("total", 0.0)) for r in records)
+    best_steps = int(best.get("total_steps") or best.get("steps") or 0)
+    if compute <= 0 or best_steps < 1:
+        raise RunDirError(f"{store.journal_path} records no training time or steps; the journal is damaged")
+    base_dir = Path(baseline_dir) if baseline_dir is not None else root / "baseline"
+    steps_dir = root / "baseline-steps"
+
+    ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
+    ref = fitness.reference(ds, cfg.fitness)
+    n, seed = cfg.fitness.n_report, cfg.fitness.noise_seed
+    _log(quiet, f"scoring the searched best ({best.get('id')}) on n={n} samples")
+    s_scores = fitness.score(searched, ref, n=n, noise_seed=seed, batch_size=cfg.fitness.batch_size)
+    g_s = images.grid(images.sample(searched, GRID_SAMPLES, seed=seed, batch=cfg.fitness.batch_size), cols=8)
+    _log(quiet, f"training the DCGAN for {compute:.1f} s (the search's compute) in {base_dir}")
+    b_time = train_baseline(cfg, base_dir, seconds=compute, quiet=quiet, _resources=(ds, ref))
+    _log(quiet, f"training the DCGAN for {best_steps} steps (the best lineage's) in {steps_dir}")
+    b_steps = train_baseline(cfg, steps_dir, steps=best_steps, quiet=quiet, _resources=(ds, ref))
+
+    rows = [
+        {"model": f"searched ({best.get('id')})", "key": "searched",
+         "fid": _json_float(float(s_scores["fid"])), "kid": _json_float(float(s_scores["kid"])),
+         "kid_std": _json_float(float(s_scores["kid_std"])), "n": int(n),
+         "params": best.get("params", {}), "steps": best_steps, "seconds": round(compute, 3)},
+    ]
+    for key, label, b in (("dcgan_equal_seconds", "DCGAN, equal seconds", b_time),
+                          ("dcgan_equal_steps", "DCGAN, equal steps", b_steps)):
+        rows.append({"model": label, "key": key, **{k: b[k] for k in ("fid", "kid", "kid_std", "n", "params",
+                                                                     "steps", "seconds")},
+                     "run_dir": b["run_dir"], "diverged": b["diverged"]})
+
+    # Side-by-side grids on the scoring noise (the searched grid was drawn before training cleared Keras' session).
+    dcgan_gen = load_best_generator(RunStore.open(base_dir))
+    g_b = images.grid(images.sample(dcgan_gen, GRID_SAMPLES, seed=seed, batch=cfg.fitness.batch_size), cols=8)
+    files = {
+        "searched": images.save_png(g_s, root / "compare_searched.png", scale=2),
+        "dcgan": images.save_png(g_b, root / "compare_dcgan.png", scale=2),
+        "grid": _side_by_side([(f"searched {best.get('id')}: FID {_fmt(rows[0]['fid'], '.2f')}", g_s),
+                               (f"DCGAN, equal seconds: FID {_fmt(rows[1]['fid'], '.2f')}", g_b)],
+                              root / "compare_grid.png"),
+    }
+    result = {
+        "run_dir": str(root), "dataset": cfg.data.dataset, "n": int(n), "noise_seed": seed,
+        "compute_seconds": round(compute, 3), "evaluations": len(records), "best_id": best.get("id"),
+        "best_steps": best_steps, "search_done": bool((store.read_state() or {}).get("done")), "rows": rows,
+        "fid_ratio": {"equal_seconds": _ratio(rows[0]["fid"], rows[1]["fid"]),
+                      "equal_steps": _ratio(rows[0]["fid"], rows[2]["fid"])},
+        "baseline_dirs": {"equal_seconds": str(base_dir), "equal_steps": str(steps_dir)},
+        "files": {k: str(v) for k, v in files.items()},
+    }
+    md = root / COMPARE_MD
+    result["files"]["markdown"] = str(md)
+    result["files"]["json"] = str(root / COMPARE_JSON)
+    tmp = md.with_name(md.name + ".tmp")
+    tmp.write_text(_markdown(result))
+    os.replace(tmp, md)
+    store.write_json_atomic(root / COMPARE_JSON, result)
+    return result
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    def ratio(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    lines = [
+        "# Searched GAN against the DCGAN at equal compute", "",
+        f"Run `{r['run_dir']}` on `{r['dataset']}`. Every model is scored on n={r['n']:,} samples drawn from "
+        f"the same fixed noise (seed {r['noise_seed']}) against the test split, with the run's feature "
+        "classifier; FID depends on n, so compare only rows of one table.", "",
+        f"Compute: the search's {r['evaluations']} evaluations took {r['compute_seconds']:,.1f} s together "
+        "(sum of `seconds.total`: build, training and scoring): the searched model's seconds. "
+        f"The DCGAN was trained for that many seconds, and for the {r['best_steps']:,} generator steps "
+        f"that the best candidate's lineage received."
+        + ("" if r["search_done"] else " The search has not finished: this compares what is on record."), "",
+        "| model | FID | KID ± std | G params | D params | steps | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in r["rows"]:
+        p = row.get("params") or {}
+        lines.append(
+            f"| {row['model']} | {_fmt(row['fid'], '.2f')} | {_fmt(row['kid'], '.4f')} ± "
+            f"{_fmt(row['kid_std'], '.4f')} | {_fmt(p.get('g'), ',')} | {_fmt(p.get('d'), ',')} | "
+            f"{row['steps']:,} | {row['seconds']:,.1f} |")
+    fr = r["fid_ratio"]
+    lines += [
+        "", f"FID ratio searched / DCGAN: **{ratio(fr['equal_seconds'])}** at equal seconds, "
+        f"**{ratio(fr['equal_steps'])}** at equal steps (below 1: the searched GAN is better).", "",
+        "| searched | DCGAN (equal seconds) |", "|---|---|",
+        "| ![searched](compare_searched.png) | ![DCGAN](compare_dcgan.png) |", "",
+        "Both grids: the first 64 of the scoring noise draws. Together: [compare_grid.png](compare_grid.png).",
+        "",
+    ]
+    if any(row.get("diverged") for row in r["rows"]):
+        lines.append("Note: a DCGAN run diverged in its last chunk; its row is the last finite checkpoint.\n")
+    return "\n".join(lines)
+
+
+__all__ = ["train_baseline", "compare", "BASELINE_FILE"]

@@ -1,0 +1,478 @@
+"""Reading a finished (or running) search: sample images and a markdown report with plots.
+
+Both functions read only the run directory (see DESIGN.md, "Run directory
+contract") and never take its lock, so they work while a search is writing it:
+
+* :func:`generate` -- an image grid, raw samples (``.npz`` for ``gan-nas fid``)
+  and a latent interpolation sheet from the best generator (``best/generator.keras``)
+  or from a named candidate's checkpoint.
+* :func:`report` -- ``RUN_DIR/report.md`` with PNG plots in ``RUN_DIR/report/``:
+  best and median FID per generation, FID against generator size with the
+  Pareto front, the lineage of the best candidate, the best genome as a table,
+  and links to the per-generation sample grids.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gan_nas.config import Config
+from gan_nas.errors import GanNasError, RunDirError
+from gan_nas.store import RunStore
+
+REPORT_FILE = "report.md"
+PLOTS_DIR = "report"
+
+
+# --- reading a run directory -----------------------------------------------------------------
+
+
+def fitness_of(record: dict[str, Any]) -> float:
+    """A journal record's FID: ``inf`` unless its status is ``ok`` and it has a finite fitness."""
+    f = record.get("fitness")
+    if record.get("status") != "ok" or f is None:
+        return math.inf
+    try:
+        return float(f)
+    except (TypeError, ValueError):
+        return math.inf
+
+
+def open_run(run_dir: str | Path) -> tuple[RunStore, Config]:
+    """Open a run directory for reading and parse its config.
+
+    Raises:
+        RunDirError: the directory is missing, has no config.json, or it is corrupt.
+    """
+    store = RunStore.open(run_dir)
+    try:
+        cfg = Config.from_json(store.config_json())
+    except GanNasError as e:
+        raise RunDirError(f"{store.root / 'config.json'} is damaged: {e}") from None
+    return store, cfg
+
+
+def image_shape(cfg: Config) -> tuple[int, int, int]:
+    """The (height, width, channels) of the run's images, loading the dataset only where needed.
+
+    Raises:
+        DataError: an ``npz:`` dataset that can no longer be read.
+    """
+    from gan_nas import data
+
+    name = cfg.data.dataset
+    key = name.replace("-", "_")
+    if key in data.REGISTRY:
+        return tuple(data.REGISTRY[key].shape)  # type: ignore[return-value]
+    if name.startswith("folder:"):
+        return (cfg.data.image_size, cfg.data.image_size, cfg.data.channels)
+    ds = data.load(name, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
+    return tuple(int(s) for s in ds.spec.shape)  # type: ignore[return-value]
+
+
+def best_record(store: RunStore, records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The best candidate's journal record: the head of the hall of fame, else the lowest FID on record."""
+    by_id = {r.get("id"): r for r in records}
+    state = store.read_state()
+    if state and state.get("hall_of_fame"):
+        head = state["hall_of_fame"][0]
+        if head in by_id:
+            return by_id[head]
+    ok = [r for r in records if math.isfinite(fitness_of(r))]
+    return min(ok, key=fitness_of) if ok else None
+
+
+def load_best_generator(store: RunStore):
+    """The published best generator (``best/generator.keras``), loaded with plain Keras.
+
+    Raises:
+        RunDirError: there is no best/ yet, or its generator.keras is missing or damaged.
+    """
+    import keras
+
+    best = store.best_dir()
+    if best is None:
+        raise RunDirError(
+            f"{store.root} has no best/ yet: no generation of the search has finished; "
+            "wait for one, or name a candidate with --candidate ID")
+    path = best / "generator.keras"
+    if not path.is_file():
+        raise RunDirError(f"{path} is missing; the run directory is incomplete")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 - Keras raises many kinds on a damaged archive
+        raise RunDirError(f"{path} is damaged ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                          "restore it or resume the search to publish it again") from None
+
+
+def load_candidate_generator(store: RunStore, cfg: Config, cid: str):
+    """Candidate ``cid``'s generator, built from its genome and its checkpoint's weights.
+
+    Raises:
+        RunDirError: no such candidate, or its weights were pruned (only the
+            population and hall of fame keep them) or are damaged.
+    """
+    from gan_nas import gan
+    from gan_nas.genome import GanGenome
+
+    records = {r.get("id"): r for r in store.journal()}
+    ckpt = store.candidate_dir(cid, create=False) if cid in records else None
+    if ckpt is None:
+        known = ", ".join(sorted(str(k) for k in records)[:20]) or "none yet"
+        raise RunDirError(f"run dir {store.root} has no evaluated candidate {cid!r}; known ids: {known}")
+    if not (ckpt / gan.WEIGHTS_FILE).is_file():
+        kept = sorted(d.name for d in (store.root / "candidates").iterdir()
+                      if (d / gan.WEIGHTS_FILE).is_file())
+        raise RunDirError(
+            f"candidate {cid} has no weights in {ckpt} (pruned: only the population and the hall of fame "
+            f"keep theirs); candidates with weights: {', '.join(kept) or 'none'}")
+    try:
+        genome = GanGenome.from_dict(records[cid]["genome"])
+    except (GanNasError, KeyError, TypeError) as e:
+        raise RunDirError(f"journal record of {cid} has a damaged genome: {e}") from None
+    try:
+        return gan.load_generator(genome, ckpt, image_shape(cfg))
+    except GanNasError as e:
+        raise RunDirError(str(e)) from None
+
+
+# --- generate ---------------------------------------------------------------------------------
+
+
+def generate(
+    run_dir: str | Path,
+    out: str | Path,
+    n: int = 64,
+    seed: int | None = None,
+    candidate: str | None = None,
+    npz: str | Path | None = None,
+    interpolate: str | Path | None = None,
+    scale: int = 2,
+) -> dict[str, Any]:
+    """Write a grid of samples of the best (or a named) generator of a run.
+
+    Args:
+        run_dir: the run directory.
+        out: the PNG grid to write (``ceil(sqrt(n))`` columns, 2-pixel white gaps).
+        n: how many samples.
+        seed: seed of the latent draws; None: the run's ``fitness.noise_seed``,
+            so the grid shows the very draws the candidates were scored on.
+        candidate: a candidate id (``c0007``) instead of the published best.
+        npz: also write the raw samples here, ``images`` (n, H, W, C) uint8, as ``gan-nas fid`` reads.
+        interpolate: also write a sheet of latent interpolations (8 rows of 10) here.
+        scale: integer upscaling of the PNGs (nearest neighbour).
+
+    Returns:
+        ``{"out", "n", "seed", "model", "shape", "npz", "interpolate"}``.
+
+    Raises:
+        RunDirError: missing or damaged run directory, no best/ yet, unknown or pruned candidate.
+        GanNasError: n or scale below 1.
+    """
+    from gan_nas import images
+
+    if n < 1:
+        raise GanNasError(f"--n must be at least 1, got {n}")
+    if scale < 1:
+        raise GanNasError(f"--scale must be at least 1, got {scale}")
+    store, cfg = open_run(run_dir)
+    seed = cfg.fitness.noise_seed if seed is None else int(seed)
+    gen = load_candidate_generator(store, cfg, candidate) if candidate else load_best_generator(store)
+    x = images.sample(gen, n, seed=seed, batch=cfg.fitness.batch_size)  # (n, H, W, C) uint8
+    out = images.save_png(images.grid(x), out, scale=scale)
+    result: dict[str, Any] = {"out": str(out), "n": int(n), "seed": seed, "model": candidate or "best",
+                              "shape": [int(s) for s in x.shape[1:]], "npz": None, "interpolate": None}
+    if npz is not None:
+        path = Path(npz)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+            np.savez(f, images=x)
+        os.replace(tmp, path)
+        result["npz"] = str(path)
+    if interpolate is not None:
+        sheet = images.interpolation_sheet(gen, rows=8, steps=10, seed=seed)
+        result["interpolate"] = str(images.save_png(sheet, interpolate, scale=scale))
+    return result
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def generation_stats(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per generation: evaluations, ok ones, best and median FID of the ok ones, best FID so far."""
+    gens = sorted({int(r.get("generation", 0)) for r in records})
+    out, best_so_far = [], math.inf
+    for g in gens:
+        rs = [r for r in records if int(r.get("generation", 0)) == g]
+        fits = [fitness_of(r) for r in rs if math.isfinite(fitness_of(r))]
+        best = min(fits) if fits else math.inf
+        best_so_far = min(best_so_far, best)
+        out.append({"generation": g, "evaluations": len(rs), "ok": len(fits), "best": best,
+                    "median": statistics.median(fits) if fits else math.inf, "best_so_far": best_so_far})
+    return out
+
+
+def pareto_front(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ok records not dominated in (FID, generator parameters), by increasing generator size."""
+    from gan_nas.evolution import non_dominated_fronts
+
+    ok = [r for r in records if math.isfinite(fitness_of(r))]
+    if not ok:
+        return []
+    pts = [(fitness_of(r), float(r.get("params", {}).get("g", 0))) for r in ok]
+    front = non_dominated_fronts(pts)[0]
+    return sorted((ok[i] for i in front), key=lambda r: (r["params"]["g"], fitness_of(r)))
+
+
+def lineage(records: list[dict[str, Any]], cid: str) -> list[dict[str, Any]]:
+    """The chain of first parents from the initial population to ``cid``, oldest first."""
+    by_id = {r.get("id"): r for r in records}
+    chain: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    cur = by_id.get(cid)
+    while cur is not None and cur["id"] not in seen:
+        chain.append(cur)
+        seen.add(cur["id"])
+        parents = cur.get("parents") or []
+        cur = by_id.get(parents[0]) if parents else None
+    return chain[::-1]
+
+
+def _figure(width: float = 6.4, height: float = 4.2):
+    from matplotlib.figure import Figure  # a Figure with no pyplot state draws with Agg
+
+    return Figure(figsize=(width, height), dpi=110, layout="constrained")
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, path)
+    return path
+
+
+def plot_generations(stats: list[dict[str, Any]], path: Path) -> Path:
+    """Best and median FID of the ok candidates per generation, and the best so far."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    x = [s["generation"] for s in stats]
+
+    def y(key: str) -> list[float]:
+        return [s[key] if math.isfinite(s[key]) else float("nan") for s in stats]
+
+    ax.plot(x, y("median"), "o-", color="tab:gray", label="median of generation")
+    ax.plot(x, y("best"), "o-", color="tab:blue", label="best of generation")
+    ax.plot(x, y("best_so_far"), "--", color="tab:red", label="best so far")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("FID (lower is better)")
+    ax.set_xticks(x)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("FID per generation")
+    return _save(fig, path)
+
+
+def plot_size(records: list[dict[str, Any]], front: list[dict[str, Any]], best: dict[str, Any] | None,
+              path: Path) -> Path:
+    """FID against generator parameters for every ok candidate, the Pareto front, the best."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    ok = [r for r in records if math.isfinite(fitness_of(r))]
+    if ok:
+        sc = ax.scatter([r["params"]["g"] for r in ok], [fitness_of(r) for r in ok],
+                        c=[r.get("generation", 0) for r in ok], cmap="viridis", s=28, alpha=0.8)
+        from matplotlib.ticker import MaxNLocator
+
+        fig.colorbar(sc, ax=ax, label="generation", ticks=MaxNLocator(integer=True))
+    if front:
+        ax.step([r["params"]["g"] for r in front], [fitness_of(r) for r in front], where="post",
+                color="tab:red", lw=1.2, label="Pareto front")
+        ax.scatter([r["params"]["g"] for r in front], [fitness_of(r) for r in front], s=70,
+                   facecolors="none", edgecolors="tab:red")
+    if best is not None and math.isfinite(fitness_of(best)):
+        ax.scatter([best["params"]["g"]], [fitness_of(best)], marker="*", s=220, color="gold",
+                   edgecolors="black", zorder=5, label=f"best ({best['id']})")
+    ax.set_xscale("log")
+    ax.set_xlabel("generator parameters")
+    ax.set_ylabel("FID (lower is better)")
+    ax.grid(alpha=0.3, which="both")
+    if front or best is not None:
+        ax.legend()
+    ax.set_title("FID against generator size")
+    return _save(fig, path)
+
+
+def plot_lineage(chain: list[dict[str, Any]], path: Path) -> Path:
+    """FID of each ancestor of the best candidate, oldest first."""
+    fig = _figure(max(6.4, 0.9 * len(chain)), 4.2)
+    ax = fig.add_subplot()
+    x = list(range(len(chain)))
+    y = [fitness_of(r) if math.isfinite(fitness_of(r)) else float("nan") for r in chain]
+    ax.plot(x, y, "o-", color="tab:blue")
+    ax.set_xticks(x, [f"{r['id']}\ngen {r.get('generation', 0)}\n{r.get('kind', '')}" for r in chain],
+                  fontsize=8)
+    ax.set_ylabel("FID (lower is better)")
+    ax.grid(alpha=0.3)
+    ax.set_title("lineage of the best candidate")
+    return _save(fig, path)
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}" if math.isfinite(v) else "inf"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _row(cells: list[Any]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _candidate_rows(records: list[dict[str, Any]]) -> list[str]:
+    lines = [_row(["id", "generation", "kind", "parents", "status", "FID", "KID", "G params", "D params",
+                   "steps (lineage)", "seconds"]),
+             "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in records:
+        m = r.get("metrics") or {}
+        p = r.get("params") or {}
+        lines.append(_row([
+            r.get("id"), r.get("generation"), r.get("kind", ""), ", ".join(r.get("parents") or []) or "-",
+            r.get("status"), _fmt(fitness_of(r)), _fmt(m.get("kid"), 4), _fmt(p.get("g")), _fmt(p.get("d")),
+            _fmt(r.get("total_steps", r.get("steps"))), _fmt((r.get("seconds") or {}).get("total"), 1),
+        ]))
+    return lines
+
+
+def report(run_dir: str | Path) -> Path:
+    """Write ``RUN_DIR/report.md`` and its plots (``RUN_DIR/report/*.png``) from the journal.
+
+    Works on a finished search and on one still running (it reads what is on
+    record). Failed candidates count in the tallies, not in the FID plots.
+
+    Args:
+        run_dir: the run directory.
+
+    Returns:
+        The path of report.md.
+
+    Raises:
+        RunDirError: missing or damaged run directory (config, journal, state), or no evaluations yet.
+    """
+    from gan_nas import builder
+    from gan_nas.genome import GanGenome
+
+    store, cfg = open_run(run_dir)
+    records = store.journal()
+    if not records:
+        raise RunDirError(f"{store.root} has no finished evaluations yet ({store.journal_path} is empty); "
+                          "run or resume the search first")
+    for i, r in enumerate(records, start=1):
+        if not isinstance(r.get("id"), str) or "status" not in r:
+            raise RunDirError(f"{store.journal_path}: record {i} has no id or status; repair or delete that line")
+    state = store.read_state() or {}
+    root = store.root
+    plots = root / PLOTS_DIR
+    best = best_record(store, records)
+    stats = generation_stats(records)
+    front = pareto_front(records)
+    chain = lineage(records, best["id"]) if best else []
+
+    files = {"generations": plot_generations(stats, plots / "fid_generations.png"),
+             "size": plot_size(records, front, best, plots / "fid_vs_size.png")}
+    if chain:
+        files["lineage"] = plot_lineage(chain, plots / "lineage.png")
+
+    def rel(p: Path) -> str:
+        return p.relative_to(root).as_posix()
+
+    statuses: dict[str, int] = {}
+    for r in records:
+        statuses[r.get("status", "?")] = statuses.get(r.get("status", "?"), 0) + 1
+    seconds = sum(float((r.get("seconds") or {}).get("total", 0.0)) for r in records)
+    s = cfg.search
+    lines = [
+        f"# Search report: {root.name}", "",
+        f"- dataset: `{cfg.data.dataset}`; strategy {s.strategy}, objective {s.objective}; "
+        f"population {s.population}, offspring {s.offspring}, generations {s.generations}; "
+        f"{cfg.training.steps} steps per evaluation, seed {cfg.run.seed}",
+        f"- progress: generation {state.get('generation', stats[-1]['generation'])}, "
+        + ("finished" if state.get("done") else f"stopped ({state['stopped']})" if state.get("stopped")
+           else "not finished (running, or stopped without a record)"),
+        f"- evaluations: {len(records)} (" + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) + ")",
+        f"- compute: {seconds:,.1f} s in candidates (sum of seconds.total); "
+        f"search wall time {float(state.get('elapsed', 0.0)):,.1f} s",
+        f"- FID: on n={cfg.fitness.n_search} samples per candidate (noise seed {cfg.fitness.noise_seed}); "
+        "compare FIDs only at equal n",
+    ]
+    if best is not None:
+        lines.append(f"- best: **{best['id']}**, FID {_fmt(fitness_of(best))}, "
+                     f"G {_fmt(best['params']['g'])} / D {_fmt(best['params']['d'])} parameters, "
+                     f"{_fmt(best.get('total_steps'))} steps along its lineage")
+    if (root / "compare.md").is_file():
+        lines.append("- against the DCGAN at equal compute: see [compare.md](compare.md)")
+    lines += ["", "## FID per generation", "", f"![FID per generation]({rel(files['generations'])})", "",
+              _row(["generation", "evaluations", "ok", "best FID", "median FID", "best so far"]),
+              "|---:|---:|---:|---:|---:|---:|"]
+    for st in stats:
+        lines.append(_row([st["generation"], st["evaluations"], st["ok"], _fmt(st["best"]), _fmt(st["median"]),
+                           _fmt(st["best_so_far"])]))
+    lines += ["", "## FID against generator size", "", f"![FID against generator size]({rel(files['size'])})", "",
+              "Pareto front (no other candidate is both smaller and better):", "", *_candidate_rows(front)]
+    lines += ["", "## Lineage of the best candidate", ""]
+    if chain:
+        lines += [f"![lineage]({rel(files['lineage'])})", "",
+                  "First parents from the initial population to the best (a `continue` is the same genome "
+                  "trained further; `inherited` counts layers whose weights came from the parent).", "",
+                  _row(["id", "generation", "kind", "parents", "FID", "G params", "D params",
+                        "steps (lineage)", "inherited G/D"]),
+                  "|---|---:|---|---|---:|---:|---:|---:|---|"]
+        for r in chain:
+            inh = r.get("inherited") or {}
+            lines.append(_row([r["id"], r.get("generation"), r.get("kind", ""),
+                               ", ".join(r.get("parents") or []) or "-", _fmt(fitness_of(r)),
+                               _fmt(r["params"].get("g")), _fmt(r["params"].get("d")),
+                               _fmt(r.get("total_steps")), f"{inh.get('g', 0)}/{inh.get('d', 0)}"]))
+    else:
+        lines.append("No candidate has a finite FID yet.")
+    lines += ["", "## Best genome", ""]
+    if best is not None:
+        try:
+            text = builder.describe(GanGenome.from_dict(best["genome"]), image_shape(cfg))
+        except (GanNasError, KeyError, TypeError) as e:
+            text = f"(cannot describe the genome: {e})"
+        lines += [f"Candidate {best['id']} (its genome is also in `best/genome.json`):", "", "```", text, "```"]
+    else:
+        lines.append("No candidate has a finite FID yet.")
+    hof = [r for i in state.get("hall_of_fame", []) for r in records if r.get("id") == i]
+    if hof:
+        lines += ["", "## Hall of fame", "", *_candidate_rows(hof)]
+    grids = sorted(store.samples_dir.glob("gen*.png")) if store.samples_dir.is_dir() else []
+    lines += ["", "## Samples across generations", ""]
+    if grids:
+        lines.append("The best candidate so far after each generation, on the fixed scoring noise:")
+        for g in grids:
+            lines += ["", f"**{g.stem}**", "", f"![{g.stem}]({rel(g)})"]
+    else:
+        lines.append("No sample grids yet (one is written after each generation).")
+    lines += ["", "## All evaluations", "", *_candidate_rows(records), ""]
+
+    path = root / REPORT_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, path)
+    return path
+
+
+__all__ = ["generate", "report", "open_run", "image_shape", "best_record", "load_best_generator",
+           "load_candidate_generator", "generation_stats", "pareto_front", "lineage", "fitness_of"]

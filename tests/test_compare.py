@@ -1,0 +1,249 @@
+"""``gan-nas baseline`` and ``gan-nas compare`` (and report, generate, fid on a real run).
+
+The slow tests run the real search on a tiny synthetic dataset (16x16, 2+2
+candidates of 3 steps), then train and compare the DCGAN against it. The fast
+ones check every bad input: budgets, directories that are not baselines,
+mismatched configs, and damaged run directories.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_report import PNG_MAGIC, assert_one_error_line, assert_png, make_npz, run_cli, tiny_config
+
+from gan_nas import compare, evolution
+from gan_nas.config import Config
+from gan_nas.errors import ConfigError, GanNasError
+from gan_nas.store import RunStore
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny dataset, its config as TOML, and a classifier cache shared by the module."""
+    d = tmp_path_factory.mktemp("compare")
+    npz = make_npz(d / "shapes16.npz")
+    (d / "tiny.toml").write_text(
+        f'[data]\ndataset = "npz:{npz}"\nbatch_size = 16\n'
+        "[training]\nsteps = 3\nlog_every = 1000\n"
+        "[fitness]\nn_search = 64\nn_report = 80\nclassifier_epochs = 1\nbatch_size = 64\n"
+        "[space]\nmax_g_blocks = 2\nmax_d_blocks = 2\nmax_filters = 32\n"
+        "[search]\ngenerations = 1\npopulation = 2\noffspring = 2\n"
+    )
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _cache(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GAN_NAS_CACHE", str(workdir / "cache"))
+
+
+@pytest.fixture(scope="module")
+def searched_run(workdir: Path) -> Path:
+    """A real finished search: generation 0 and 1 of two candidates each."""
+    from gan_nas import config
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GAN_NAS_CACHE", str(workdir / "cache"))
+        evolution.search(config.load(workdir / "tiny.toml"), workdir / "run", quiet=True)
+    return workdir / "run"
+
+
+def journal(d: Path) -> list[dict]:
+    return RunStore.open(d).journal()
+
+
+# --- slow: real training ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_baseline_trains_continues_and_rescores(workdir: Path, tmp_path: Path, capsys) -> None:
+    b = tmp_path / "baseline"
+    code, out, err = run_cli(["baseline", "--config", str(workdir / "tiny.toml"), "--run-dir", str(b),
+                              "--steps", "4", "--json", "--quiet"], capsys)
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["steps"] == 4 and first["n"] == 80 and first["model"] == "dcgan"
+    assert first["params"] == {"g": 1_452_352, "d": 208_641}  # the tutorial DCGAN at 16x16x1
+    assert [r["total_steps"] for r in journal(b)] == [3, 4]  # chunks of training.steps
+
+    # A second invocation continues from the last checkpoint (no --config: the directory's own).
+    code, out, err = run_cli(["baseline", "--run-dir", str(b), "--steps", "9", "--json", "--quiet"], capsys)
+    assert code == 0, err
+    second = json.loads(out)
+    recs = journal(b)
+    assert second["steps"] == 9 and second["chunks"] == len(recs) == 4
+    assert [r["kind"] for r in recs] == ["initial", "continue", "continue", "continue"]
+    assert [r["parents"] for r in recs[1:]] == [["b0000"], ["b0001"], ["b0002"]]
+    from gan_nas import builder
+    from gan_nas.baseline import dcgan
+
+    shape = (16, 16, 1)
+    g, d = builder.build_generator(dcgan(shape), shape), builder.build_discriminator(dcgan(shape), shape)
+    layers = {"g": sum(bool(x.weights) for x in g.layers), "d": sum(bool(x.weights) for x in d.layers)}
+    assert all(r["inherited"] == layers for r in recs[1:])  # every layer with weights resumed
+    assert [r["total_steps"] for r in recs] == [3, 4, 7, 9]
+    assert second["seconds"] == pytest.approx(sum(r["seconds"]["total"] for r in recs), abs=1e-2)
+    kept = sorted(p.parent.name for p in (b / "candidates").glob("*/weights.npz"))
+    assert kept == ["b0003"]  # only the last chunk keeps its weights
+    saved = json.loads((b / "baseline.json").read_text())
+    assert saved == second
+    assert {p.name for p in (b / "best").iterdir()} >= {"genome.json", "candidate.json", "generator.keras"}
+
+    # A met budget trains nothing and reuses the score.
+    code, out, _ = run_cli(["baseline", "--run-dir", str(b), "--steps", "9", "--json", "--quiet"], capsys)
+    assert code == 0 and json.loads(out) == second and len(journal(b)) == 4
+
+    # generate works on a baseline directory.
+    code, out, err = run_cli(["generate", str(b), "--out", str(tmp_path / "g.png"), "--n", "4", "--json"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "g.png").read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.slow
+def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
+    code, out, err = run_cli(["compare", str(searched_run), "--json", "--quiet"], capsys)
+    assert code == 0, err
+    r = json.loads(out)
+    recs = journal(searched_run)
+    best = json.loads((searched_run / "best" / "candidate.json").read_text())
+    compute = sum(x["seconds"]["total"] for x in recs)
+    assert r["compute_seconds"] == pytest.approx(compute, abs=1e-2)
+    assert r["best_id"] == best["id"] and r["best_steps"] == best["total_steps"]
+    searched, by_time, by_steps = r["rows"]
+    assert [x["key"] for x in r["rows"]] == ["searched", "dcgan_equal_seconds", "dcgan_equal_steps"]
+    assert all(x["n"] == 80 for x in r["rows"])  # fitness.n_report, not n_search
+    assert searched["params"] == best["params"]
+    assert by_time["seconds"] >= compute  # the DCGAN got at least the search's compute
+    assert by_steps["steps"] == best["total_steps"]
+    assert r["fid_ratio"]["equal_seconds"] == pytest.approx(searched["fid"] / by_time["fid"])
+    assert r["fid_ratio"]["equal_steps"] == pytest.approx(searched["fid"] / by_steps["fid"])
+    assert json.loads((searched_run / "compare.json").read_text()) == r
+
+    md = (searched_run / "compare.md").read_text()
+    assert "| model | FID | KID ± std | G params | D params | steps | seconds |" in md
+    assert f"| searched ({best['id']}) | {searched['fid']:.2f} | " in md
+    assert f"| DCGAN, equal seconds | {by_time['fid']:.2f} | " in md
+    assert f"| DCGAN, equal steps | {by_steps['fid']:.2f} | " in md
+    assert f"**{r['fid_ratio']['equal_seconds']:.3f}** at equal seconds" in md
+    for name in ("compare_searched.png", "compare_dcgan.png", "compare_grid.png"):
+        assert_png(searched_run / name)
+        assert name in md
+
+    # Again: both baselines have trained enough, so nothing is trained and the scores repeat.
+    before = {d: len(journal(searched_run / d)) for d in ("baseline", "baseline-steps")}
+    code, out, err = run_cli(["compare", str(searched_run), "--json", "--quiet"], capsys)
+    assert code == 0, err
+    again = json.loads(out)
+    assert {d: len(journal(searched_run / d)) for d in before} == before
+    assert [x["fid"] for x in again["rows"]] == [x["fid"] for x in r["rows"]]
+
+
+@pytest.mark.slow
+def test_report_generate_and_fid_on_a_real_run(searched_run: Path, workdir: Path, tmp_path: Path, capsys) -> None:
+    code, _, err = run_cli(["report", str(searched_run)], capsys)
+    assert code == 0, err
+    text = (searched_run / "report.md").read_text()
+    state = RunStore.open(searched_run).read_state()
+    assert f"best: **{state['hall_of_fame'][0]}**" in text
+    for png in ("fid_generations.png", "fid_vs_size.png", "lineage.png"):
+        assert_png(searched_run / "report" / png)
+    assert "](samples/gen000.png)" in text and "](samples/gen001.png)" in text
+
+    npz = tmp_path / "samples.npz"
+    code, out, err = run_cli(["generate", str(searched_run), "--out", str(tmp_path / "g.png"), "--n", "100",
+                              "--npz", str(npz), "--json"], capsys)
+    assert code == 0, err
+    with np.load(npz) as z:
+        assert z["images"].shape == (100, 16, 16, 1) and z["images"].dtype == np.uint8
+    # gan-nas fid reads the samples that generate wrote
+    code, out, err = run_cli(["fid", "--dataset", f"npz:{workdir / 'shapes16.npz'}", "--samples", str(npz),
+                              "--config", str(workdir / "tiny.toml"), "--json"], capsys)
+    assert code == 0, err
+    scores = json.loads(out)
+    assert scores["n"] == 100 and np.isfinite(scores["fid"]) and scores["fid"] >= 0
+
+
+# --- fast: bad input -------------------------------------------------------------------------
+
+
+def test_baseline_needs_a_positive_budget(workdir: Path, tmp_path: Path, capsys) -> None:
+    cfg = tiny_config(workdir / "shapes16.npz")
+    with pytest.raises(GanNasError, match="--seconds S or --steps N"):
+        compare.train_baseline(cfg, tmp_path / "b")
+    for flag, value, match in (("--seconds", "0", "--seconds must be positive"),
+                               ("--steps", "0", "--steps must be at least 1")):
+        code, _, err = run_cli(["baseline", "--config", str(workdir / "tiny.toml"), "--run-dir",
+                                str(tmp_path / "b"), flag, value], capsys)
+        assert_one_error_line(code, err, match)
+    assert not (tmp_path / "b").exists()
+    with pytest.raises(SystemExit) as e:  # argparse: one budget, not both
+        run_cli(["baseline", "--run-dir", str(tmp_path / "b"), "--steps", "3", "--seconds", "3"], capsys)
+    assert e.value.code == 2
+
+
+def test_baseline_refuses_other_directories(workdir: Path, tmp_path: Path, capsys) -> None:
+    # a new directory needs a config
+    code, _, err = run_cli(["baseline", "--run-dir", str(tmp_path / "new"), "--steps", "3"], capsys)
+    assert_one_error_line(code, err, "give --config FILE")
+    # a directory with other files
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    code, _, err = run_cli(["baseline", "--config", str(workdir / "tiny.toml"), "--run-dir",
+                            str(tmp_path / "full"), "--steps", "3"], capsys)
+    assert_one_error_line(code, err, "is not empty and holds no baseline")
+    # a search run directory
+    store = RunStore.create(tmp_path / "search", tiny_config(workdir / "shapes16.npz").to_json())
+    with store.locked():
+        store.append({"id": "c0000", "status": "ok", "generation": 0})
+        store.write_state({"generation": 0, "population": ["c0000"], "hall_of_fame": []})
+    code, _, err = run_cli(["baseline", "--run-dir", str(store.root), "--steps", "3"], capsys)
+    assert_one_error_line(code, err, "is a search run directory, not a baseline directory")
+    assert [r["id"] for r in store.journal()] == ["c0000"]
+
+
+def test_baseline_refuses_another_dataset(workdir: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(workdir / "shapes16.npz")
+    RunStore.create(tmp_path / "b", cfg.to_json())
+    other = Config.from_dict({**cfg.to_dict(), "fitness": {**cfg.to_dict()["fitness"], "n_report": 99}})
+    with pytest.raises(ConfigError, match="other \\[data\\] or \\[fitness\\] settings"):
+        compare.train_baseline(other, tmp_path / "b", steps=3)
+
+
+def _search_dir(tmp_path: Path, workdir: Path) -> Path:
+    store = RunStore.create(tmp_path / "run", tiny_config(workdir / "shapes16.npz").to_json())
+    with store.locked():
+        store.append({"id": "c0000", "generation": 0, "status": "ok", "fitness": 10.0, "total_steps": 3,
+                      "seconds": {"total": 1.0}, "params": {"g": 1, "d": 1}})
+    return store.root
+
+
+def test_compare_damaged_run_dirs(workdir: Path, tmp_path: Path, capsys) -> None:
+    code, _, err = run_cli(["compare", str(tmp_path / "nope")], capsys)
+    assert_one_error_line(code, err, "does not exist")
+
+    run = _search_dir(tmp_path, workdir)
+    code, _, err = run_cli(["compare", str(run)], capsys)
+    assert_one_error_line(code, err, "has no best/ yet")
+
+    with open(run / "journal.jsonl", "ab") as f:
+        f.write(b"{not json}\n")
+    code, _, err = run_cli(["compare", str(run)], capsys)
+    assert_one_error_line(code, err, "corrupt journal line")
+
+    shutil.copy(run / "config.json", tmp_path / "config.bak")
+    (run / "config.json").unlink()
+    code, _, err = run_cli(["compare", str(run)], capsys)
+    assert_one_error_line(code, err, "has no config.json")
+    assert not (run / "baseline").exists() and not (run / "compare.md").exists()
+
+
+def test_compare_refuses_a_search_as_baseline_dir(workdir: Path, tmp_path: Path, capsys) -> None:
+    """--baseline-dir pointing at a search run is refused before anything is trained."""
+    run = _search_dir(tmp_path, workdir)
+    with pytest.raises(GanNasError, match="is a search run directory"):
+        compare._open_baseline(None, run)
