@@ -156,10 +156,8 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
         while (steps is None or steps_done < steps) and (seconds is None or secs_done < seconds):
             n = _chunk_steps(cfg, steps_done, secs_done, steps, seconds, last)
             cid = f"b{len(records):04d}"
-            options = gan.TrainOptions(
-                batch_size=cfg.data.batch_size, seed=(cfg.run.seed * 1_000_003 + 7_919 * (len(records) + 1))
-                % (2**31 - 1), mixed_precision=cfg.training.mixed_precision,
-                deterministic=cfg.training.deterministic, log_every=cfg.training.log_every)
+            options = gan.TrainOptions.from_config(
+                cfg, seed=(cfg.run.seed * 1_000_003 + 7_919 * (len(records) + 1)) % (2**31 - 1))
             result = gan.train_candidate(
                 genome, ds, n, None, options, resume=store.candidate_dir(last["id"]) if last else None,
                 save_to=store.candidate_dir(cid), score=False)

@@ -68,11 +68,7 @@ def evaluate_task(task: dict[str, Any]) -> dict[str, Any]:
 
     cfg = Config.from_dict(task["config"])
     ds, ref = _dataset_and_reference(cfg)
-    options = gan.TrainOptions(
-        batch_size=cfg.data.batch_size, seed=task["seed"], mixed_precision=cfg.training.mixed_precision,
-        deterministic=cfg.training.deterministic, log_every=cfg.training.log_every,
-        n_score=cfg.fitness.n_search, noise_seed=cfg.fitness.noise_seed, score_batch=cfg.fitness.batch_size,
-    )
+    options = gan.TrainOptions.from_config(cfg, task["seed"])
     result = gan.train_candidate(
         GanGenome.from_dict(task["genome"]), ds, task["steps"], ref, options,
         parent=task.get("parent_ckpt") or None, resume=task.get("resume_ckpt"), save_to=task["save_to"],

@@ -158,9 +158,10 @@ def save_checkpoint(path: Path, genome: GanGenome, generator, discriminator, opt
             opt[f"{name}/{i}"] = np.asarray(v)
     _save_npz(path / OPTIMIZERS_FILE, opt)
     meta = {"genome": genome.to_dict(), "total_steps": int(total_steps)}
-    tmp = path / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, path / META_FILE)
+    for name, text in ((META_FILE, json.dumps(meta)), ("genome.json", genome.to_json())):
+        tmp = path / (name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path / name)
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -267,6 +268,17 @@ class TrainOptions:
     n_score: int = 2_000
     noise_seed: int = 1234
     score_batch: int = 500
+    shuffle_buffer: int = 10_000
+
+    @classmethod
+    def from_config(cls, cfg: Any, seed: int) -> TrainOptions:
+        """The options a :class:`gan_nas.config.Config` implies, with this candidate's seed."""
+        return cls(
+            batch_size=cfg.data.batch_size, seed=seed, mixed_precision=cfg.training.mixed_precision,
+            deterministic=cfg.training.deterministic, log_every=cfg.training.log_every,
+            n_score=cfg.fitness.n_search, noise_seed=cfg.fitness.noise_seed, score_batch=cfg.fitness.batch_size,
+            shuffle_buffer=cfg.data.shuffle_buffer,
+        )
 
 
 def _finite(*values: float) -> bool:
@@ -399,7 +411,7 @@ def train_candidate(
     h, w, c = shape
     train_step = tf.function(step, input_signature=[tf.TensorSpec([d_steps, batch, h, w, c], tf.float32)],
                              jit_compile=False)
-    stream = data_mod.pipeline(data.x_train, batch * d_steps, seed=opt.seed, shuffle_buffer=10_000)
+    stream = data_mod.pipeline(data.x_train, batch * d_steps, seed=opt.seed, shuffle_buffer=opt.shuffle_buffer)
     stream = stream.map(lambda x: tf.reshape(x, [d_steps, batch, h, w, c]))
     it = iter(stream)
 
@@ -441,7 +453,7 @@ def train_candidate(
         scores = fitness.score(gen, reference, n=opt.n_score, noise_seed=opt.noise_seed,
                                latent_size=latent, batch_size=opt.score_batch)
         result.seconds["score"] = time.perf_counter() - t_score
-        result.metrics.update({k: float(v) for k, v in scores.items()})
+        result.metrics.update({k: v if isinstance(v, int) else float(v) for k, v in scores.items()})
         result.fitness = float(scores["fid"])
         if not math.isfinite(result.fitness):
             return _finish(result, t0, status="diverged", error="generator output is not finite")
