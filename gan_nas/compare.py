@@ -30,6 +30,7 @@ reference (the run's cached feature classifier), since FID depends on n.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -156,8 +157,9 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
         while (steps is None or steps_done < steps) and (seconds is None or secs_done < seconds):
             n = _chunk_steps(cfg, steps_done, secs_done, steps, seconds, last)
             cid = f"b{len(records):04d}"
-            options = gan.TrainOptions.from_config(
-                cfg, seed=(cfg.run.seed * 1_000_003 + 7_919 * (len(records) + 1)) % (2**31 - 1))
+            options = dataclasses.replace(gan.TrainOptions.from_config(
+                cfg, seed=(cfg.run.seed * 1_000_003 + 7_919 * (len(records) + 1)) % (2**31 - 1)),
+                max_seconds=0.0)  # the baseline's chunks are sized by its own budget
             result = gan.train_candidate(
                 genome, ds, n, None, options, resume=store.candidate_dir(last["id"]) if last else None,
                 save_to=store.candidate_dir(cid), score=False)

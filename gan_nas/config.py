@@ -44,6 +44,7 @@ class TrainingConfig:
 
     steps: int = 300  # generator steps per candidate evaluation
     survivor_steps: int = 0  # extra steps that each survivor trains per generation (0: none)
+    max_seconds: float = 0.0  # cap on one evaluation's train time; slower candidates are scored as they are (0: none)
     inherit_weights: bool = True  # children start from their parent's weights where layers are unchanged
     mixed_precision: bool = False  # bfloat16 compute on CPUs that support it (see experiments/bench_train.py)
     deterministic: bool = False  # TF op determinism: identical results run to run, somewhat slower
@@ -207,7 +208,7 @@ def _check(cfg: Config) -> Config:
     for section, key in positive:
         if getattr(getattr(cfg, section), key) <= 0:
             raise ConfigError(f"{section}.{key} must be positive, got {getattr(getattr(cfg, section), key)!r}")
-    nonneg = [("training", "survivor_steps"), ("search", "generations"), ("search", "wall_clock_seconds"),
+    nonneg = [("training", "survivor_steps"), ("training", "max_seconds"), ("search", "generations"), ("search", "wall_clock_seconds"),
               ("run", "threads"), ("run", "max_retries"), ("run", "gpus_per_candidate"),
               ("search", "diversity_weight")]
     for section, key in nonneg:

@@ -269,6 +269,7 @@ class TrainOptions:
     noise_seed: int = 1234
     score_batch: int = 500
     shuffle_buffer: int = 10_000
+    max_seconds: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: Any, seed: int) -> TrainOptions:
@@ -277,7 +278,7 @@ class TrainOptions:
             batch_size=cfg.data.batch_size, seed=seed, mixed_precision=cfg.training.mixed_precision,
             deterministic=cfg.training.deterministic, log_every=cfg.training.log_every,
             n_score=cfg.fitness.n_search, noise_seed=cfg.fitness.noise_seed, score_batch=cfg.fitness.batch_size,
-            shuffle_buffer=cfg.data.shuffle_buffer,
+            shuffle_buffer=cfg.data.shuffle_buffer, max_seconds=cfg.training.max_seconds,
         )
 
 
@@ -309,7 +310,8 @@ def train_candidate(
     Args:
         genome: the candidate.
         data: a :class:`gan_nas.data.Dataset`.
-        steps: generator steps (each with ``genome.training.d_steps`` discriminator steps).
+        steps: generator steps (each with ``genome.training.d_steps`` discriminator steps); fewer
+            when ``options.max_seconds`` runs out first (``result.steps`` says how many).
         reference: a :class:`gan_nas.fitness.Reference` for scoring; needed when ``score``.
         options: batch size, seeds, precision, scoring sample size.
         parent: checkpoint directory of the parent (or a list, for crossover children):
@@ -423,7 +425,8 @@ def train_candidate(
         done = 1
         t_train = time.perf_counter()
         result.seconds["build"] = t_train - t0
-        while done < steps and _finite(gl_v, dl_v):
+        deadline = t_train + opt.max_seconds if opt.max_seconds > 0 else math.inf
+        while done < steps and _finite(gl_v, dl_v) and time.perf_counter() < deadline:
             gl, dl = train_step(next(it))
             gl_v, dl_v = float(gl), float(dl)
             done += 1

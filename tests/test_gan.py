@@ -191,3 +191,9 @@ def test_crossover_child_inherits_from_both_parents(tiny_data, tmp_path):
     r = gan.train_candidate(child, tiny_data, 1, options=opts(), score=False, parent=[tmp_path / "a", tmp_path / "b"])
     assert r.inherited == {"g": 5, "d": 2}  # every G layer from a, both D layers from b
     assert r.total_steps == 3 + 1  # the longer lineage
+
+
+def test_max_seconds_caps_training_time(tiny_data):
+    r = gan.train_candidate(tiny_genome(), tiny_data, 10**6, options=opts(max_seconds=1.0), score=False)
+    assert r.status == "ok" and 1 < r.steps < 10**6 and r.total_steps == r.steps
+    assert r.seconds["train"] < 10
