@@ -1,0 +1,707 @@
+"""Fitness: a per-dataset feature classifier, activation statistics, Fréchet distance and KID.
+
+The pieces are kept apart, in the manner of TF-GAN's ``classifier_metrics.py``:
+
+* **features** -- :func:`train_classifier` fits a small CNN on the train split;
+  its penultimate layer (the dense layer named ``"features"``, taken *before*
+  its ReLU, :attr:`ClassifierSpec.feature_dim` = 128 dimensions by default) is
+  the feature map. :func:`reference` caches the classifier and the statistics of
+  the real test split under ``$GAN_NAS_CACHE`` (default ``~/.cache/gan-nas``),
+  keyed by the data fingerprint and a hash of the classifier's definition, so
+  it is trained once per dataset and retrained when either changes.
+* **distances** -- :func:`frechet_distance` and :func:`kernel_inception_distance`
+  work on plain float64 arrays and know nothing of Keras.
+* **scoring** -- :func:`score` (a generator), :func:`score_images` (any samples)
+  and :func:`score_file` (an ``.npz`` or a folder of images, for ``gan-nas fid``).
+
+Input convention: the feature network sees float32 images in ``[-1, 1]``, the
+range generators emit (``tanh``). Real uint8 images are mapped with
+``x / 127.5 - 1``. Float images are clipped to ``[-1, 1]`` and quantized to the
+256 levels of a uint8 image inside the compiled feature function, so a
+generated sample is measured exactly as it would be after saving it as a PNG,
+on the same grid as the real images, and no sample earns credit for sub-level
+detail that real data cannot have. Generator output is passed in directly; no
+uint8 round trip is needed by the caller.
+
+FID and KID are biased by the number of generated samples ``n`` (FID strongly,
+KID not in expectation but its variance depends on ``n``): compare scores only
+at the same ``n`` (``FitnessConfig.n_search`` during a search, ``n_report`` in
+reports). The reference statistics always use the whole real test split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gan_nas.config import FitnessConfig
+from gan_nas.data import Dataset
+from gan_nas.errors import FitnessError
+
+# Bump when the training procedure changes in a way the definition hash cannot see.
+CLASSIFIER_VERSION = 1
+MIN_IMAGES_PER_CLASS = 10  # a class needs this many train images to count
+MIN_TEST_IMAGES = 2  # the reference statistics need at least a covariance
+KID_BLOCK_SIZE = 1000  # images per KID block (TF-GAN's max_block_size is 1024)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """The feature classifier's definition; every field is part of its cache key.
+
+    The network, for width ``w``: two 3x3 conv blocks of ``w`` filters, 2x2 max
+    pool, two of ``2w``, max pool, one of ``4w``, global average pool, the dense
+    ``features`` layer (``feature_dim`` units, linear; features are read here),
+    ReLU, dropout, and the dense ``logits`` layer. Every conv is followed by
+    batch normalisation and ReLU.
+    """
+
+    width: int = 32  # filters of the first conv block; later blocks have 2x and 4x
+    feature_dim: int = 128  # units of the penultimate ("features") layer
+    epochs: int = 3  # passes over the train split
+    max_steps: int | None = None  # cap on optimizer steps (tests make the classifier tiny with it)
+    batch_size: int = 128  # train batch
+    learning_rate: float = 2e-3  # Adam, cosine-decayed to zero over the run
+    dropout: float = 0.3  # before the logits
+    seed: int = 0  # weight initialisation, dropout and shuffling
+
+
+def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("GAN_NAS_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "gan-nas"
+
+
+def _quiet_tf() -> Any:
+    """Import TensorFlow and Keras (lazily: the distance functions need neither)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    return tf, keras
+
+
+# --- the feature classifier ----------------------------------------------------
+
+
+def build_classifier(shape: tuple[int, int, int], classes: int, spec: ClassifierSpec) -> Any:
+    """The feature classifier, uninitialised: float32 images in [-1, 1] (B, H, W, C) -> logits (B, classes).
+
+    Every layer is float32 whatever the global mixed-precision policy, and
+    named, so that the architecture JSON (part of the cache key) is stable.
+    """
+    _, keras = _quiet_tf()
+    layers = keras.layers
+    init = iter(range(spec.seed * 1000, spec.seed * 1000 + 100))
+
+    def conv(x: Any, filters: int, name: str) -> Any:
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, dtype="float32", name=f"{name}_conv",
+                          kernel_initializer=keras.initializers.HeNormal(seed=next(init)))(x)
+        x = layers.BatchNormalization(dtype="float32", name=f"{name}_bn")(x)
+        return layers.ReLU(dtype="float32", name=f"{name}_relu")(x)
+
+    w = spec.width
+    inputs = keras.Input(shape=shape, dtype="float32", name="images")
+    x = conv(inputs, w, "b1a")
+    x = conv(x, w, "b1b")
+    x = layers.MaxPooling2D(2, dtype="float32", name="pool1")(x)
+    x = conv(x, 2 * w, "b2a")
+    x = conv(x, 2 * w, "b2b")
+    x = layers.MaxPooling2D(2, dtype="float32", name="pool2")(x)
+    x = conv(x, 4 * w, "b3")
+    x = layers.GlobalAveragePooling2D(dtype="float32", name="gap")(x)
+    feats = layers.Dense(spec.feature_dim, dtype="float32", name="features",
+                         kernel_initializer=keras.initializers.GlorotUniform(seed=next(init)))(x)
+    x = layers.ReLU(dtype="float32", name="features_relu")(feats)
+    x = layers.Dropout(spec.dropout, seed=next(init), dtype="float32", name="dropout")(x)
+    logits = layers.Dense(classes, dtype="float32", name="logits",
+                          kernel_initializer=keras.initializers.GlorotUniform(seed=next(init)))(x)
+    return keras.Model(inputs, logits, name="feature_classifier")
+
+
+def definition_hash(shape: tuple[int, int, int], classes: int, spec: ClassifierSpec) -> str:
+    """A hash of everything that defines the trained classifier except the data."""
+    model = build_classifier(shape, classes, spec)
+    text = json.dumps(
+        {"version": CLASSIFIER_VERSION, "spec": asdict(spec), "shape": list(shape), "classes": classes,
+         "architecture": json.loads(model.to_json())},
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_trainable(dataset: Dataset) -> None:
+    """Raise :class:`FitnessError` unless a classifier can be trained and evaluated on ``dataset``."""
+    name = dataset.spec.name
+    y = np.asarray(dataset.y_train)
+    if len(dataset.x_train) != len(y) or len(dataset.x_test) != len(dataset.y_test):
+        raise FitnessError(f"dataset {name}: images and labels differ in number")
+    for labels in (y, np.asarray(dataset.y_test)):
+        if labels.size and (labels.min() < 0 or labels.max() >= dataset.spec.classes):
+            raise FitnessError(
+                f"dataset {name}: labels must lie in [0, {dataset.spec.classes}), "
+                f"found {int(labels.min())}..{int(labels.max())}"
+            )
+    counts = np.bincount(y.astype(np.int64), minlength=dataset.spec.classes) if y.size else np.zeros(1)
+    usable = int((counts >= MIN_IMAGES_PER_CLASS).sum())
+    if usable < 2:
+        raise FitnessError(
+            f"cannot train a feature classifier for dataset {name}: it needs at least 2 classes with "
+            f"{MIN_IMAGES_PER_CLASS}+ train images each, found {usable} (class counts {counts.tolist()}); "
+            "give a folder dataset one sub-folder per class"
+        )
+    if len(dataset.x_test) < MIN_TEST_IMAGES:
+        raise FitnessError(
+            f"dataset {name}: the test split has {len(dataset.x_test)} images, the reference needs "
+            f"at least {MIN_TEST_IMAGES}"
+        )
+
+
+def _to_unit_range(images: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [-1, 1]; floats are passed through as float32."""
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+    return images.astype(np.float32, copy=False)
+
+
+def train_classifier(dataset: Dataset, spec: ClassifierSpec, verbose: bool = True) -> tuple[Any, float]:
+    """Fit the feature classifier on the train split; return it and its test accuracy.
+
+    Progress goes to stderr (never stdout, which ``--json`` commands keep for
+    their result).
+
+    Raises:
+        FitnessError: the dataset has too few classes or images to train on.
+    """
+    check_trainable(dataset)
+    tf, keras = _quiet_tf()
+    x, y = dataset.x_train, np.asarray(dataset.y_train, np.int64)
+    steps_per_epoch = math.ceil(len(x) / spec.batch_size)
+    total = spec.epochs * steps_per_epoch
+    if spec.max_steps is not None:
+        total = max(1, min(total, spec.max_steps))
+    epochs = math.ceil(total / steps_per_epoch)
+    per_epoch = min(steps_per_epoch, total)
+
+    ds = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(min(len(x), 60_000), seed=spec.seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(spec.batch_size, drop_remainder=False)
+        .map(lambda a, b: (tf.cast(a, tf.float32) / 127.5 - 1.0, b), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    model = build_classifier(dataset.spec.shape, dataset.spec.classes, spec)
+    schedule = keras.optimizers.schedules.CosineDecay(spec.learning_rate, decay_steps=epochs * per_epoch)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    if verbose:
+        print(f"training the feature classifier for {dataset.spec.name}: {len(x)} images, "
+              f"{epochs * per_epoch} steps of {spec.batch_size}", file=sys.stderr, flush=True)
+    fit_verbose = (1 if sys.stderr.isatty() else 2) if verbose else 0
+    with contextlib.redirect_stdout(sys.stderr):
+        model.fit(ds, epochs=epochs, steps_per_epoch=per_epoch, verbose=fit_verbose, shuffle=False)
+    logits = _predict(model, dataset.x_test, batch_size=500)
+    accuracy = float(np.mean(np.argmax(logits, axis=1) == np.asarray(dataset.y_test)))
+    if verbose:
+        print(f"feature classifier for {dataset.spec.name}: test accuracy {100 * accuracy:.2f}% "
+              f"on {len(dataset.x_test)} images", file=sys.stderr, flush=True)
+    return model, accuracy
+
+
+def _predict(model: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
+    out = [np.asarray(model(_to_unit_range(images[i:i + batch_size]), training=False))
+           for i in range(0, len(images), batch_size)]
+    return np.concatenate(out)
+
+
+# --- the reference -------------------------------------------------------------
+
+
+class Reference:
+    """The feature network of a dataset and the activation statistics of its real test split.
+
+    Attributes:
+        dataset_name: the dataset's name.
+        image_shape: (H, W, C) of the images it scores.
+        classifier: the trained Keras classifier (logits).
+        feature_model: ``classifier`` up to its ``features`` layer: images -> (B, feature_dim).
+        mu: (d,) float64 mean of the real test features.
+        sigma: (d, d) float64 covariance of the real test features (ddof=1).
+        features: (n_test, d) float32 real test features (for KID).
+        accuracy: the classifier's test accuracy in [0, 1].
+        batch_size: the fixed batch of the compiled feature function.
+        key: the cache key (data fingerprint + classifier definition).
+        from_cache: whether the classifier was loaded rather than trained by this call.
+    """
+
+    def __init__(self, dataset_name: str, image_shape: tuple[int, int, int], classifier: Any,
+                 accuracy: float, batch_size: int, key: str = "", from_cache: bool = False) -> None:
+        tf, keras = _quiet_tf()
+        self.dataset_name = dataset_name
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.classifier = classifier
+        self.feature_model = keras.Model(classifier.inputs, classifier.get_layer("features").output,
+                                         name="feature_extractor")
+        self.accuracy = float(accuracy)
+        self.batch_size = int(batch_size)
+        self.key = key
+        self.from_cache = from_cache
+        self.mu = np.zeros(0)
+        self.sigma = np.zeros((0, 0))
+        self.features = np.zeros((0, 0), np.float32)
+        self.trace_count = 0  # times the feature function was traced (1 after first use, ever)
+
+        def _features(x: Any) -> Any:  # x: (batch_size, H, W, C) float32
+            self.trace_count += 1  # Python side effect: runs only while tracing
+            x = tf.clip_by_value(x, -1.0, 1.0)
+            x = tf.round((x + 1.0) * 127.5) / 127.5 - 1.0  # the uint8 grid, as a saved image
+            return self.feature_model(x, training=False)
+
+        signature = [tf.TensorSpec((self.batch_size, *self.image_shape), tf.float32)]
+        self._feature_fn = tf.function(_features, input_signature=signature)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.feature_model.output.shape[-1])
+
+    def extract(self, images: np.ndarray) -> np.ndarray:
+        """Features of images: uint8 in [0, 255] or float in [-1, 1], (N, H, W, C) -> (N, d) float32.
+
+        Runs in fixed batches of :attr:`batch_size` (the last one zero-padded),
+        so the compiled function is traced once for the life of the reference.
+
+        Raises:
+            FitnessError: the images do not have this reference's shape.
+        """
+        images = np.asarray(images)
+        if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
+            raise FitnessError(
+                f"images have shape {tuple(images.shape)}, {self.dataset_name} needs (N, "
+                f"{', '.join(map(str, self.image_shape))})"
+            )
+        out = np.empty((len(images), self.feature_dim), np.float32)
+        b = self.batch_size
+        for start in range(0, len(images), b):
+            chunk = _to_unit_range(images[start:start + b])
+            m = len(chunk)
+            if m < b:
+                chunk = np.concatenate([chunk, np.zeros((b - m, *self.image_shape), np.float32)])
+            out[start:start + m] = self._feature_fn(chunk).numpy()[:m]
+        return out
+
+
+def activation_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (d,) and covariance (d, d), ddof=1, in float64, of features (N, d)."""
+    f = np.asarray(features, dtype=np.float64)
+    if f.ndim != 2 or len(f) < 2:
+        raise FitnessError(f"statistics need at least 2 feature rows (N, d), got shape {f.shape}")
+    return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive inter-process lock on ``path`` (so parallel workers train a classifier once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock, atomic writes still keep the cache sane
+        yield
+        return
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _atomic_write(path: Path, write: Any, suffix: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike | None = None,
+              spec: ClassifierSpec | None = None, verbose: bool = True) -> Reference:
+    """The feature classifier and real test-split statistics of ``dataset``, trained or loaded from cache.
+
+    The cache entry is ``<cache>/fitness/<dataset>-<key>/`` with ``classifier.keras``,
+    ``meta.json`` (accuracy, fingerprint, spec) and ``reference.npz`` (mu, sigma,
+    features), where ``key`` hashes the data fingerprint and the classifier's
+    definition: changed data or a changed definition trains a new classifier.
+
+    Args:
+        dataset: the loaded dataset (its test split is the reference).
+        cfg: fitness settings (``classifier_epochs``, ``batch_size``).
+        cache_dir: cache folder; None: ``$GAN_NAS_CACHE`` or ``~/.cache/gan-nas``.
+        spec: the classifier definition; None: the default with ``cfg.classifier_epochs``.
+        verbose: print training progress and the accuracy to stderr.
+
+    Raises:
+        FitnessError: the dataset cannot train a classifier (too few classes or images).
+    """
+    _, keras = _quiet_tf()
+    spec = spec or ClassifierSpec(epochs=cfg.classifier_epochs)
+    check_trainable(dataset)
+    shape = tuple(int(s) for s in dataset.spec.shape)
+    key = hashlib.sha256(
+        f"{dataset.fingerprint}:{definition_hash(shape, dataset.spec.classes, spec)}".encode()
+    ).hexdigest()[:16]
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset.spec.name).strip("_.")[:40] or "dataset"
+    folder = _cache_root(cache_dir) / "fitness" / f"{safe}-{key}"
+    model_path, meta_path, stats_path = folder / "classifier.keras", folder / "meta.json", folder / "reference.npz"
+
+    with _locked(folder.with_name(folder.name + ".lock")):
+        folder.mkdir(parents=True, exist_ok=True)
+        model, meta, from_cache = None, None, False
+        if model_path.is_file() and meta_path.is_file():
+            try:
+                meta = json.loads(meta_path.read_text())
+                meta["accuracy"] = float(meta["accuracy"])
+                model = keras.models.load_model(model_path, compile=False)
+                from_cache = True
+            except Exception as e:  # noqa: BLE001 - a damaged cache entry is rebuilt, whatever broke
+                print(f"feature classifier cache {folder} is unreadable ({e}); retraining", file=sys.stderr)
+                model, meta = None, None
+        if model is None:
+            t0 = time.perf_counter()
+            model, accuracy = train_classifier(dataset, spec, verbose=verbose)
+            meta = {"dataset": dataset.spec.name, "fingerprint": dataset.fingerprint, "key": key,
+                    "accuracy": accuracy, "spec": asdict(spec), "version": CLASSIFIER_VERSION,
+                    "train_images": len(dataset.x_train), "test_images": len(dataset.x_test),
+                    "train_seconds": round(time.perf_counter() - t0, 1)}
+            _atomic_write(model_path, lambda p: model.save(p), ".keras")
+            _atomic_write(meta_path, lambda p: Path(p).write_text(json.dumps(meta, indent=2)), ".json")
+            if stats_path.exists():
+                stats_path.unlink()
+
+        ref = Reference(dataset.spec.name, shape, model, meta["accuracy"], cfg.batch_size, key, from_cache)
+        stats = None
+        if stats_path.is_file():
+            try:
+                with np.load(stats_path, allow_pickle=False) as z:
+                    stats = {k: z[k] for k in ("mu", "sigma", "features")}
+            except Exception:  # noqa: BLE001 - recompute a damaged file
+                stats = None
+        if stats is None:
+            feats = ref.extract(dataset.x_test)
+            mu, sigma = activation_statistics(feats)
+            stats = {"mu": mu, "sigma": sigma, "features": feats}
+
+            def _save(p: str) -> None:
+                with open(p, "wb") as f:
+                    np.savez(f, **stats)
+
+            _atomic_write(stats_path, _save, ".npz")
+    ref.mu, ref.sigma, ref.features = stats["mu"], stats["sigma"], stats["features"]
+    return ref
+
+
+# --- distances -----------------------------------------------------------------
+
+
+def _sqrt_psd(s: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric positive semi-definite matrix (negative eigenvalues clipped)."""
+    w, v = np.linalg.eigh((s + s.T) / 2.0)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Squared Fréchet distance between the Gaussians N(mu1, S1) and N(mu2, S2), in float64.
+
+    d² = |mu1 - mu2|² + Tr(S1 + S2 - 2 (S1 S2)^{1/2})
+
+    ``Tr (S1 S2)^{1/2}`` is computed as ``sum_i sqrt(l_i)`` over the eigenvalues
+    ``l_i`` of the symmetric PSD matrix ``S1^{1/2} S2 S1^{1/2}`` (which has the
+    eigenvalues of ``S1 S2``), with ``S1^{1/2}`` from a symmetric eigen-decomposition
+    and round-off negatives clipped to zero. This stays finite and real where
+    ``scipy.linalg.sqrtm`` returns complex parts or fails: for singular or nearly
+    singular covariances (fewer samples than dimensions, dead features).
+
+    The estimate from samples is biased upward, and the bias depends on the
+    sample size: FID values are comparable only when computed with the same N.
+
+    Args:
+        mu1, mu2: means, shape (d,).
+        sigma1, sigma2: covariances, shape (d, d).
+
+    Returns:
+        The squared distance (>= 0); ``inf`` if any input is not finite.
+
+    Raises:
+        FitnessError: the shapes do not agree.
+    """
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    d = mu1.shape[0]
+    if mu1.shape != (d,) or mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
+        raise FitnessError(
+            f"frechet_distance needs means (d,) and covariances (d, d) of one d, got "
+            f"{mu1.shape}, {s1.shape}, {mu2.shape}, {s2.shape}"
+        )
+    if not all(np.isfinite(a).all() for a in (mu1, mu2, s1, s2)):
+        return math.inf
+    diff = mu1 - mu2
+    r1 = _sqrt_psd(s1)
+    m = r1 @ s2 @ r1
+    eig = np.linalg.eigvalsh((m + m.T) / 2.0)
+    tr_covmean = float(np.sqrt(np.clip(eig, 0.0, None)).sum())
+    d2 = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+    return max(d2, 0.0)
+
+
+def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD² of samples x (m, d), y (n, d) with k(a, b) = (a·b / d + 1)^3."""
+    d = x.shape[1]
+    m, n = len(x), len(y)
+    kxx = (x @ x.T / d + 1.0) ** 3
+    kyy = (y @ y.T / d + 1.0) ** 3
+    kxy = (x @ y.T / d + 1.0) ** 3
+    return float(
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+        + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+        - 2.0 * kxy.mean()
+    )
+
+
+def kernel_inception_distance(real_features: np.ndarray, generated_features: np.ndarray,
+                              block_size: int = KID_BLOCK_SIZE, seed: int = 0,
+                              blocks: int | None = None) -> tuple[float, float]:
+    """KID: the unbiased MMD² with the cubic polynomial kernel k(x, y) = (x·y / d + 1)^3, in float64.
+
+    As in Bińkowski et al. (2018) and TF-GAN's
+    ``kernel_classifier_distance_and_std``: both sets are split into the same
+    number of disjoint blocks (after a fixed-seed shuffle, so sorted inputs do
+    not bias the blocks) of at most ``block_size`` rows of the larger set; the
+    unbiased MMD² is computed per block pair, and the mean over blocks is
+    returned with its standard error.
+
+    Args:
+        real_features: (m, d).
+        generated_features: (n, d).
+        block_size: most rows of the larger set per block.
+        seed: the shuffle seed.
+        blocks: the number of blocks; None: from ``block_size``, at least 2 where
+            each block can keep 2 rows of each set.
+
+    Returns:
+        (kid, standard error). The error is ``nan`` when only one block fits
+        (fewer than 4 rows in the smaller set).
+
+    Raises:
+        FitnessError: fewer than 2 rows in a set, or feature sizes differ.
+    """
+    x = np.asarray(real_features, np.float64)
+    y = np.asarray(generated_features, np.float64)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+        raise FitnessError(f"KID needs two (N, d) feature arrays of one d, got {x.shape} and {y.shape}")
+    if min(len(x), len(y)) < 2:
+        raise FitnessError(f"KID needs at least 2 samples in each set, got {len(x)} and {len(y)}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return math.inf, math.inf
+    rng = np.random.default_rng(seed)
+    x, y = x[rng.permutation(len(x))], y[rng.permutation(len(y))]
+    if blocks is None:
+        blocks = max(math.ceil(max(len(x), len(y)) / block_size), 2)
+    blocks = max(1, min(blocks, min(len(x), len(y)) // 2))
+    ests = np.array([_mmd2_unbiased(a, b) for a, b in zip(np.array_split(x, blocks), np.array_split(y, blocks))])
+    if blocks == 1:
+        return float(ests[0]), math.nan
+    return float(ests.mean()), float(ests.std(ddof=1) / math.sqrt(blocks))
+
+
+# --- scoring -------------------------------------------------------------------
+
+
+def _result(fid: float, kid: float, kid_std: float, n: int) -> dict[str, Any]:
+    return {"fid": float(fid), "kid": float(kid), "kid_std": float(kid_std), "n": int(n)}
+
+
+def _score_features(features: np.ndarray, ref: Reference) -> dict[str, Any]:
+    mu, sigma = activation_statistics(features)
+    kid, kid_std = kernel_inception_distance(ref.features, features)
+    return _result(frechet_distance(mu, sigma, ref.mu, ref.sigma), kid, kid_std, len(features))
+
+
+def score_images(images: np.ndarray, ref: Reference) -> dict[str, Any]:
+    """FID and KID of arbitrary samples against the reference.
+
+    Args:
+        images: (N, H, W, C), uint8 in [0, 255] or float in [-1, 1] (floats are
+            clipped and quantized to the uint8 grid; see the module docstring).
+        ref: the dataset's reference.
+
+    Returns:
+        ``{"fid", "kid", "kid_std", "n"}``; fid and kid are ``inf`` for non-finite images.
+
+    Raises:
+        FitnessError: wrong shape, dtype, or fewer than 2 images.
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
+        raise FitnessError(f"images must be uint8 or float in [-1, 1], got dtype {images.dtype}")
+    if images.ndim != 4 or tuple(images.shape[1:]) != ref.image_shape:
+        raise FitnessError(
+            f"images have shape {tuple(images.shape)}, {ref.dataset_name} needs (N, "
+            f"{', '.join(map(str, ref.image_shape))})"
+        )
+    if len(images) < 2:
+        raise FitnessError(f"scoring needs at least 2 images, got {len(images)}")
+    if images.dtype != np.uint8 and not np.isfinite(images).all():
+        return _result(math.inf, math.inf, math.inf, len(images))
+    return _score_features(ref.extract(images), ref)
+
+
+def latent_noise(n: int, latent_size: int, noise_seed: int) -> np.ndarray:
+    """The fixed latent draws (n, latent_size) float32 that every candidate is scored on."""
+    return np.random.default_rng(noise_seed).standard_normal((n, latent_size)).astype(np.float32)
+
+
+def score(generator: Any, ref: Reference, n: int, noise_seed: int, latent_size: int | None = None,
+          batch_size: int | None = None) -> dict[str, Any]:
+    """FID and KID of ``n`` samples of a generator, on fixed latent noise.
+
+    Args:
+        generator: a Keras model (B, latent_size) standard normals -> (B, H, W, C) images in [-1, 1].
+        ref: the dataset's reference.
+        n: samples to draw; compare only scores with the same n (FID's bias depends on it).
+        noise_seed: seed of ``np.random.default_rng`` for the latent draws.
+        latent_size: None: read from the generator's input shape.
+        batch_size: generator batch; None: the reference's batch size.
+
+    Returns:
+        ``{"fid", "kid", "kid_std", "n"}``; fid and kid are ``inf`` if the generator
+        emits a non-finite value (a diverged candidate is data, not a crash).
+
+    Raises:
+        FitnessError: n < 2, or the generator's images do not have the reference's shape.
+    """
+    if n < 2:
+        raise FitnessError(f"scoring needs at least 2 samples, got n={n}")
+    if latent_size is None:
+        latent_size = int(generator.inputs[0].shape[-1])
+    b = int(batch_size or ref.batch_size)
+    z = latent_noise(n, latent_size, noise_seed)
+    images = np.empty((n, *ref.image_shape), np.float32)
+    for start in range(0, n, b):
+        out = np.asarray(generator(z[start:start + b], training=False), dtype=np.float32)
+        if tuple(out.shape[1:]) != ref.image_shape:
+            raise FitnessError(
+                f"the generator makes images of shape {tuple(out.shape[1:])}, "
+                f"{ref.dataset_name} needs {ref.image_shape}"
+            )
+        if not np.isfinite(out).all():
+            return _result(math.inf, math.inf, math.inf, n)
+        images[start:start + len(out)] = out
+    return _score_features(ref.extract(images), ref)
+
+
+# --- samples from files (gan-nas fid) ------------------------------------------
+
+
+def _mode_channels(mode: str) -> int:
+    return {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "RGB": 3, "P": 3, "RGBA": 4, "CMYK": 4}.get(mode, -1)
+
+
+def read_samples(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarray:
+    """Read samples (N, H, W, C) uint8 from an ``.npz`` (array ``images``) or a folder of PNG/JPEG files.
+
+    Raises:
+        FitnessError: missing or unreadable path, wrong shape, channels or dtype, fewer than 2 images.
+    """
+    p = Path(path).expanduser()
+    h, w, c = shape
+    if not p.exists():
+        raise FitnessError(f"samples path {p} does not exist")
+    if p.is_dir():
+        from PIL import Image, UnidentifiedImageError
+
+        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        images = []
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    im.load()
+                    if _mode_channels(im.mode) != c or im.mode in ("I", "I;16", "F", "P"):
+                        want = "grayscale (mode L)" if c == 1 else "RGB"
+                        raise FitnessError(f"{f}: image mode {im.mode}; the dataset needs {c}-channel {want} images")
+                    if im.size != (w, h):
+                        raise FitnessError(f"{f}: image is {im.size[0]}x{im.size[1]}, the dataset needs {w}x{h}")
+                    a = np.asarray(im.convert("L" if c == 1 else "RGB"), dtype=np.uint8)
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+                raise FitnessError(f"{f}: unreadable image ({e})") from None
+            images.append(a.reshape(h, w, c))
+        if len(images) < 2:
+            raise FitnessError(f"samples folder {p} holds {len(images)} PNG/JPEG images; scoring needs at least 2")
+        return np.stack(images)
+    try:
+        z = np.load(p, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - np.load raises many kinds on a bad file
+        raise FitnessError(f"{p}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    if isinstance(z, np.ndarray):
+        raise FitnessError(f"{p}: is a .npy array; save samples as an .npz with an 'images' array")
+    try:
+        if "images" not in z.files:
+            raise FitnessError(f"{p}: has no 'images' array (found: {', '.join(z.files) or 'nothing'})")
+        x = z["images"]
+    except FitnessError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged member of the archive
+        raise FitnessError(f"{p}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    finally:
+        z.close()
+    if x.dtype != np.uint8:
+        raise FitnessError(f"{p}: images must be uint8 in [0, 255], got {x.dtype}")
+    if x.ndim != 4 or tuple(x.shape[1:]) != (h, w, c):
+        raise FitnessError(f"{p}: images have shape {x.shape}, the dataset needs (N, {h}, {w}, {c})")
+    if len(x) < 2:
+        raise FitnessError(f"{p}: holds {len(x)} images; scoring needs at least 2")
+    return x
+
+
+def score_file(dataset: Dataset, samples_path: str | os.PathLike, cfg: FitnessConfig,
+               cache_dir: str | os.PathLike | None = None, spec: ClassifierSpec | None = None,
+               verbose: bool = True) -> dict[str, Any]:
+    """Score saved samples against ``dataset``'s test split (``gan-nas fid``).
+
+    Args:
+        dataset: the dataset whose classifier and test statistics are the reference.
+        samples_path: an ``.npz`` with ``images`` (N, H, W, C) uint8, or a folder of PNG/JPEG images.
+        cfg: fitness settings (classifier epochs, feature batch).
+        cache_dir: classifier cache; None: ``$GAN_NAS_CACHE`` or ``~/.cache/gan-nas``.
+        spec: the classifier definition; None: the default (see :func:`reference`).
+        verbose: print classifier training progress to stderr.
+
+    Returns:
+        ``{"fid", "kid", "kid_std", "n"}``.
+
+    Raises:
+        FitnessError: unreadable or ill-shaped samples, fewer than 2, or a dataset
+            whose classifier cannot be trained.
+    """
+    images = read_samples(samples_path, tuple(dataset.spec.shape))
+    return score_images(images, reference(dataset, cfg, cache_dir, spec=spec, verbose=verbose))
