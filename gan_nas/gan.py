@@ -387,27 +387,35 @@ def train_candidate(
     noise_gen = tf.random.Generator.from_seed(opt.seed + 1)
     traces = [0]
 
+    def d_step_loss(real, fake):
+        real_logits = tf.cast(disc(real, training=True), tf.float32)
+        fake_logits = tf.cast(disc(fake, training=True), tf.float32)
+        dl = d_loss(loss, real_logits, fake_logits)
+        if loss == "wgan_gp":
+            alpha = noise_gen.uniform([batch, 1, 1, 1], 0.0, 1.0)
+            dl += GP_WEIGHT * gradient_penalty(disc, real, fake, alpha)
+        return dl, fake_logits
+
     def step(real):  # real: (d_steps, batch, H, W, C) in [-1, 1]
+        # The first d_steps - 1 discriminator steps update D alone; the last one and the
+        # generator step share one forward pass, as the TensorFlow DCGAN tutorial's step
+        # does (simultaneous updates: G's gradient sees D before this step's D update).
         traces[0] += 1  # runs only while tracing
-        dl = tf.constant(0.0)
-        for k in range(d_steps):
+        for k in range(d_steps - 1):
             z = noise_gen.normal([batch, latent])
             with tf.GradientTape() as tape:
-                fake = tf.cast(gen(z, training=True), tf.float32)
-                real_logits = tf.cast(disc(real[k], training=True), tf.float32)
-                fake_logits = tf.cast(disc(fake, training=True), tf.float32)
-                dl = d_loss(loss, real_logits, fake_logits)
-                if loss == "wgan_gp":
-                    alpha = noise_gen.uniform([batch, 1, 1, 1], 0.0, 1.0)
-                    dl += GP_WEIGHT * gradient_penalty(disc, real[k], fake, alpha)
+                dl, _ = d_step_loss(real[k], tf.cast(gen(z, training=True), tf.float32))
             grads = tape.gradient(dl, disc.trainable_variables)
             d_opt.apply_gradients(zip(grads, disc.trainable_variables))
         z = noise_gen.normal([batch, latent])
-        with tf.GradientTape() as tape:
-            fake_logits = tf.cast(disc(gen(z, training=True), training=True), tf.float32)
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = tf.cast(gen(z, training=True), tf.float32)
+            dl, fake_logits = d_step_loss(real[d_steps - 1], fake)
             gl = g_loss(loss, fake_logits)
-        grads = tape.gradient(gl, gen.trainable_variables)
-        g_opt.apply_gradients(zip(grads, gen.trainable_variables))
+        d_grads = d_tape.gradient(dl, disc.trainable_variables)
+        g_grads = g_tape.gradient(gl, gen.trainable_variables)
+        d_opt.apply_gradients(zip(d_grads, disc.trainable_variables))
+        g_opt.apply_gradients(zip(g_grads, gen.trainable_variables))
         return gl, dl
 
     h, w, c = shape
