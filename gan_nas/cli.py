@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from gan_nas.errors import GanNasError
@@ -18,8 +20,36 @@ from gan_nas.errors import GanNasError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter off the terminal
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with native stderr muted: its C++ start-up banner is not for users."""
+def _threads_for(args: argparse.Namespace) -> int:
+    """``run.threads`` of the config a command will train under in this process (0: TensorFlow's default).
+
+    TensorFlow reads its thread counts once, when its runtime starts, which happens
+    on import here; so a serial search, a baseline and compare (which trains one)
+    look at their config first. A config that cannot be read gives 0: the command
+    itself then reports the problem.
+    """
+    from gan_nas import config
+
+    try:
+        if args.command == "search":
+            cfg = (config.Config.from_json((Path(args.run_dir) / "config.json").read_text())
+                   if args.resume and args.run_dir else _config(args))
+            return cfg.run.threads if cfg.run.executor == "serial" else 0
+        if args.command == "baseline" and (args.config or args.set):
+            return _config(args).run.threads
+        if args.command in ("baseline", "compare"):
+            return config.Config.from_json((Path(args.run_dir) / "config.json").read_text()).run.threads
+    except (GanNasError, OSError, ValueError, KeyError, TypeError):
+        return 0
+    return 0
+
+
+def _import_tensorflow_quietly(threads: int = 0) -> None:
+    """Import TensorFlow with native stderr muted: its C++ start-up banner is not for users.
+
+    Args:
+        threads: If positive, TensorFlow's intra-op threads (set before its runtime starts).
+    """
     if "tensorflow" in sys.modules:
         return
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
@@ -29,6 +59,10 @@ def _import_tensorflow_quietly() -> None:
         import keras  # noqa: F401
         import tensorflow as tf
 
+        if threads > 0:
+            from gan_nas.executors import _init_worker
+
+            _init_worker(threads)  # before the runtime starts on the next line
         tf.constant(0.0) + 1.0  # device set-up logs once, here
     finally:
         os.dup2(saved, 2)
@@ -37,9 +71,20 @@ def _import_tensorflow_quietly() -> None:
     tf.get_logger().setLevel("ERROR")  # e.g. "triggered tf.function retracing": one function per candidate is by design
 
 
+def _json_safe(v: Any) -> Any:
+    """``v`` with every NaN or infinite float replaced by None, so that the output is valid JSON."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
 def _emit(result: dict[str, Any], as_json: bool, text: Callable[[dict[str, Any]], str] | None = None) -> None:
     if as_json:
-        print(json.dumps(result, sort_keys=True))
+        print(json.dumps(_json_safe(result), sort_keys=True, allow_nan=False))
     elif text is not None:
         print(text(result))
     else:
@@ -231,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command != "data":
-            _import_tensorflow_quietly()
+            _import_tensorflow_quietly(_threads_for(args))
         return int(args.func(args))
     except GanNasError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -55,6 +55,14 @@ def _scoring_key(cfg: Config) -> dict[str, Any]:
     return {"data": d["data"], "fitness": d["fitness"]}
 
 
+def _limit_threads(cfg: Config) -> None:
+    """Give TensorFlow in this process ``run.threads`` threads, as a serial search's candidates had (0: all)."""
+    if cfg.run.threads > 0:
+        from gan_nas.executors import _init_worker
+
+        _init_worker(cfg.run.threads)
+
+
 def _json_float(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
@@ -141,6 +149,7 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
     if ds is None and cfg is not None:  # fail on a bad dataset before creating anything
         ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
     store, cfg = _open_baseline(cfg, run_dir)
+    _limit_threads(cfg)
     with store.locked():
         if ds is None:
             ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
@@ -296,6 +305,7 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     from gan_nas.report import load_best_generator, open_run
 
     store, cfg = open_run(run_dir)
+    _limit_threads(cfg)  # the baseline gets the threads each of the search's candidates had
     root = store.root
     records = store.journal()
     if not records:

@@ -1,0 +1,39 @@
+"""The command line's JSON output stays valid JSON when a score is not finite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from gan_nas import config
+from gan_nas.cli import _emit
+
+
+def test_json_output_maps_non_finite_floats_to_null(capsys) -> None:
+    _emit({"fid": float("inf"), "kid": float("nan"), "rows": [{"fid": float("-inf")}, {"fid": 1.5}]}, True)
+    out = capsys.readouterr().out
+    assert json.loads(out) == {"fid": None, "kid": None, "rows": [{"fid": None}, {"fid": 1.5}]}
+    assert "Infinity" not in out and "NaN" not in out
+
+
+def test_threads_come_from_the_config_a_command_trains_under(tmp_path) -> None:
+    from gan_nas.cli import _threads_for, build_parser
+
+    parse = build_parser().parse_args
+    quick = str(Path(__file__).resolve().parent.parent / "experiments" / "quickstart.toml")
+    assert _threads_for(parse(["search", "--config", quick, "--set", "run.threads=1"])) == 1
+    assert _threads_for(parse(["search", "--config", quick, "--set", "run.threads=1",
+                               "--set", "run.executor=process"])) == 0  # workers set their own
+    (tmp_path / "config.json").write_text(config.override(config.load(quick), ["run.threads=3"]).to_json())
+    assert _threads_for(parse(["compare", str(tmp_path)])) == 3
+    assert _threads_for(parse(["search", "--resume", "--run-dir", str(tmp_path)])) == 3
+    assert _threads_for(parse(["compare", str(tmp_path / "missing")])) == 0  # compare itself reports it
+
+
+def test_thread_limit_reaches_tensorflow() -> None:
+    code = ("from gan_nas import cli; cli._import_tensorflow_quietly(1); import tensorflow as tf; "
+            "print(tf.config.threading.get_intra_op_parallelism_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-1] == "1"
