@@ -17,7 +17,11 @@ from typing import Any
 
 from gan_nas.errors import GanNasError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter off the terminal
+# Keep TensorFlow's native log lines off the terminal: its start-up chatter, and an
+# ERROR-level grappler line ("remapper failed: ... LeakyReluGrad") that TF 2.21 prints
+# once per traced train step with a leaky ReLU and that changes nothing. Real failures
+# raise Python exceptions, which gan-nas reports. TF_CPP_MIN_LOG_LEVEL=0 shows them all.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _threads_for(args: argparse.Namespace) -> int:
