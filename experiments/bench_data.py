@@ -16,8 +16,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _tutorial import tutorial_dcgan, tutorial_step  # noqa: E402
 
 from gan_nas import data  # noqa: E402
 
@@ -37,36 +37,7 @@ def pipeline_rate(images, batch: int, batches: int) -> float:
 
 def dcgan_step_rate(batch: int, steps: int) -> float:
     """A tutorial DCGAN train step (same networks as the TensorFlow tutorial), images/s consumed."""
-    g = keras.Sequential([
-        keras.Input((100,)),
-        keras.layers.Dense(7 * 7 * 256, use_bias=False), keras.layers.BatchNormalization(), keras.layers.LeakyReLU(),
-        keras.layers.Reshape((7, 7, 256)),
-        keras.layers.Conv2DTranspose(128, 5, 1, "same", use_bias=False), keras.layers.BatchNormalization(),
-        keras.layers.LeakyReLU(),
-        keras.layers.Conv2DTranspose(64, 5, 2, "same", use_bias=False), keras.layers.BatchNormalization(),
-        keras.layers.LeakyReLU(),
-        keras.layers.Conv2DTranspose(1, 5, 2, "same", use_bias=False, activation="tanh"),
-    ])
-    d = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(64, 5, 2, "same"), keras.layers.LeakyReLU(), keras.layers.Dropout(0.3),
-        keras.layers.Conv2D(128, 5, 2, "same"), keras.layers.LeakyReLU(), keras.layers.Dropout(0.3),
-        keras.layers.Flatten(), keras.layers.Dense(1),
-    ])
-    bce = keras.losses.BinaryCrossentropy(from_logits=True)
-    go, do = keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4)
-
-    @tf.function
-    def step(images):
-        noise = tf.random.normal([batch, 100])
-        with tf.GradientTape() as gt, tf.GradientTape() as dt:
-            fake = g(noise, training=True)
-            real_out, fake_out = d(images, training=True), d(fake, training=True)
-            g_loss = bce(tf.ones_like(fake_out), fake_out)
-            d_loss = bce(tf.ones_like(real_out), real_out) + bce(tf.zeros_like(fake_out), fake_out)
-        go.apply_gradients(zip(gt.gradient(g_loss, g.trainable_variables), g.trainable_variables))
-        do.apply_gradients(zip(dt.gradient(d_loss, d.trainable_variables), d.trainable_variables))
-
+    step = tutorial_step(*tutorial_dcgan(), batch)
     x = tf.random.uniform([batch, 28, 28, 1], -1, 1)
     step(x)
     t = time.perf_counter()

@@ -33,6 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _tutorial import tutorial_dcgan, tutorial_step  # noqa: E402
 
 from gan_nas import baseline, builder, config, data, fitness, gan  # noqa: E402
 
@@ -62,35 +63,7 @@ def step_flops(g, d) -> int:
 
 def tutorial_rate(ds: data.Dataset, batch: int, steps: int) -> float:
     """The TensorFlow DCGAN tutorial's networks and train step, images/s after the traced step."""
-    g = keras.Sequential([
-        keras.Input((100,)),
-        keras.layers.Dense(7 * 7 * 256, use_bias=False), keras.layers.BatchNormalization(), keras.layers.LeakyReLU(),
-        keras.layers.Reshape((7, 7, 256)),
-        keras.layers.Conv2DTranspose(128, 5, 1, "same", use_bias=False), keras.layers.BatchNormalization(),
-        keras.layers.LeakyReLU(),
-        keras.layers.Conv2DTranspose(64, 5, 2, "same", use_bias=False), keras.layers.BatchNormalization(),
-        keras.layers.LeakyReLU(),
-        keras.layers.Conv2DTranspose(1, 5, 2, "same", use_bias=False, activation="tanh"),
-    ])
-    d = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(64, 5, 2, "same"), keras.layers.LeakyReLU(), keras.layers.Dropout(0.3),
-        keras.layers.Conv2D(128, 5, 2, "same"), keras.layers.LeakyReLU(), keras.layers.Dropout(0.3),
-        keras.layers.Flatten(), keras.layers.Dense(1),
-    ])
-    bce = keras.losses.BinaryCrossentropy(from_logits=True)
-    go, do = keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4)
-
-    @tf.function
-    def train_step(images):
-        noise = tf.random.normal([batch, 100])
-        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
-            generated = g(noise, training=True)
-            real_output, fake_output = d(images, training=True), d(generated, training=True)
-            gen_loss = bce(tf.ones_like(fake_output), fake_output)
-            disc_loss = bce(tf.ones_like(real_output), real_output) + bce(tf.zeros_like(fake_output), fake_output)
-        go.apply_gradients(zip(gen_tape.gradient(gen_loss, g.trainable_variables), g.trainable_variables))
-        do.apply_gradients(zip(disc_tape.gradient(disc_loss, d.trainable_variables), d.trainable_variables))
+    train_step = tutorial_step(*tutorial_dcgan(), batch)
 
     # the tutorial's input pipeline: from_tensor_slices, shuffle, batch
     x = (ds.x_train.astype(np.float32) - 127.5) / 127.5
