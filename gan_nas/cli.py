@@ -7,13 +7,14 @@ Every command exits 0 on success and 2 on bad input, with one line
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from gan_nas.errors import GanNasError
 
@@ -86,9 +87,12 @@ def _json_safe(v: Any) -> Any:
     return v
 
 
+_JSON_OUT: TextIO | None = None  # the real stdout while a --json command runs (None: sys.stdout)
+
+
 def _emit(result: dict[str, Any], as_json: bool, text: Callable[[dict[str, Any]], str] | None = None) -> None:
     if as_json:
-        print(json.dumps(_json_safe(result), sort_keys=True, allow_nan=False))
+        print(json.dumps(_json_safe(result), sort_keys=True, allow_nan=False), file=_JSON_OUT, flush=True)
     elif text is not None:
         print(text(result))
     else:
@@ -281,7 +285,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command != "data":
             _import_tensorflow_quietly(_threads_for(args))
-        return int(args.func(args))
+        if not getattr(args, "json", False):
+            return int(args.func(args))
+        # --json: stdout holds the one JSON object and nothing else; whatever a library
+        # prints while the command runs (Ray relays its workers' and raylet's lines to
+        # stdout) goes to stderr.
+        global _JSON_OUT
+        _JSON_OUT = sys.stdout
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                return int(args.func(args))
+        finally:
+            _JSON_OUT = None
     except GanNasError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -37,3 +37,23 @@ def test_thread_limit_reaches_tensorflow() -> None:
             "print(tf.config.threading.get_intra_op_parallelism_threads())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split()[-1] == "1"
+
+
+def test_json_stdout_holds_only_the_object(monkeypatch, capsys) -> None:
+    """Library prints during a --json command go to stderr; stdout parses as one JSON object."""
+    import gan_nas.cli as cli
+
+    def noisy(args) -> int:
+        print("(raylet) a line a library prints")
+        cli._emit({"ok": True}, args.json)
+        return 0
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["data", "--dataset", "mnist", "--json"])
+    args.func = noisy
+    monkeypatch.setattr(parser, "parse_args", lambda argv: args)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main([]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"ok": True}
+    assert "raylet" in err

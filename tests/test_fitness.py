@@ -468,9 +468,12 @@ def test_score_images_rejects_bad_arrays(shapes_ref) -> None:
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="real MNIST is not at ../shared/data/mnist")
 def test_real_mnist_fid_rises_with_noise_and_blur(tmp_cache) -> None:
     ds = data.load("mnist", str(SHARED_MNIST))
-    cache = USER_CACHE or tmp_cache  # a warm cache (CI, a developer's) saves training the classifier
-    ref = fitness.reference(ds, FitnessConfig(), cache_dir=cache, verbose=False)
-    assert ref.accuracy >= 0.985
+    # the search's classifier from a warm cache (a developer's); else one epoch of it (98.4%),
+    # which keeps this test to a minute or two on 2 cores. The accuracy check is a sanity check
+    # that it learned; the 3-epoch classifier's accuracy (99.38%) is bench_fid.py's figure.
+    cfg = FitnessConfig() if USER_CACHE else FitnessConfig(classifier_epochs=1)
+    ref = fitness.reference(ds, cfg, cache_dir=USER_CACHE or tmp_cache, verbose=False)
+    assert ref.accuracy >= (0.99 if USER_CACHE else 0.98)
     x = ds.x_train[:2000]
     same = fitness.score_images(x, ref)["fid"]
     noise = [fitness.score_images(add_noise(x, s), ref)["fid"] for s in (0.05, 0.1, 0.2, 0.4)]

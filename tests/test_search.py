@@ -247,7 +247,7 @@ def test_killed_worker_does_not_stop_the_search(fixture_dir, executor):
             except psutil.Error:
                 continue
             is_worker = ("spawn_main" in line or "multiprocessing" in line) if executor == "process" \
-                else child.name().startswith("ray::") and "evaluate_task" in child.name()
+                else child.name().startswith("ray::") and "_ray_task" in child.name()  # not ray::IDLE
             if is_worker and child.cpu_times().user > 3.0:  # busy with a candidate
                 child.kill()
                 killed = child.pid
