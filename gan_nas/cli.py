@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gan_nas.errors import GanNasError
+from gan_nas.store import json_safe
 
 # Keep TensorFlow's native log lines off the terminal: its start-up chatter, and an
 # ERROR-level grappler line ("remapper failed: ... LeakyReluGrad") that TF 2.21 prints
@@ -76,23 +76,12 @@ def _import_tensorflow_quietly(threads: int = 0) -> None:
     tf.get_logger().setLevel("ERROR")  # e.g. "triggered tf.function retracing": one function per candidate is by design
 
 
-def _json_safe(v: Any) -> Any:
-    """``v`` with every NaN or infinite float replaced by None, so that the output is valid JSON."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    return v
-
-
 _JSON_OUT: TextIO | None = None  # the real stdout while a --json command runs (None: sys.stdout)
 
 
 def _emit(result: dict[str, Any], as_json: bool, text: Callable[[dict[str, Any]], str] | None = None) -> None:
     if as_json:
-        print(json.dumps(_json_safe(result), sort_keys=True, allow_nan=False), file=_JSON_OUT, flush=True)
+        print(json.dumps(json_safe(result), sort_keys=True, allow_nan=False), file=_JSON_OUT, flush=True)
     elif text is not None:
         print(text(result))
     else:

@@ -40,7 +40,7 @@ from typing import Any
 
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError, RunDirError
-from gan_nas.store import CONFIG, RunStore
+from gan_nas.store import CONFIG, RunStore, json_safe
 
 BASELINE_FILE = "baseline.json"
 COMPARE_MD = "compare.md"
@@ -61,10 +61,6 @@ def _limit_threads(cfg: Config) -> None:
         from gan_nas.executors import _init_worker
 
         _init_worker(cfg.run.threads)
-
-
-def _json_float(v: Any) -> Any:
-    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def _log(quiet: bool, line: str) -> None:
@@ -223,8 +219,8 @@ def _finish_baseline(store: RunStore, cfg: Config, ref, genome, shape, records: 
                                latent_size=genome.generator.latent, batch_size=cfg.fitness.batch_size)
     summary = {
         "model": "dcgan", "run_dir": str(store.root),
-        "fid": _json_float(float(scores["fid"])), "kid": _json_float(float(scores["kid"])),
-        "kid_std": _json_float(float(scores["kid_std"])), "n": int(n), "noise_seed": cfg.fitness.noise_seed,
+        "fid": json_safe(float(scores["fid"])), "kid": json_safe(float(scores["kid"])),
+        "kid_std": json_safe(float(scores["kid_std"])), "n": int(n), "noise_seed": cfg.fitness.noise_seed,
         "steps": int(last["total_steps"]), "seconds": round(secs, 3), "train_seconds": round(train_secs, 3),
         "params": last["params"], "chunks": len(records), "checkpoint": last["id"], "diverged": diverged,
     }
@@ -336,8 +332,8 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
 
     rows = [
         {"model": f"searched ({best.get('id')})", "key": "searched",
-         "fid": _json_float(float(s_scores["fid"])), "kid": _json_float(float(s_scores["kid"])),
-         "kid_std": _json_float(float(s_scores["kid_std"])), "n": int(n),
+         "fid": json_safe(float(s_scores["fid"])), "kid": json_safe(float(s_scores["kid"])),
+         "kid_std": json_safe(float(s_scores["kid_std"])), "n": int(n),
          "params": best.get("params", {}), "steps": best_steps, "seconds": round(compute, 3)},
     ]
     for key, label, b in (("dcgan_equal_seconds", "DCGAN, equal seconds", b_time),

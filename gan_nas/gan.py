@@ -31,6 +31,7 @@ import numpy as np
 
 from gan_nas.errors import GanNasError
 from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, validate
+from gan_nas.store import json_safe
 
 LOSSES = ("nonsaturating", "hinge", "lsgan", "wgan_gp")
 GP_WEIGHT = 10.0  # gradient penalty weight, as in Gulrajani et al. (2017)
@@ -69,8 +70,8 @@ class CandidateResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["fitness"] = _json_float(self.fitness)
-        d["metrics"] = {k: _json_float(v) for k, v in self.metrics.items()}
+        d["fitness"] = json_safe(self.fitness)
+        d["metrics"] = {k: json_safe(v) for k, v in self.metrics.items()}
         return d
 
     @classmethod
@@ -78,13 +79,6 @@ class CandidateResult:
         d = dict(d)
         d["fitness"] = float(d["fitness"]) if d.get("fitness") is not None else math.inf
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
-
-def _json_float(v: Any) -> Any:
-    """JSON has no inf or NaN: write them as None (read back as inf)."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 # --- losses ------------------------------------------------------------------

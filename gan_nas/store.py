@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import secrets
 import shutil
@@ -37,6 +38,17 @@ from pathlib import Path
 from typing import Any
 
 from gan_nas.errors import RunDirError
+
+
+def json_safe(v: Any) -> Any:
+    """``v`` with every NaN or infinite float (also inside dicts and lists) as None: JSON has neither."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_safe(x) for x in v]
+    return v
 
 CONFIG = "config.json"
 JOURNAL = "journal.jsonl"
