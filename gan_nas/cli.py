@@ -37,7 +37,8 @@ def _threads_for(args: argparse.Namespace) -> int:
 
     try:
         if args.command == "search":
-            cfg = (config.Config.from_json((Path(args.run_dir) / "config.json").read_text())
+            cfg = (config.override(config.Config.from_json((Path(args.run_dir) / "config.json").read_text()),
+                                   args.set or [])
                    if args.resume and args.run_dir else _config(args))
             return cfg.run.threads if cfg.run.executor == "serial" else 0
         if args.command == "baseline" and (args.config or args.set):
@@ -135,15 +136,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.resume:
         if not args.run_dir:
             raise GanNasError("--resume needs --run-dir DIR (the run to continue)")
-        if args.set:
-            raise GanNasError("--resume continues a run with its own config.json; --set is not allowed")
+        if args.config:
+            raise GanNasError("--resume continues a run with its own config.json; drop --config "
+                              "(--set may still raise search.wall_clock_seconds or change run.*)")
         cfg = None
     else:
         cfg = _config(args)
     run_dir = args.run_dir or (cfg.run.run_dir if cfg else None)
     if not run_dir:
         raise GanNasError("give --run-dir DIR (or run.run_dir in the config)")
-    summary = evolution.search(cfg, run_dir, resume=args.resume, quiet=args.quiet)
+    summary = evolution.search(cfg, run_dir, resume=args.resume, quiet=args.quiet,
+                               resume_set=(args.set or []) if args.resume else None)
     _emit(summary, args.json)
     return 0
 

@@ -352,10 +352,12 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
                                (f"DCGAN, equal seconds: FID {_fmt(rows[1]['fid'], '.2f')}", g_b)],
                               root / "compare_grid.png"),
     }
+    state = store.read_state() or {}
     result = {
         "run_dir": str(root), "dataset": cfg.data.dataset, "n": int(n), "noise_seed": seed,
         "compute_seconds": round(compute, 3), "evaluations": len(records), "best_id": best.get("id"),
-        "best_steps": best_steps, "search_done": bool((store.read_state() or {}).get("done")), "rows": rows,
+        "best_steps": best_steps, "search_done": bool(state.get("done")), "search_stopped": state.get("stopped"),
+        "search_generation": state.get("generation"), "search_generations": cfg.search.generations, "rows": rows,
         "fid_ratio": {"equal_seconds": _ratio(rows[0]["fid"], rows[1]["fid"]),
                       "equal_steps": _ratio(rows[0]["fid"], rows[2]["fid"])},
         "baseline_dirs": {"equal_seconds": str(base_dir), "equal_steps": str(steps_dir)},
@@ -384,7 +386,11 @@ def _markdown(r: dict[str, Any]) -> str:
         "(sum of `seconds.total`: build, training and scoring): the searched model's seconds. "
         f"The DCGAN was trained for that many seconds, and for the {r['best_steps']:,} generator steps "
         f"that the best candidate's lineage received."
-        + ("" if r["search_done"] else " The search has not finished: this compares what is on record."), "",
+        + ("" if r["search_done"] else
+           f" The search stopped at its wall-clock budget in generation {r['search_generation']} of "
+           f"{r['search_generations']}: this compares what it had found by then."
+           if r.get("search_stopped") == "budget" else
+           " The search has not finished: this compares what is on record."), "",
         "| model | FID | KID ± std | G params | D params | steps | seconds |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]

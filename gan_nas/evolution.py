@@ -21,6 +21,7 @@ deterministic training: ``training.deterministic = true``).
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import sys
@@ -33,7 +34,7 @@ import numpy as np
 
 from gan_nas import space as space_mod
 from gan_nas.config import Config
-from gan_nas.errors import GanNasError
+from gan_nas.errors import ConfigError, GanNasError
 from gan_nas.genome import GanGenome
 
 PRUNED_FILES = ("weights.npz", "optimizers.npz")
@@ -276,11 +277,10 @@ class Search:
         with make_executor(cfg.run) as executor:
             while True:
                 todo = [t for t in state["pending"] if t["id"] not in self.records]
-                if todo and over_budget():
+                if (todo and over_budget()) or not self.evaluate(executor, todo, state, over_budget):
                     state["stopped"] = "budget"
-                    break
-                if not self.evaluate(executor, todo, state, over_budget):
-                    state["stopped"] = "budget"
+                    # the generation stays open (its survivors are chosen on resume), but what finished counts
+                    self.update_hall_of_fame(state, self.finished(state))
                     break
                 self.advance(state)
                 state["elapsed"] = elapsed0 + time.monotonic() - t_start
@@ -296,8 +296,8 @@ class Search:
         state["elapsed"] = elapsed0 + time.monotonic() - t_start
         if not state.get("done"):
             store.write_state(state)
-            self.log(f"stopped at the wall-clock budget ({budget:.0f} s); best so far is saved in best/; "
-                     "raise search.wall_clock_seconds and --resume to go on")
+            self.log(f"stopped at the wall-clock budget ({budget:.0f} s); best so far is saved in best/; to go on: "
+                     f"gan-nas search --resume --run-dir {self.store.root} --set search.wall_clock_seconds=SECONDS")
         return self.summary(state)
 
     def evaluate(self, executor, tasks: list[dict[str, Any]], state: dict[str, Any],
@@ -340,7 +340,7 @@ class Search:
     def advance(self, state: dict[str, Any]) -> None:
         """After a generation's evaluations: survivors, hall of fame, best/, logs, grid."""
         s = self.cfg.search
-        done = [self.records[t["id"]] for t in state["pending"] if t["id"] in self.records]
+        done = self.finished(state)
         members = {i: self.records[i] for i in state["population"]}
         for r in done:  # a survivor that trained further and stayed finite replaces its earlier self
             if r["kind"] == "continue" and r["status"] == "ok":
@@ -348,17 +348,23 @@ class Search:
         pool = list(members.values()) + [r for r in done if not (r["kind"] == "continue" and r["status"] != "ok")]
         survivors = select_survivors(pool, s.population, s.objective, s.diversity_weight)
         state["population"] = [r["id"] for r in survivors]
+        self.update_hall_of_fame(state, done)
+        self.log_generation(state, done, survivors)
+
+    def finished(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """The records of the current generation's evaluations that have finished."""
+        return [self.records[t["id"]] for t in state["pending"] if t["id"] in self.records]
+
+    def update_hall_of_fame(self, state: dict[str, Any], done: list[dict[str, Any]]) -> None:
+        """Merge finished evaluations into the hall of fame; publish best/ when the best changes."""
         hof = [self.records[i] for i in state["hall_of_fame"]] + [r for r in done if math.isfinite(_fit(r))]
-        hof = sorted({r["id"]: r for r in hof}.values(), key=_fit)[: s.hall_of_fame]
+        hof = sorted({r["id"]: r for r in hof}.values(), key=_fit)[: self.cfg.search.hall_of_fame]
         old_best = state["hall_of_fame"][0] if state["hall_of_fame"] else None
         state["hall_of_fame"] = [r["id"] for r in hof]
         if hof and hof[0]["id"] != old_best:
             self.publish_best(hof[0])
-        self.log_generation(state, done, survivors)
 
     def publish_best(self, r: dict[str, Any]) -> None:
-        import json
-
         from gan_nas import gan
 
         genome = GanGenome.from_dict(r["genome"])
@@ -426,20 +432,42 @@ class Search:
         }
 
 
-def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
+# Settings a resumed search may change: its budget and where it runs, never what an evaluation means.
+RESUME_SETTABLE = ("search.wall_clock_seconds", "run.executor", "run.workers", "run.threads",
+                   "run.ray_address", "run.max_retries")
+
+
+def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool = False,
+           resume_set: list[str] | None = None) -> dict[str, Any]:
     """Run (or resume) a search into ``run_dir``; returns a summary of the best candidate.
+
+    Args:
+        cfg: the config of a new search; ignored when resuming (the run's config.json is used).
+        run_dir: the run directory.
+        resume: continue the run in ``run_dir``.
+        quiet: no progress on stderr.
+        resume_set: ``section.key=value`` changes to the run's config when resuming,
+            limited to :data:`RESUME_SETTABLE` (e.g. a larger wall-clock budget);
+            written to config.json under the run's lock.
 
     Raises:
         GanNasError: bad config, dataset, or run directory (the run directory is left intact).
     """
     from rich.console import Console
 
+    from gan_nas import config as config_mod
     from gan_nas import data, fitness
-    from gan_nas.store import RunStore
+    from gan_nas.store import CONFIG, RunStore
 
     if resume:
         store = RunStore.open(run_dir)
         cfg = Config.from_json(store.config_json())
+        for a in resume_set or []:
+            if a.split("=", 1)[0].strip() not in RESUME_SETTABLE:
+                raise ConfigError(f"--resume cannot change {a.split('=', 1)[0].strip()!r}: a resumed run keeps its "
+                                  f"config; only {', '.join(RESUME_SETTABLE)} may be set")
+        if resume_set:
+            cfg = config_mod.override(cfg, resume_set)
     else:
         ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
         space_mod.SearchSpace.from_config(cfg.space)  # fail on a bad space before creating anything
@@ -447,6 +475,8 @@ def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool =
         store = RunStore.create(run_dir, cfg.to_json())
     console = None if quiet else Console(stderr=True)
     with store.locked():
+        if resume and resume_set:
+            store.write_json_atomic(store.root / CONFIG, json.loads(cfg.to_json()))
         ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
         fitness.reference(ds, cfg.fitness)  # train and cache the classifier once, before any worker needs it
         return Search(cfg, store, tuple(ds.spec.shape), console).run(resume=resume)

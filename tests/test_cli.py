@@ -29,6 +29,7 @@ def test_threads_come_from_the_config_a_command_trains_under(tmp_path) -> None:
     (tmp_path / "config.json").write_text(config.override(config.load(quick), ["run.threads=3"]).to_json())
     assert _threads_for(parse(["compare", str(tmp_path)])) == 3
     assert _threads_for(parse(["search", "--resume", "--run-dir", str(tmp_path)])) == 3
+    assert _threads_for(parse(["search", "--resume", "--run-dir", str(tmp_path), "--set", "run.threads=2"])) == 2
     assert _threads_for(parse(["compare", str(tmp_path / "missing")])) == 0  # compare itself reports it
 
 

@@ -114,6 +114,47 @@ def test_tiny_search_end_to_end(fixture_dir, capsys):
     assert len((run / "journal.jsonl").read_text().splitlines()) == 6
 
 
+def test_budget_stop_keeps_finished_work_and_resume_with_more_budget_matches(fixture_dir, monkeypatch, capsys):
+    cfgp = write_config(fixture_dir, "budget", generations=1)
+    full = fixture_dir / "run-budget-full"
+    evolution.search(config.load(cfgp), full, quiet=True)
+    # a clock that jumps past the budget once c0002 (the first child of generation 1) has finished
+    real_eval, jump = evolution.evaluate_task, [0.0]
+
+    def evaluate(task):
+        result = real_eval(task)
+        if task["id"] == "c0002":
+            jump[0] = 1e6
+        return result
+
+    class Clock:
+        @staticmethod
+        def monotonic():
+            return time.monotonic() + jump[0]
+
+    monkeypatch.setattr(evolution, "evaluate_task", evaluate)
+    monkeypatch.setattr(evolution, "time", Clock)
+    run = fixture_dir / "run-budget"
+    s = evolution.search(config.override(config.load(cfgp), ["search.wall_clock_seconds=1000"]), run, quiet=True)
+    monkeypatch.undo()
+    assert s["stopped"] == "budget" and not s["done"] and s["evaluations"] == 3
+    state = json.loads((run / "state.json").read_text())
+    journal = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    assert state["generation"] == 1 and state["population"] == ["c0000", "c0001"]  # the generation stays open
+    by_fit = sorted((r for r in journal if r["status"] == "ok"), key=lambda r: r["fitness"])
+    assert state["hall_of_fame"] == [r["id"] for r in by_fit]  # ...but c0002 counts for the best
+    assert json.loads((run / "best" / "candidate.json").read_text())["id"] == by_fit[0]["id"]
+    # what may change on resume is checked before anything is written
+    assert cli.main(["search", "--resume", "--run-dir", str(run), "--set", "training.steps=9", "--quiet"]) == 2
+    assert "cannot change 'training.steps'" in capsys.readouterr().err
+    assert cli.main(["search", "--resume", "--run-dir", str(run), "--set", "search.wall_clock_seconds=0",
+                     "--quiet"]) == 0
+    assert json.loads((run / "config.json").read_text())["search"]["wall_clock_seconds"] == 0
+    ids = [json.loads(line)["id"] for line in (run / "journal.jsonl").read_text().splitlines()]
+    assert ids == ["c0000", "c0001", "c0002", "c0003"]
+    assert best_of(run) == best_of(full)
+
+
 def test_random_strategy_and_pareto_objective(fixture_dir):
     cfgp = write_config(fixture_dir, "rnd", generations=1)
     cfg = config.override(config.load(cfgp), ["search.strategy=random"])
