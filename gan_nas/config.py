@@ -92,6 +92,7 @@ class SearchConfig:
     seed_baseline: bool = True  # put the DCGAN baseline genome in the initial population
     hall_of_fame: int = 5  # best candidates remembered across generations
     wall_clock_seconds: float = 0.0  # stop cleanly after this many seconds (0: no limit)
+    final_seconds: float = 0.0  # then the best trains this much longer from its checkpoint, in the compute (0: off)
     diversity_weight: float = 0.0  # survivor selection penalty for genomes close to a better one (0: off)
 
 
@@ -208,7 +209,7 @@ def _check(cfg: Config) -> Config:
     for section, key in positive:
         if getattr(getattr(cfg, section), key) <= 0:
             raise ConfigError(f"{section}.{key} must be positive, got {getattr(getattr(cfg, section), key)!r}")
-    nonneg = [("training", "survivor_steps"), ("training", "max_seconds"), ("search", "generations"), ("search", "wall_clock_seconds"),
+    nonneg = [("training", "survivor_steps"), ("training", "max_seconds"), ("search", "generations"), ("search", "wall_clock_seconds"), ("search", "final_seconds"),
               ("run", "threads"), ("run", "max_retries"), ("run", "gpus_per_candidate"),
               ("search", "diversity_weight")]
     for section, key in nonneg:

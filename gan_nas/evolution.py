@@ -9,6 +9,7 @@ The loop reads like DEAP's ``eaSimple``::
         survivors keep training `training.survivor_steps` (optional)
         population = select(population + children)    # elitist mu+lambda, or NSGA-II on (FID, G size)
         hall_of_fame.update(population)
+    best trains `search.final_seconds` longer (optional)  # its seconds count in the search's compute
 
 Every step that matters for resuming is on disk (see :mod:`gan_nas.store`):
 before a generation's evaluations start, ``state.json`` holds the population,
@@ -21,6 +22,7 @@ deterministic training: ``training.deterministic = true``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
@@ -70,6 +72,8 @@ def evaluate_task(task: dict[str, Any]) -> dict[str, Any]:
     cfg = Config.from_dict(task["config"])
     ds, ref = _dataset_and_reference(cfg)
     options = gan.TrainOptions.from_config(cfg, task["seed"])
+    if task.get("max_seconds"):
+        options = dataclasses.replace(options, max_seconds=float(task["max_seconds"]))
     result = gan.train_candidate(
         GanGenome.from_dict(task["genome"]), ds, task["steps"], ref, options,
         parent=task.get("parent_ckpt") or None, resume=task.get("resume_ckpt"), save_to=task["save_to"],
@@ -78,6 +82,9 @@ def evaluate_task(task: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- selection -------------------------------------------------------------------
+
+
+FINAL_STEPS = 10**9  # the final training is bounded by search.final_seconds, not by steps
 
 
 def _fit(r: dict[str, Any]) -> float:
@@ -263,7 +270,7 @@ class Search:
             store.write_state(state)
         elif resume:
             self.log(f"resuming at generation {state['generation']}: {len(self.records)} evaluations on record")
-        if state.get("done"):
+        if state.get("done") and not self.final_pending(state):
             self.log("search already finished")
             return self.summary(state)
         rng = np.random.default_rng()
@@ -275,7 +282,7 @@ class Search:
             return budget > 0 and elapsed0 + time.monotonic() - t_start >= budget
 
         with make_executor(cfg.run) as executor:
-            while True:
+            while not state.get("done"):
                 todo = [t for t in state["pending"] if t["id"] not in self.records]
                 if (todo and over_budget()) or not self.evaluate(executor, todo, state, over_budget):
                     state["stopped"] = "budget"
@@ -293,9 +300,11 @@ class Search:
                 state["rng"] = rng.bit_generator.state
                 store.write_state(state)
                 self.prune(state)
+            if self.final_pending(state):
+                self.final_training(executor, state)
         state["elapsed"] = elapsed0 + time.monotonic() - t_start
+        store.write_state(state)
         if not state.get("done"):
-            store.write_state(state)
             self.log(f"stopped at the wall-clock budget ({budget:.0f} s); best so far is saved in best/; to go on: "
                      f"gan-nas search --resume --run-dir {self.store.root} --set search.wall_clock_seconds=SECONDS")
         return self.summary(state)
@@ -348,8 +357,39 @@ class Search:
         pool = list(members.values()) + [r for r in done if not (r["kind"] == "continue" and r["status"] != "ok")]
         survivors = select_survivors(pool, s.population, s.objective, s.diversity_weight)
         state["population"] = [r["id"] for r in survivors]
+        state.pop("final", None)  # a search that goes on after a final training trains its (new) best again
         self.update_hall_of_fame(state, done)
         self.log_generation(state, done, survivors)
+
+    def final_pending(self, state: dict[str, Any]) -> bool:
+        """Whether the final training is configured and has not finished for the current best."""
+        return (self.cfg.search.final_seconds > 0 and bool(state["hall_of_fame"])
+                and not state.get("final", {}).get("finished"))
+
+    def final_training(self, executor, state: dict[str, Any]) -> None:
+        """Train the best candidate ``search.final_seconds`` longer from its checkpoint (one journaled task).
+
+        The task is written to ``state["final"]`` before it runs, so a crash
+        re-runs the same task on resume; it is evaluated like any candidate (its
+        seconds count in the search's compute) and enters the hall of fame only
+        if it beats what is there. A search that resumes and finishes another
+        generation trains its best again at the end.
+        """
+        final = state.get("final")
+        if final is None:
+            best = self.records[state["hall_of_fame"][0]]
+            task = self.task(state, GanGenome.from_dict(best["genome"]), "final", [best["id"]], FINAL_STEPS,
+                             resume_from=best["id"])
+            task["max_seconds"] = float(self.cfg.search.final_seconds)
+            final = state["final"] = {"task": task, "finished": False}
+            self.store.write_state(state)
+        task = final["task"]
+        self.log(f"final training: {task['parents'][0]} trains {task['max_seconds']:.0f} s more as {task['id']}")
+        if task["id"] not in self.records:
+            self.evaluate(executor, [task], {**state, "generation": "final"}, lambda: False)
+        self.update_hall_of_fame(state, [self.records[task["id"]]])
+        final["finished"] = True
+        self.store.write_state(state)
 
     def finished(self, state: dict[str, Any]) -> list[dict[str, Any]]:
         """The records of the current generation's evaluations that have finished."""
@@ -433,7 +473,7 @@ class Search:
 
 
 # Settings a resumed search may change: its budget and where it runs, never what an evaluation means.
-RESUME_SETTABLE = ("search.wall_clock_seconds", "run.executor", "run.workers", "run.threads",
+RESUME_SETTABLE = ("search.wall_clock_seconds", "search.final_seconds", "run.executor", "run.workers", "run.threads",
                    "run.ray_address", "run.max_retries")
 
 

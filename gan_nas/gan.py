@@ -287,6 +287,33 @@ def _weights_finite(*models) -> bool:
                if "float" in str(w.dtype))
 
 
+def forget_custom_gradients() -> int:
+    """Drop the gradient-registry entries that earlier candidates' traced steps left behind.
+
+    In graph mode, every traced use of ``tf.custom_gradient`` registers a new
+    ``CustomGradient-N`` entry in TensorFlow's global gradient registry, whose
+    closure holds tensors of the graph being traced; nothing ever removes them.
+    The Keras optimizer's all-reduce (two per candidate) and ``tf.nn.silu``
+    (swish) both do this, so every candidate's traced train step stayed alive
+    for the life of the process (about 15 MB per candidate in
+    experiments/bench_memory.py). Called before a candidate is built, when no
+    earlier candidate's graph can be traced again; the registry is private to
+    TensorFlow, so if it is not where expected nothing is dropped.
+
+    Returns:
+        How many entries were dropped.
+    """
+    from tensorflow.python.framework import ops
+
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    if not isinstance(registry, dict):
+        return 0
+    names = [k for k in registry if isinstance(k, str) and k.startswith("CustomGradient-")]
+    for k in names:
+        del registry[k]
+    return len(names)
+
+
 def train_candidate(
     genome: GanGenome,
     data,
@@ -335,6 +362,7 @@ def train_candidate(
         return _finish(result, t0, status="invalid", error=str(e))
 
     keras.backend.clear_session()  # free the previous candidate's graphs and weights
+    forget_custom_gradients()  # ...which TensorFlow's gradient registry would otherwise keep alive
     gc.collect()
     keras.utils.set_random_seed(opt.seed)
     if opt.deterministic:

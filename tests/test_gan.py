@@ -197,3 +197,22 @@ def test_max_seconds_caps_training_time(tiny_data):
     r = gan.train_candidate(tiny_genome(), tiny_data, 10**6, options=opts(max_seconds=1.0), score=False)
     assert r.status == "ok" and 1 < r.steps < 10**6 and r.total_steps == r.steps
     assert r.seconds["train"] < 10
+
+
+def test_earlier_candidates_graphs_are_freed(tiny_data):
+    """TensorFlow's gradient registry kept every traced train step alive (KerasTuner's leak, here)."""
+    import dataclasses
+    import gc
+
+    from tensorflow.python.framework import func_graph
+
+    def step_graphs() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, func_graph.FuncGraph) and o.name == "step")
+
+    g = tiny_genome()
+    swish = dataclasses.replace(g, generator=dataclasses.replace(
+        g.generator, blocks=(dataclasses.replace(g.generator.blocks[0], activation="swish"),)))
+    for genome in (g, swish, swish, g):  # the optimizer's all-reduce and swish both register custom gradients
+        assert gan.train_candidate(genome, tiny_data, 2, options=opts(), score=False).status == "ok"
+    assert step_graphs() <= 1  # only the last candidate's, until the next one starts

@@ -155,6 +155,34 @@ def test_budget_stop_keeps_finished_work_and_resume_with_more_budget_matches(fix
     assert best_of(run) == best_of(full)
 
 
+def test_final_training_of_the_best_counts_in_the_journal_and_survives_a_crash(fixture_dir):
+    cfgp = write_config(fixture_dir, "final", generations=1)
+    run = fixture_dir / "run-final"
+    cfg = config.override(config.load(cfgp), ["search.final_seconds=2"])
+    s = evolution.search(cfg, run, quiet=True)
+    journal = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    assert s["done"] and len(journal) == 5 and journal[-1]["kind"] == "final"
+    final, by_id = journal[-1], {r["id"]: r for r in journal}
+    parent = by_id[final["parents"][0]]
+    assert parent["fitness"] == min(r["fitness"] for r in journal[:4])  # the best of the search trained on
+    assert final["status"] == "ok" and final["steps"] > 4  # bounded by seconds, not steps
+    assert final["total_steps"] == parent["total_steps"] + final["steps"]
+    state = json.loads((run / "state.json").read_text())
+    assert state["final"]["finished"] and state["final"]["task"]["id"] == final["id"]
+    assert state["hall_of_fame"][0] == min(journal, key=lambda r: r["fitness"])["id"]
+    assert json.loads((run / "best" / "candidate.json").read_text())["id"] == state["hall_of_fame"][0]
+    assert s["candidate_seconds"] == pytest.approx(sum(r["seconds"]["total"] for r in journal), abs=0.1)
+    # a crash during the final training: its journal line never came; resume runs the same task once
+    (run / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in journal[:4]))
+    state["final"]["finished"] = False
+    (run / "state.json").write_text(json.dumps(state))
+    assert cli.main(["search", "--resume", "--run-dir", str(run), "--quiet"]) == 0
+    ids = [json.loads(line)["id"] for line in (run / "journal.jsonl").read_text().splitlines()]
+    assert ids == [r["id"] for r in journal]
+    assert cli.main(["search", "--resume", "--run-dir", str(run), "--quiet"]) == 0  # finished: nothing more
+    assert len((run / "journal.jsonl").read_text().splitlines()) == 5
+
+
 def test_random_strategy_and_pareto_objective(fixture_dir):
     cfgp = write_config(fixture_dir, "rnd", generations=1)
     cfg = config.override(config.load(cfgp), ["search.strategy=random"])
