@@ -23,7 +23,8 @@ journal.
 :func:`compare` scores the search's best generator and the DCGAN at equal
 compute: the DCGAN trained for as many seconds as all of the search's
 candidates took together, and the DCGAN trained for as many steps as the
-best candidate's lineage received. All three are scored on
+best candidate's lineage received (the checkpoint the equal-seconds run keeps
+at that step count, or a run of its own in ``RUN_DIR/baseline-steps``). All three are scored on
 ``fitness.n_report`` samples from the same fixed noise, against the same
 reference (the run's cached feature classifier), since FID depends on n.
 """
@@ -109,8 +110,8 @@ def _chunk_steps(cfg: Config, steps_done: int, secs_done: float, steps: int | No
 
 
 def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | None = None,
-                   steps: int | None = None, quiet: bool = False, _resources: tuple | None = None
-                   ) -> dict[str, Any]:
+                   steps: int | None = None, quiet: bool = False, _resources: tuple | None = None,
+                   keep_at: int | None = None) -> dict[str, Any]:
     """Train the DCGAN baseline in ``run_dir`` up to a budget, then score it on ``fitness.n_report`` samples.
 
     Args:
@@ -121,6 +122,9 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
         steps: total generator steps to reach. With both, training stops at the first reached.
         quiet: no progress lines on stderr.
         _resources: (dataset, reference) already loaded by the caller (internal).
+        keep_at: if training passes this total step count, a chunk ends exactly there
+            and its checkpoint is kept (``state.json`` ``kept``: {steps: chunk id}), so
+            that :func:`compare` scores the equal-steps DCGAN without training another.
 
     Returns:
         What ``baseline.json`` holds: ``fid``, ``kid``, ``kid_std``, ``n``, ``steps``,
@@ -159,8 +163,11 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
         steps_done = int(last["total_steps"]) if last else 0
         secs_done = sum(float(r.get("seconds", {}).get("total", 0.0)) for r in records)
         diverged = False
+        kept = {str(k): v for k, v in ((store.read_state() or {}).get("kept") or {}).items()}
         while (steps is None or steps_done < steps) and (seconds is None or secs_done < seconds):
             n = _chunk_steps(cfg, steps_done, secs_done, steps, seconds, last)
+            if keep_at is not None and steps_done < keep_at:
+                n = min(n, keep_at - steps_done)
             cid = f"b{len(records):04d}"
             options = dataclasses.replace(gan.TrainOptions.from_config(
                 cfg, seed=(cfg.run.seed * 1_000_003 + 7_919 * (len(records) + 1)) % (2**31 - 1)),
@@ -177,13 +184,15 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
                 diverged = True
                 _log(quiet, f"baseline {cid}: {result.status} ({result.error}); keeping {last['id'] if last else '-'}")
                 break
-            if last is not None:
+            if last is not None and last["id"] not in kept.values():
                 for f in ("weights.npz", "optimizers.npz"):
                     (store.candidate_dir(last["id"]) / f).unlink(missing_ok=True)
             last, steps_done = record, int(record["total_steps"])
+            if keep_at is not None and steps_done == keep_at:
+                kept[str(keep_at)] = cid
             store.write_state({"baseline": True, "generation": len(records) - 1, "population": [cid],
                                "hall_of_fame": [cid], "steps": steps_done, "seconds": secs_done,
-                               "done": False, "stopped": None, "elapsed": secs_done})
+                               "done": False, "stopped": None, "elapsed": secs_done, "kept": kept})
             budget = " / ".join(([f"{steps_done}/{steps} steps"] if steps else [f"{steps_done} steps"])
                                 + ([f"{secs_done:.1f}/{seconds:.1f} s"] if seconds else [f"{secs_done:.1f} s"]))
             _log(quiet, f"baseline {cid}: {budget}")
@@ -240,6 +249,29 @@ def _finish_baseline(store: RunStore, cfg: Config, ref, genome, shape, records: 
     return summary
 
 
+def _score_kept(base_dir: Path, steps: int, cfg: Config, ref, shape) -> dict[str, Any] | None:
+    """Score the checkpoint a baseline kept at exactly ``steps`` (see ``keep_at``); None if it has none."""
+    from gan_nas import fitness, gan
+    from gan_nas.baseline import dcgan
+
+    store = RunStore.open(base_dir)
+    cid = ((store.read_state() or {}).get("kept") or {}).get(str(steps))
+    records = store.journal()
+    ids = [r["id"] for r in records]
+    if cid is None or cid not in ids or not (store.candidate_dir(cid) / "weights.npz").is_file():
+        return None
+    upto = records[: ids.index(cid) + 1]
+    genome = dcgan(shape)
+    gen = gan.load_generator(genome, store.candidate_dir(cid), shape)
+    n = cfg.fitness.n_report
+    scores = fitness.score(gen, ref, n=n, noise_seed=cfg.fitness.noise_seed, latent_size=genome.generator.latent,
+                           batch_size=cfg.fitness.batch_size)
+    return {"fid": json_safe(float(scores["fid"])), "kid": json_safe(float(scores["kid"])),
+            "kid_std": json_safe(float(scores["kid_std"])), "n": int(n), "params": upto[-1]["params"],
+            "steps": int(steps), "seconds": round(sum(float(r.get("seconds", {}).get("total", 0.0)) for r in upto), 3),
+            "run_dir": f"{store.root} (checkpoint {cid})", "diverged": False}
+
+
 # --- compare ------------------------------------------------------------------------------------
 
 
@@ -280,7 +312,9 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     :func:`train_baseline`) for that many seconds in ``baseline_dir``
     (default ``RUN_DIR/baseline``; an existing one with enough seconds is
     reused, one with fewer is continued), and for as many steps as the best
-    candidate's lineage received in ``RUN_DIR/baseline-steps``.
+    candidate's lineage received: the equal-seconds run keeps its checkpoint
+    at exactly that step count when it passes it, else the DCGAN trains that
+    many steps in ``RUN_DIR/baseline-steps``.
 
     Args:
         run_dir: a search run directory with a published best/.
@@ -326,9 +360,13 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     s_scores = fitness.score(searched, ref, n=n, noise_seed=seed, batch_size=cfg.fitness.batch_size)
     g_s = images.grid(images.sample(searched, GRID_SAMPLES, seed=seed, batch=cfg.fitness.batch_size), cols=8)
     _log(quiet, f"training the DCGAN for {compute:.1f} s (the search's compute) in {base_dir}")
-    b_time = train_baseline(cfg, base_dir, seconds=compute, quiet=quiet, _resources=(ds, ref))
-    _log(quiet, f"training the DCGAN for {best_steps} steps (the best lineage's) in {steps_dir}")
-    b_steps = train_baseline(cfg, steps_dir, steps=best_steps, quiet=quiet, _resources=(ds, ref))
+    b_time = train_baseline(cfg, base_dir, seconds=compute, quiet=quiet, _resources=(ds, ref), keep_at=best_steps)
+    b_steps = _score_kept(base_dir, best_steps, cfg, ref, tuple(int(x) for x in ds.spec.shape))
+    if b_steps is not None:
+        _log(quiet, f"the DCGAN at {best_steps} steps (the best lineage's): {b_steps['run_dir']}")
+    else:  # the equal-seconds DCGAN never stopped at that step count (it was shorter, or trained past it before)
+        _log(quiet, f"training the DCGAN for {best_steps} steps (the best lineage's) in {steps_dir}")
+        b_steps = train_baseline(cfg, steps_dir, steps=best_steps, quiet=quiet, _resources=(ds, ref))
 
     rows = [
         {"model": f"searched ({best.get('id')})", "key": "searched",

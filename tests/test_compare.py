@@ -120,6 +120,11 @@ def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
     assert searched["params"] == best["params"]
     assert by_time["seconds"] >= compute  # the DCGAN got at least the search's compute
     assert by_steps["steps"] == best["total_steps"]
+    # the equal-steps DCGAN is the equal-seconds run's checkpoint at exactly that step count, not another run
+    kept = json.loads((searched_run / "baseline" / "state.json").read_text())["kept"][str(best["total_steps"])]
+    assert next(x for x in journal(searched_run / "baseline") if x["id"] == kept)["total_steps"] == best["total_steps"]
+    assert by_steps["run_dir"].endswith(f"(checkpoint {kept})") and by_steps["seconds"] < by_time["seconds"]
+    assert not (searched_run / "baseline-steps").exists()
     assert r["fid_ratio"]["equal_seconds"] == pytest.approx(searched["fid"] / by_time["fid"])
     assert r["fid_ratio"]["equal_steps"] == pytest.approx(searched["fid"] / by_steps["fid"])
     assert json.loads((searched_run / "compare.json").read_text()) == r
@@ -135,7 +140,7 @@ def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
         assert name in md
 
     # Again: both baselines have trained enough, so nothing is trained and the scores repeat.
-    before = {d: len(journal(searched_run / d)) for d in ("baseline", "baseline-steps")}
+    before = {d: len(journal(searched_run / d)) for d in ("baseline",)}
     code, out, err = run_cli(["compare", str(searched_run), "--json", "--quiet"], capsys)
     assert code == 0, err
     again = json.loads(out)
