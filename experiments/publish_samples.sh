@@ -11,3 +11,4 @@ cp "$run"/report/*.png "$out"/report/
 cp "$run"/samples/gen*.png "$out"/samples/
 cp "$run"/best/genome.json "$out"/best_genome.json
 cp "$run"/config.json "$out"/config.json
+cp "$run"/best_grid.png "$out"/

@@ -111,7 +111,7 @@ def _chunk_steps(cfg: Config, steps_done: int, secs_done: float, steps: int | No
 
 def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | None = None,
                    steps: int | None = None, quiet: bool = False, _resources: tuple | None = None,
-                   keep_at: int | None = None) -> dict[str, Any]:
+                   keep_at: int | None = None, start_from: str | Path | None = None) -> dict[str, Any]:
     """Train the DCGAN baseline in ``run_dir`` up to a budget, then score it on ``fitness.n_report`` samples.
 
     Args:
@@ -125,6 +125,10 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
         keep_at: if training passes this total step count, a chunk ends exactly there
             and its checkpoint is kept (``state.json`` ``kept``: {steps: chunk id}), so
             that :func:`compare` scores the equal-steps DCGAN without training another.
+        start_from: another baseline directory: a new (empty) ``run_dir`` starts from
+            its last checkpoint (weights and Adam state), counting its steps and
+            seconds as its own (``forked_from`` in state.json and the first record),
+            so that a steps budget beyond that baseline costs only the extra steps.
 
     Returns:
         What ``baseline.json`` holds: ``fid``, ``kid``, ``kid_std``, ``n``, ``steps``,
@@ -160,10 +164,15 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
         records = store.journal()
         ok = [r for r in records if r.get("status") == "ok"]
         last = ok[-1] if ok else None
-        steps_done = int(last["total_steps"]) if last else 0
-        secs_done = sum(float(r.get("seconds", {}).get("total", 0.0)) for r in records)
+        state0 = store.read_state() or {}
+        fork = state0.get("forked_from")
+        if not records and start_from is not None:
+            fork = _fork_point(Path(start_from))
+        steps_done = int(last["total_steps"]) if last else int(fork["steps"]) if fork else 0
+        secs_done = (float(fork["seconds"]) if fork else 0.0) + sum(
+            float(r.get("seconds", {}).get("total", 0.0)) for r in records)
         diverged = False
-        kept = {str(k): v for k, v in ((store.read_state() or {}).get("kept") or {}).items()}
+        kept = {str(k): v for k, v in (state0.get("kept") or {}).items()}
         while (steps is None or steps_done < steps) and (seconds is None or secs_done < seconds):
             n = _chunk_steps(cfg, steps_done, secs_done, steps, seconds, last)
             if keep_at is not None and steps_done < keep_at:
@@ -172,11 +181,14 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
             options = dataclasses.replace(gan.TrainOptions.from_config(
                 cfg, seed=(cfg.run.seed * 1_000_003 + 7_919 * (len(records) + 1)) % (2**31 - 1)),
                 max_seconds=0.0)  # the baseline's chunks are sized by its own budget
-            result = gan.train_candidate(
-                genome, ds, n, None, options, resume=store.candidate_dir(last["id"]) if last else None,
-                save_to=store.candidate_dir(cid), score=False)
-            record = {"id": cid, "generation": len(records), "kind": "continue" if last else "initial",
+            resume = (store.candidate_dir(last["id"]) if last
+                      else Path(fork["run_dir"]) / "candidates" / fork["checkpoint"] if fork else None)
+            result = gan.train_candidate(genome, ds, n, None, options, resume=resume,
+                                         save_to=store.candidate_dir(cid), score=False)
+            record = {"id": cid, "generation": len(records), "kind": "continue" if last or fork else "initial",
                       "parents": [last["id"]] if last else [], "genome": genome.to_dict(), **result.to_dict()}
+            if fork and not last:
+                record["forked_from"] = fork
             store.append(record)
             records.append(record)
             secs_done += float(result.seconds.get("total", 0.0))
@@ -192,24 +204,38 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
                 kept[str(keep_at)] = cid
             store.write_state({"baseline": True, "generation": len(records) - 1, "population": [cid],
                                "hall_of_fame": [cid], "steps": steps_done, "seconds": secs_done,
-                               "done": False, "stopped": None, "elapsed": secs_done, "kept": kept})
+                               "done": False, "stopped": None, "elapsed": secs_done, "kept": kept,
+                               "forked_from": fork})
             budget = " / ".join(([f"{steps_done}/{steps} steps"] if steps else [f"{steps_done} steps"])
                                 + ([f"{secs_done:.1f}/{seconds:.1f} s"] if seconds else [f"{secs_done:.1f} s"]))
             _log(quiet, f"baseline {cid}: {budget}")
         if last is None:
             raise GanNasError(f"the DCGAN baseline diverged before its first checkpoint (see {store.journal_path}); "
                               "check the dataset and [training] settings")
-        return _finish_baseline(store, cfg, ref, genome, shape, records, last, diverged)
+        return _finish_baseline(store, cfg, ref, genome, shape, records, last, diverged, fork)
+
+
+def _fork_point(src: Path) -> dict[str, Any]:
+    """Where a baseline forked from ``src`` starts: its last checkpoint, steps and seconds."""
+    store = RunStore.open(src)
+    records = store.journal()
+    ok = [r for r in records if r.get("status") == "ok"]
+    if not ok or not (store.candidate_dir(ok[-1]["id"]) / "weights.npz").is_file():
+        raise RunDirError(f"{src} holds no baseline checkpoint to start from")
+    return {"run_dir": str(store.root.resolve()), "checkpoint": ok[-1]["id"], "steps": int(ok[-1]["total_steps"]),
+            "seconds": sum(float(r.get("seconds", {}).get("total", 0.0)) for r in records),
+            "train_seconds": sum(float(r.get("seconds", {}).get("train", 0.0)) for r in records)}
 
 
 def _finish_baseline(store: RunStore, cfg: Config, ref, genome, shape, records: list[dict[str, Any]],
-                     last: dict[str, Any], diverged: bool) -> dict[str, Any]:
+                     last: dict[str, Any], diverged: bool, fork: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score the last checkpoint (unless baseline.json already holds its score) and publish best/."""
     from gan_nas import fitness, gan
 
     path = store.root / BASELINE_FILE
-    secs = sum(float(r.get("seconds", {}).get("total", 0.0)) for r in records)
-    train_secs = sum(float(r.get("seconds", {}).get("train", 0.0)) for r in records)
+    secs = sum(float(r.get("seconds", {}).get("total", 0.0)) for r in records) + float((fork or {}).get("seconds", 0))
+    train_secs = (sum(float(r.get("seconds", {}).get("train", 0.0)) for r in records)
+                  + float((fork or {}).get("train_seconds", 0)))
     old = None
     if path.is_file():
         try:
@@ -232,6 +258,7 @@ def _finish_baseline(store: RunStore, cfg: Config, ref, genome, shape, records: 
         "kid_std": json_safe(float(scores["kid_std"])), "n": int(n), "noise_seed": cfg.fitness.noise_seed,
         "steps": int(last["total_steps"]), "seconds": round(secs, 3), "train_seconds": round(train_secs, 3),
         "params": last["params"], "chunks": len(records), "checkpoint": last["id"], "diverged": diverged,
+        "forked_from": fork,
     }
     if not reuse:
         ckpt = store.candidate_dir(last["id"])
@@ -365,8 +392,13 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     if b_steps is not None:
         _log(quiet, f"the DCGAN at {best_steps} steps (the best lineage's): {b_steps['run_dir']}")
     else:  # the equal-seconds DCGAN never stopped at that step count (it was shorter, or trained past it before)
-        _log(quiet, f"training the DCGAN for {best_steps} steps (the best lineage's) in {steps_dir}")
-        b_steps = train_baseline(cfg, steps_dir, steps=best_steps, quiet=quiet, _resources=(ds, ref))
+        # shorter: the equal-steps DCGAN goes on from its end (an empty directory only; one begun is continued)
+        fresh = not (steps_dir / "journal.jsonl").is_file() or (steps_dir / "journal.jsonl").stat().st_size == 0
+        fork = base_dir if fresh and b_time["steps"] < best_steps else None
+        _log(quiet, f"training the DCGAN for {best_steps} steps (the best lineage's) in {steps_dir}"
+             + (f", from the equal-seconds DCGAN's {b_time['steps']}" if fork else ""))
+        b_steps = train_baseline(cfg, steps_dir, steps=best_steps, quiet=quiet, _resources=(ds, ref),
+                                 start_from=fork)
 
     rows = [
         {"model": f"searched ({best.get('id')})", "key": "searched",

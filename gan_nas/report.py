@@ -419,6 +419,13 @@ def report(run_dir: str | Path) -> Path:
         lines.append(f"- best: **{best['id']}**, FID {_fmt(fitness_of(best))}, "
                      f"G {_fmt(best['params']['g'])} / D {_fmt(best['params']['d'])} parameters, "
                      f"{_fmt(best.get('total_steps'))} steps along its lineage")
+    by_id = {r["id"]: r for r in records}
+    for r in records:
+        if r.get("kind") == "final" and r.get("parents") and r["parents"][0] in by_id:
+            p = by_id[r["parents"][0]]
+            lines.append(f"- final training: {p['id']} (FID {_fmt(fitness_of(p))}, {_fmt(p.get('total_steps'))} steps) "
+                         f"trained {float((r.get('seconds') or {}).get('train', 0.0)):,.0f} s more as {r['id']}: "
+                         f"FID {_fmt(fitness_of(r))}, {_fmt(r.get('total_steps'))} steps ({r.get('status')})")
     if (root / "compare.md").is_file():
         lines.append("- against the DCGAN at equal compute: see [compare.md](compare.md)")
     lines += ["", "## FID per generation", "", f"![FID per generation]({rel(files['generations'])})", "",

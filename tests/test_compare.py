@@ -98,6 +98,22 @@ def test_baseline_trains_continues_and_rescores(workdir: Path, tmp_path: Path, c
     code, out, _ = run_cli(["baseline", "--run-dir", str(b), "--steps", "9", "--json", "--quiet"], capsys)
     assert code == 0 and json.loads(out) == second and len(journal(b)) == 4
 
+    # Another directory can start from this one's end: only the extra steps are trained, all are counted.
+    from gan_nas import compare
+    from gan_nas.config import load
+
+    f = tmp_path / "forked"
+    forked = compare.train_baseline(load(workdir / "tiny.toml"), f, steps=12, quiet=True,
+                                    start_from=b)
+    frecs = journal(f)
+    assert forked["steps"] == 12 and [r["total_steps"] for r in frecs] == [12]
+    assert frecs[0]["inherited"] == layers and frecs[0]["forked_from"]["checkpoint"] == "b0003"
+    assert forked["seconds"] == pytest.approx(second["seconds"] + frecs[0]["seconds"]["total"], abs=1e-2)
+    again = compare.train_baseline(None, f, steps=14, quiet=True)  # continued on its own, still counting the start
+    assert again["steps"] == 14 and again["forked_from"] == forked["forked_from"]
+    assert again["seconds"] == pytest.approx(second["seconds"] + sum(r["seconds"]["total"] for r in journal(f)),
+                                             abs=1e-2)
+
     # generate works on a baseline directory.
     code, out, err = run_cli(["generate", str(b), "--out", str(tmp_path / "g.png"), "--n", "4", "--json"], capsys)
     assert code == 0, err

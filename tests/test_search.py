@@ -181,6 +181,8 @@ def test_final_training_of_the_best_counts_in_the_journal_and_survives_a_crash(f
     assert ids == [r["id"] for r in journal]
     assert cli.main(["search", "--resume", "--run-dir", str(run), "--quiet"]) == 0  # finished: nothing more
     assert len((run / "journal.jsonl").read_text().splitlines()) == 5
+    assert cli.main(["report", str(run)]) == 0
+    assert f"- final training: {parent['id']} " in (run / "report.md").read_text()
 
 
 def test_random_strategy_and_pareto_objective(fixture_dir):
