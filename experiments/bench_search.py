@@ -48,7 +48,8 @@ def main() -> None:
     ap.add_argument("--generations", type=int, default=1)
     args = ap.parse_args()
     cores = os.cpu_count() or 2
-    base = [f"search.generations={args.generations}"]
+    # the search loop alone: no final training (pure train time) and no wall-clock stop
+    base = [f"search.generations={args.generations}", "search.final_seconds=0", "search.wall_clock_seconds=0"]
     tmp = Path(tempfile.mkdtemp(prefix="bench-search-"))
     try:
         # warm the fitness cache first so neither run pays for training the classifier

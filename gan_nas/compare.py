@@ -410,7 +410,7 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
                           ("dcgan_equal_steps", "DCGAN, equal steps", b_steps)):
         rows.append({"model": label, "key": key, **{k: b[k] for k in ("fid", "kid", "kid_std", "n", "params",
                                                                      "steps", "seconds")},
-                     "run_dir": b["run_dir"], "diverged": b["diverged"]})
+                     "run_dir": b["run_dir"], "diverged": b["diverged"], "forked_from": b.get("forked_from")})
 
     # Side-by-side grids on the scoring noise (the searched grid was drawn before training cleared Keras' session).
     dcgan_gen = load_best_generator(RunStore.open(base_dir))
@@ -426,6 +426,8 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     result = {
         "run_dir": str(root), "dataset": cfg.data.dataset, "n": int(n), "noise_seed": seed,
         "compute_seconds": round(compute, 3), "evaluations": len(records), "best_id": best.get("id"),
+        "final_seconds": round(sum(float((r.get("seconds") or {}).get("total", 0.0))
+                                   for r in records if r.get("kind") == "final"), 3),
         "best_steps": best_steps, "search_done": bool(state.get("done")), "search_stopped": state.get("stopped"),
         "search_generation": state.get("generation"), "search_generations": cfg.search.generations, "rows": rows,
         "fid_ratio": {"equal_seconds": _ratio(rows[0]["fid"], rows[1]["fid"]),
@@ -460,7 +462,11 @@ def _markdown(r: dict[str, Any]) -> str:
            f" The search stopped at its wall-clock budget in generation {r['search_generation']} of "
            f"{r['search_generations']}: this compares what it had found by then."
            if r.get("search_stopped") == "budget" else
-           " The search has not finished: this compares what is on record."), "",
+           " The search has not finished: this compares what is on record.")
+        + (f" Of its seconds, {r['final_seconds']:,.1f} s were the final training of its best "
+           "(`search.final_seconds`)." if r.get("final_seconds") else "")
+        + "".join(f" The equal-steps DCGAN went on from the equal-seconds one's end ({row['forked_from']['steps']:,} "
+                  "steps; its seconds include them)." for row in r["rows"] if row.get("forked_from")), "",
         "| model | FID | KID ± std | G params | D params | steps | seconds |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
