@@ -41,7 +41,7 @@ from typing import Any
 
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError, RunDirError
-from gan_nas.store import CONFIG, RunStore, json_safe
+from gan_nas.store import CONFIG, RunStore, json_safe, seconds_of
 
 BASELINE_FILE = "baseline.json"
 COMPARE_MD = "compare.md"
@@ -169,8 +169,7 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
         if not records and start_from is not None:
             fork = _fork_point(Path(start_from))
         steps_done = int(last["total_steps"]) if last else int(fork["steps"]) if fork else 0
-        secs_done = (float(fork["seconds"]) if fork else 0.0) + sum(
-            float(r.get("seconds", {}).get("total", 0.0)) for r in records)
+        secs_done = (float(fork["seconds"]) if fork else 0.0) + seconds_of(records)
         diverged = False
         kept = {str(k): v for k, v in (state0.get("kept") or {}).items()}
         while (steps is None or steps_done < steps) and (seconds is None or secs_done < seconds):
@@ -223,8 +222,7 @@ def _fork_point(src: Path) -> dict[str, Any]:
     if not ok or not (store.candidate_dir(ok[-1]["id"]) / "weights.npz").is_file():
         raise RunDirError(f"{src} holds no baseline checkpoint to start from")
     return {"run_dir": str(store.root.resolve()), "checkpoint": ok[-1]["id"], "steps": int(ok[-1]["total_steps"]),
-            "seconds": sum(float(r.get("seconds", {}).get("total", 0.0)) for r in records),
-            "train_seconds": sum(float(r.get("seconds", {}).get("train", 0.0)) for r in records)}
+            "seconds": seconds_of(records), "train_seconds": seconds_of(records, "train")}
 
 
 def _finish_baseline(store: RunStore, cfg: Config, ref, genome, shape, records: list[dict[str, Any]],
@@ -233,9 +231,8 @@ def _finish_baseline(store: RunStore, cfg: Config, ref, genome, shape, records: 
     from gan_nas import fitness, gan
 
     path = store.root / BASELINE_FILE
-    secs = sum(float(r.get("seconds", {}).get("total", 0.0)) for r in records) + float((fork or {}).get("seconds", 0))
-    train_secs = (sum(float(r.get("seconds", {}).get("train", 0.0)) for r in records)
-                  + float((fork or {}).get("train_seconds", 0)))
+    secs = seconds_of(records) + float((fork or {}).get("seconds", 0))
+    train_secs = seconds_of(records, "train") + float((fork or {}).get("train_seconds", 0))
     old = None
     if path.is_file():
         try:
@@ -295,7 +292,7 @@ def _score_kept(base_dir: Path, steps: int, cfg: Config, ref, shape) -> dict[str
                            batch_size=cfg.fitness.batch_size)
     return {"fid": json_safe(float(scores["fid"])), "kid": json_safe(float(scores["kid"])),
             "kid_std": json_safe(float(scores["kid_std"])), "n": int(n), "params": upto[-1]["params"],
-            "steps": int(steps), "seconds": round(sum(float(r.get("seconds", {}).get("total", 0.0)) for r in upto), 3),
+            "steps": int(steps), "seconds": round(seconds_of(upto), 3),
             "run_dir": f"{store.root} (checkpoint {cid})", "diverged": False}
 
 
@@ -373,7 +370,7 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
                           "run or resume the search first")
     best = store.read_json(best_dir / "candidate.json", expect=dict)
     searched = load_best_generator(store)
-    compute = sum(float((r.get("seconds") or {}).get("total", 0.0)) for r in records)
+    compute = seconds_of(records)
     best_steps = int(best.get("total_steps") or best.get("steps") or 0)
     if compute <= 0 or best_steps < 1:
         raise RunDirError(f"{store.journal_path} records no training time or steps; the journal is damaged")
@@ -426,8 +423,7 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     result = {
         "run_dir": str(root), "dataset": cfg.data.dataset, "n": int(n), "noise_seed": seed,
         "compute_seconds": round(compute, 3), "evaluations": len(records), "best_id": best.get("id"),
-        "final_seconds": round(sum(float((r.get("seconds") or {}).get("total", 0.0))
-                                   for r in records if r.get("kind") == "final"), 3),
+        "final_seconds": round(seconds_of(r for r in records if r.get("kind") == "final"), 3),
         "best_steps": best_steps, "search_done": bool(state.get("done")), "search_stopped": state.get("stopped"),
         "search_generation": state.get("generation"), "search_generations": cfg.search.generations, "rows": rows,
         "fid_ratio": {"equal_seconds": _ratio(rows[0]["fid"], rows[1]["fid"]),

@@ -462,7 +462,9 @@ class Search:
 
     def summary(self, state: dict[str, Any]) -> dict[str, Any]:
         best = self.records[state["hall_of_fame"][0]] if state.get("hall_of_fame") else None
-        seconds = sum(r.get("seconds", {}).get("total", 0.0) for r in self.records.values())
+        from gan_nas.store import seconds_of
+
+        seconds = seconds_of(self.records.values())
         return {
             "run_dir": str(self.store.root), "generations": state["generation"], "done": bool(state.get("done")),
             "stopped": state.get("stopped"), "evaluations": len(self.records),

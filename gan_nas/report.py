@@ -24,7 +24,7 @@ import numpy as np
 
 from gan_nas.config import Config
 from gan_nas.errors import GanNasError, RunDirError
-from gan_nas.store import RunStore
+from gan_nas.store import RunStore, seconds_of
 
 REPORT_FILE = "report.md"
 PLOTS_DIR = "report"
@@ -399,7 +399,7 @@ def report(run_dir: str | Path) -> Path:
     statuses: dict[str, int] = {}
     for r in records:
         statuses[r.get("status", "?")] = statuses.get(r.get("status", "?"), 0) + 1
-    seconds = sum(float((r.get("seconds") or {}).get("total", 0.0)) for r in records)
+    seconds = seconds_of(records)
     s = cfg.search
     lines = [
         f"# Search report: {root.name}", "",

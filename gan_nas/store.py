@@ -50,6 +50,11 @@ def json_safe(v: Any) -> Any:
         return [json_safe(x) for x in v]
     return v
 
+def seconds_of(records, part: str = "total") -> float:
+    """Sum of ``seconds[part]`` (build, train, score or total) over journal records; missing parts count 0."""
+    return sum(float((r.get("seconds") or {}).get(part, 0.0)) for r in records)
+
+
 CONFIG = "config.json"
 JOURNAL = "journal.jsonl"
 STATE = "state.json"
