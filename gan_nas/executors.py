@@ -142,6 +142,9 @@ def _worker_main(conn: multiprocessing.connection.Connection, threads: int,
     """A worker process: set threads, run ``init``, then answer ``(index, fn, task)`` messages."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _init_worker(threads)
+    from gan_nas.cli import _import_tensorflow_quietly
+
+    _import_tensorflow_quietly()  # TensorFlow's native start-up lines, muted as in the parent
     init_error = None
     if init is not None:
         try:
