@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gan_nas.errors import GanNasError
+from gan_nas.executors import import_tensorflow_quietly as _import_tensorflow_quietly
 from gan_nas.store import json_safe
 
 # Keep TensorFlow's native log lines off the terminal: its start-up chatter, and an
@@ -48,33 +49,6 @@ def _threads_for(args: argparse.Namespace) -> int:
     except (GanNasError, OSError, ValueError, KeyError, TypeError):
         return 0
     return 0
-
-
-def _import_tensorflow_quietly(threads: int = 0) -> None:
-    """Import TensorFlow with native stderr muted: its C++ start-up banner is not for users.
-
-    Args:
-        threads: If positive, TensorFlow's intra-op threads (set before its runtime starts).
-    """
-    if "tensorflow" in sys.modules:
-        return
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    sys.stderr.flush()
-    os.dup2(null, 2)
-    try:
-        import keras  # noqa: F401
-        import tensorflow as tf
-
-        if threads > 0:
-            from gan_nas.executors import _init_worker
-
-            _init_worker(threads)  # before the runtime starts on the next line
-        tf.constant(0.0) + 1.0  # device set-up logs once, here
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
-    tf.get_logger().setLevel("ERROR")  # e.g. "triggered tf.function retracing": one function per candidate is by design
 
 
 _JSON_OUT: TextIO | None = None  # the real stdout while a --json command runs (None: sys.stdout)

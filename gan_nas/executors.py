@@ -137,14 +137,37 @@ class SerialExecutor(Executor):
 # -- process pool ----------------------------------------------------------------------------
 
 
+def import_tensorflow_quietly(threads: int = 0) -> None:
+    """Import TensorFlow with native stderr muted: its C++ start-up banner is not for users.
+
+    Args:
+        threads: If positive, TensorFlow's intra-op threads (set before its runtime starts).
+    """
+    if "tensorflow" in sys.modules:
+        return
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    sys.stderr.flush()
+    os.dup2(null, 2)
+    try:
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        if threads > 0:
+            _init_worker(threads)  # before the runtime starts on the next line
+        tf.constant(0.0) + 1.0  # device set-up logs once, here
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+    tf.get_logger().setLevel("ERROR")  # e.g. "triggered tf.function retracing": one function per candidate is by design
+
+
 def _worker_main(conn: multiprocessing.connection.Connection, threads: int,
                  init: Callable[[], None] | None) -> None:
     """A worker process: set threads, run ``init``, then answer ``(index, fn, task)`` messages."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _init_worker(threads)
-    from gan_nas.cli import _import_tensorflow_quietly
-
-    _import_tensorflow_quietly()  # TensorFlow's native start-up lines, muted as in the parent
+    import_tensorflow_quietly()  # TensorFlow's native start-up lines, muted as in the parent
     init_error = None
     if init is not None:
         try:
