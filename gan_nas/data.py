@@ -432,5 +432,11 @@ def pipeline(images: np.ndarray, batch_size: int, seed: int, shuffle_buffer: int
     ds = tf.data.Dataset.from_tensor_slices(images)
     ds = ds.shuffle(min(shuffle_buffer, len(images)), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=True)
-    ds = ds.map(lambda x: tf.cast(x, tf.float32) / 127.5 - 1.0, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.repeat().prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(lambda x: tf.cast(x, tf.float32) / 127.5 - 1.0, num_parallel_calls=2)
+    # Fixed parallelism and buffer, autotuning off: with autotuning on, deleting the
+    # iterator at the end of a candidate waited up to ~8 s for tf.data's autotuning
+    # thread (measured on 2 cores), longer than many candidates' scoring; and the
+    # stream is >700x faster than a train step needs (experiments/bench_data.py).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.repeat().prefetch(2).with_options(options)
