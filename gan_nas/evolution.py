@@ -37,7 +37,7 @@ import numpy as np
 from gan_nas import space as space_mod
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError
-from gan_nas.genome import GanGenome
+from gan_nas.genome import GanGenome, step_macs
 
 PRUNED_FILES = ("weights.npz", "optimizers.npz")
 
@@ -189,6 +189,7 @@ class Search:
         self.console = console
         self.space = space_mod.SearchSpace.from_config(cfg.space)
         self.records: dict[str, dict[str, Any]] = {}
+        self._median_rate: tuple[int, float | None] | None = None  # (records seen, seconds per step multiply-add)
 
     # -- helpers
     def log(self, line: str) -> None:
@@ -255,7 +256,8 @@ class Search:
         return lambda c: order[c["id"]]
 
     # -- the loop
-    def run(self, resume: bool = False) -> dict[str, Any]:
+    def run(self, resume: bool = False, prepare: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Run or resume the search; ``prepare`` runs once the executor's workers are starting."""
         from gan_nas.executors import make_executor
 
         cfg, store = self.cfg, self.store
@@ -282,6 +284,9 @@ class Search:
             return budget > 0 and elapsed0 + time.monotonic() - t_start >= budget
 
         with make_executor(cfg.run) as executor:
+            if prepare is not None:
+                prepare()
+                t_start = time.monotonic()  # a classifier trained for the first time is not the search's time
             while not state.get("done"):
                 todo = [t for t in state["pending"] if t["id"] not in self.records]
                 if (todo and over_budget()) or not self.evaluate(executor, todo, state, over_budget):
@@ -317,6 +322,10 @@ class Search:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         cfg_dict = self.cfg.to_dict()
+        if executor.workers > 1:
+            # Longest first: the pool then ends a generation with short tasks, not one worker
+            # still training a long one while the others wait at the generation's barrier.
+            tasks = sorted(tasks, key=self.expected_seconds, reverse=True)
         payload = [{**t, "config": cfg_dict} for t in tasks]
         columns = (TextColumn("generation {task.fields[gen]}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
@@ -337,6 +346,37 @@ class Search:
                 if over_budget() and len([x for x in tasks if x["id"] not in self.records]) > 0:
                     return False
         return True
+
+    def expected_seconds(self, task: dict[str, Any]) -> float:
+        """A task's training seconds, estimated: its steps x its step's multiply-adds
+        (:func:`gan_nas.genome.step_macs`) x seconds per multiply-add, measured on its first
+        parent when that has trained, else the median over the run's finished evaluations
+        (before any has trained, the multiply-adds alone, in their own units). Only the order
+        of a generation's tasks depends on it."""
+        def rate(r: dict[str, Any]) -> float | None:
+            train, steps = r.get("seconds", {}).get("train"), r.get("steps") or 0
+            if r.get("status") != "ok" or not train or steps <= 0:
+                return None
+            return train / steps / self.macs(r["genome"])
+
+        known = [r for p in task["parents"][:1] if (r := self.records.get(p)) is not None]
+        per_mac = next((x for x in map(rate, known) if x is not None), None)
+        if per_mac is None:
+            if self._median_rate is None or self._median_rate[0] != len(self.records):
+                rates = [x for x in map(rate, self.records.values()) if x is not None]
+                self._median_rate = (len(self.records), statistics.median(rates) if rates else None)
+            per_mac = self._median_rate[1]
+        est = task["steps"] * self.macs(task["genome"])
+        if per_mac is None:  # nothing has trained yet: multiply-adds alone rank the tasks
+            return float(est)
+        cap = float(task.get("max_seconds") or self.cfg.training.max_seconds or 0.0)
+        return min(est * per_mac, cap) if cap > 0 else est * per_mac
+
+    def macs(self, genome: dict[str, Any]) -> int:
+        try:
+            return max(1, step_macs(GanGenome.from_dict(genome), self.shape))
+        except (GanNasError, ValueError, TypeError, KeyError, AssertionError):
+            return 1  # a malformed genome fails in its evaluation, where it is reported
 
     @staticmethod
     def line(r: dict[str, Any]) -> str:
@@ -520,8 +560,11 @@ def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool =
         if resume and resume_set:
             store.write_json_atomic(store.root / CONFIG, json.loads(cfg.to_json()))
         ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
-        fitness.reference(ds, cfg.fitness)  # train and cache the classifier once, before any worker needs it
-        return Search(cfg, store, tuple(ds.spec.shape), console).run(resume=resume)
+
+        def prepare() -> None:  # train and cache the classifier once, before any worker needs it
+            fitness.reference(ds, cfg.fitness)
+
+        return Search(cfg, store, tuple(ds.spec.shape), console).run(resume=resume, prepare=prepare)
 
 
 __all__ = ["search", "Search", "evaluate_task", "select_survivors", "tournament", "non_dominated_fronts",

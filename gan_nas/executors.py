@@ -203,12 +203,14 @@ class ProcessExecutor(Executor):
 
     Each worker owns a pipe, so a worker that dies loses only its own task:
     that task is retried on a fresh worker up to ``max_retries`` times, then
-    reported as failed. Workers start on the first map and serve later maps.
+    reported as failed. Workers start when the pool is made (so that their
+    start-up, mostly importing TensorFlow, overlaps the caller's own) and
+    serve every later map.
     """
 
     def __init__(self, workers: int, threads: int, max_retries: int,
                  init: Callable[[], None] | None = None) -> None:
-        """Configure the pool; workers start on the first map.
+        """Start the pool's workers.
 
         Args:
             workers: Worker processes.
@@ -218,7 +220,7 @@ class ProcessExecutor(Executor):
         """
         self.workers, self.threads, self.max_retries, self.init = workers, threads, max_retries, init
         self._ctx = multiprocessing.get_context("spawn")
-        self._pool: list[_Worker | None] = [None] * workers
+        self._pool: list[_Worker | None] = [self._start() for _ in range(workers)]
 
     def _start(self) -> _Worker:
         parent, child = self._ctx.Pipe()

@@ -361,9 +361,9 @@ def train_candidate(
     except GanNasError as e:
         return _finish(result, t0, status="invalid", error=str(e))
 
-    keras.backend.clear_session()  # free the previous candidate's graphs and weights
+    keras.backend.clear_session(free_memory=False)  # free the previous candidate's graphs and weights
     forget_custom_gradients()  # ...which TensorFlow's gradient registry would otherwise keep alive
-    gc.collect()
+    gc.collect()  # once, after both (clear_session's own collection would be a second full pass)
     keras.utils.set_random_seed(opt.seed)
     if opt.deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -441,6 +441,38 @@ def count_params(net: NetworkGenome, image_shape: tuple[int, int, int]) -> int:
     return sum(p for _, _, p in layer_shapes(net, image_shape))
 
 
+def forward_macs(net: NetworkGenome, image_shape: tuple[int, int, int]) -> int:
+    """Multiply-adds of one image's forward pass, roughly: a cost model, not a measurement.
+
+    A dense gene costs its parameters; a conv-like gene its parameters times the
+    positions its kernel visits (the output's for conv and upsample_conv, the
+    input's for deconv). Norms, activations and pooling are left out. Used to
+    order a generation's tasks longest first (see ``gan_nas.evolution``).
+    """
+    h, w, _ = _check_image_shape(image_shape)
+    total, area = 0, 0
+    if not net.is_generator:
+        area = h * w
+    for gene, shape, p in layer_shapes(net, image_shape):
+        if len(shape) < 3 or gene.kind == "dense":
+            total += p
+            area = shape[0] * shape[1] if len(shape) == 3 else area
+            continue
+        out_area = shape[0] * shape[1]
+        total += p * (area if gene.kind == "deconv" else out_area)
+        area = out_area
+    return total
+
+
+def step_macs(genome: GanGenome, image_shape: tuple[int, int, int]) -> int:
+    """Rough multiply-adds of one train step per image: G forward for every D step and backward
+    once (2x), D forward and backward on a real and a fake batch per D step, and the generator
+    loss's pass through D."""
+    g, d = forward_macs(genome.generator, image_shape), forward_macs(genome.discriminator, image_shape)
+    k = genome.training.d_steps
+    return g * (k + 2) + d * (6 * k + 3)
+
+
 # --------------------------------------------------------------------------- validation
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from gan_nas.baseline import dcgan
 from gan_nas.errors import GenomeError, RunDirError
-from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, count_params, load_genome, validate
+from gan_nas.genome import (GanGenome, LayerGene, NetworkGenome, count_params, forward_macs, load_genome, step_macs,
+                            validate)
 from gan_nas.space import SearchSpace, sample
 
 MNIST = (28, 28, 1)
@@ -270,6 +271,21 @@ def test_count_params_by_hand():
     )
     # conv 3*3*1*8 + 8 bias + 8 u; conv 3*3*8*4, LN 2*4; dense (4+1)*1 + 1 bias + 1 u
     assert count_params(d, (6, 6, 1)) == (72 + 8 + 8) + (288 + 8) + (5 + 1 + 1)
+
+
+def test_forward_macs_by_hand():
+    """DCGAN, 28x28: every kernel weight (and bias, norm parameter) once per position it visits."""
+    g = BASE.generator
+    # stem dense 100 -> 7*7*256 (+BN); deconv 5x5 256->128 at 7x7 input; 128->64 at 7x7; 64->1 at 14x14
+    stem = 100 * 12544 + 4 * 12544
+    d1 = (25 * 256 * 128 + 4 * 128) * 49
+    d2 = (25 * 128 * 64 + 4 * 64) * 49
+    out = 25 * 64 * 1 * 196
+    assert forward_macs(g, MNIST) == stem + d1 + d2 + out
+    # D: conv 5x5 1->64 to 14x14, conv 5x5 64->128 to 7x7, dense 6272 -> 1
+    assert forward_macs(BASE.discriminator, MNIST) == (25 * 64 + 64) * 196 + (25 * 64 * 128 + 128) * 49 + 6273
+    fg, fd = forward_macs(g, MNIST), forward_macs(BASE.discriminator, MNIST)
+    assert step_macs(BASE, MNIST) == fg * 3 + fd * 9  # d_steps = 1
 
 
 # --------------------------------------------------------------------------- load_genome

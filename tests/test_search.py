@@ -196,6 +196,60 @@ def test_random_strategy_and_pareto_objective(fixture_dir):
     assert evolution.search(cfg, fixture_dir / "run-pareto", quiet=True)["done"]
 
 
+def test_a_pool_gets_the_longest_tasks_first(fixture_dir):
+    """Seconds per step multiply-add are measured on a task's first parent (else the run's
+    median), so a survivor that trained slowly goes before a fast one, and max_seconds caps."""
+    from gan_nas.baseline import dcgan
+    from gan_nas.genome import step_macs
+
+    cfg = config.override(config.load(write_config(fixture_dir, "order")), ["training.max_seconds=100"])
+    s = evolution.Search(cfg, store=None, shape=(28, 28, 1))
+    g = dcgan((28, 28, 1)).to_dict()
+    s.records = {
+        "slow": {"id": "slow", "status": "ok", "steps": 10, "seconds": {"train": 20.0}, "genome": g},
+        "fast": {"id": "fast", "status": "ok", "steps": 10, "seconds": {"train": 2.0}, "genome": g},
+        "bad": {"id": "bad", "status": "diverged", "steps": 3, "seconds": {"train": 1.0}, "genome": g},
+    }
+    none_trained = evolution.Search(cfg, store=None, shape=(28, 28, 1))
+    none_trained.records = {"bad": s.records["bad"]}
+    macs = step_macs(dcgan((28, 28, 1)), (28, 28, 1))
+
+    def task(parent: str | None, steps: int) -> dict:
+        return {"id": "x", "parents": [parent] if parent else [], "steps": steps, "genome": g}
+
+    assert s.expected_seconds(task("slow", 5)) == pytest.approx(10.0)
+    assert s.expected_seconds(task("fast", 5)) == pytest.approx(1.0)
+    assert s.expected_seconds(task(None, 5)) == pytest.approx(5.5)  # median of 2.0 and 0.2 s/step; "bad" ignored
+    assert s.expected_seconds(task("slow", 500)) == 100.0  # training.max_seconds
+    assert s.expected_seconds(task("bad", 5)) == pytest.approx(5.5)
+    assert none_trained.expected_seconds(task(None, 500)) == 500 * macs  # no rate yet: uncapped multiply-adds
+
+
+def test_evaluate_hands_a_pool_its_tasks_longest_first(fixture_dir, tmp_path):
+    from gan_nas.baseline import dcgan
+    from gan_nas.executors import Executor
+    from gan_nas.store import RunStore
+
+    class Recorder(Executor):
+        def __init__(self, workers: int):
+            self.workers, self.seen = workers, []
+
+        def map_unordered(self, fn, tasks):
+            for i, t in enumerate(tasks):
+                self.seen.append(t["id"])
+                yield i, {"status": "ok", "fitness": 1.0, "steps": t["steps"], "seconds": {"train": 1.0}}
+
+    cfg = config.load(write_config(fixture_dir, "order2"))
+    s = evolution.Search(cfg, RunStore.create(tmp_path / "run", cfg.to_json()), (28, 28, 1))
+    g = dcgan((28, 28, 1)).to_dict()
+    tasks = [{"id": f"c{i}", "generation": 0, "kind": "initial", "parents": [], "genome": g, "steps": n}
+             for i, n in enumerate([1, 5, 3])]
+    for workers, order in [(1, ["c0", "c1", "c2"]), (2, ["c1", "c2", "c0"])]:
+        ex, s.records = Recorder(workers), {}
+        assert s.evaluate(ex, tasks, {"generation": 0}, lambda: False)
+        assert ex.seen == order
+
+
 def test_nsga2_sorting_and_crowding():
     pts = [(1.0, 5.0), (2.0, 2.0), (5.0, 1.0), (3.0, 3.0), (6.0, 6.0)]
     fronts = evolution.non_dominated_fronts(pts)
