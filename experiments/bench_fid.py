@@ -12,10 +12,10 @@ split) under disturbances of rising strength; each row of a kind should rise.
 
     python experiments/bench_fid.py --dataset mnist --data-dir ../shared/data/mnist --disturbances
 
-Measured on 2 shared CPU cores (MNIST, classifier 99.38%): scoring 10,000
-samples 12.9 s (of which ~8 s drawing them from the DCGAN generator, 4 s of
-features), 2,000 samples (``n_search``) 3.2 s; 300 DCGAN train steps 71 s.
-Ratio 0.18 at n=10,000 and 0.045 at n=2,000. Drawing n samples costs n
+Measured on 2 CPU cores (MNIST, classifier 99.38%): scoring 10,000 samples
+7.7 s (of which 2.5 s of features, the rest drawing them from the DCGAN
+generator), 2,000 samples (``n_search``) 1.6 s; 300 DCGAN train steps 42.3 s.
+Ratio 0.18 at n=10,000 and 0.037 at n=2,000. Drawing n samples costs n
 generator forward passes, against 3 x 64 x steps passes (forward and backward)
 in training, so at 300 steps the 10% target is reachable only at the search's n,
 not at the report's 10,000 (which is scored once per report, not per candidate).
