@@ -13,6 +13,8 @@ child's layers can be matched by name for weight inheritance::
 The generator uses only built-in Keras layers, so an exported ``.keras``
 file loads without this package. The discriminator may use
 :class:`MinibatchStdDev`, registered as ``gan_nas>MinibatchStdDev``.
+Models built for training (``fused_batch_norm=True``) swap Keras's batch norm
+for :class:`FusedBatchNorm`, the same layer with TensorFlow's fused kernel.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from keras import ops
 from gan_nas.errors import GenomeError
 from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, layer_shapes, validate, validate_network
 
-__all__ = ["LAYER_BUILDERS", "MinibatchStdDev", "build_generator", "build_discriminator", "describe"]
+__all__ = ["LAYER_BUILDERS", "FusedBatchNorm", "MinibatchStdDev", "build_generator", "build_discriminator", "describe"]
 
 
 @keras.saving.register_keras_serializable(package="gan_nas")
@@ -52,6 +54,40 @@ class MinibatchStdDev(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+class FusedBatchNorm(keras.layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` whose training-mode pass runs as TensorFlow's fused kernel.
+
+    Keras 3 normalizes with separate moment, subtract, scale and shift ops,
+    each a pass over the tensor forward and more backward; TensorFlow's
+    ``FusedBatchNormV3`` (and its gradient) does each direction in one. Same
+    variables (gamma, beta, moving mean and variance, so checkpoints and
+    inheritance are unchanged), same output and moving-statistics update (the
+    kernel's unbiased batch variance is converted back to Keras's biased one);
+    tests/test_builder.py checks outputs, gradients and moving statistics
+    against the Keras layer. Inference, masks, renorm, non-float32 inputs and
+    other ranks or axes fall back to the Keras layer. Used only for training:
+    built generators that are saved use the Keras layer, so that exported
+    ``.keras`` files need no gan-nas.
+    """
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        import tensorflow as tf
+
+        rank = len(inputs.shape)
+        if (not (training and self.trainable) or mask is not None or self.renorm or inputs.dtype != tf.float32
+                or rank not in (2, 4) or self.axis not in (-1, rank - 1) or self.gamma is None
+                or self.beta is None):
+            return super().call(inputs, training=training, mask=mask)
+        x = inputs if rank == 4 else tf.reshape(inputs, [-1, 1, 1, inputs.shape[-1]])
+        y, mean, var = tf.compat.v1.nn.fused_batch_norm(x, self.gamma, self.beta, epsilon=self.epsilon,
+                                                        is_training=True)
+        n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)  # values per channel
+        m = self.momentum
+        self.moving_mean.assign(self.moving_mean * m + tf.stop_gradient(mean) * (1.0 - m))
+        self.moving_variance.assign(self.moving_variance * m + tf.stop_gradient(var * (n - 1.0) / n) * (1.0 - m))
+        return y if rank == 4 else tf.reshape(y, tf.shape(inputs))
 
 
 def _spectral(layer: keras.layers.Layer, gene: LayerGene, prefix: str) -> keras.layers.Layer:
@@ -93,10 +129,10 @@ LAYER_BUILDERS: dict[str, Callable[[Any, LayerGene, str, int], Any]] = {
 }
 
 
-def _post(x: Any, gene: LayerGene, prefix: str) -> Any:
+def _post(x: Any, gene: LayerGene, prefix: str, fused: bool) -> Any:
     """Normalization, activation and dropout after a gene's layer."""
     if gene.norm == "batch":
-        x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
+        x = (FusedBatchNorm if fused else keras.layers.BatchNormalization)(name=f"{prefix}_bn")(x)
     elif gene.norm == "layer":
         x = keras.layers.LayerNormalization(name=f"{prefix}_ln")(x)
     if gene.activation == "leaky_relu":
@@ -108,10 +144,10 @@ def _post(x: Any, gene: LayerGene, prefix: str) -> Any:
     return x
 
 
-def _layer(x: Any, gene: LayerGene, role: str, units: int | None = None) -> Any:
+def _layer(x: Any, gene: LayerGene, role: str, fused: bool, units: int | None = None) -> Any:
     prefix = f"{role}_{gene.uid}"
     x = LAYER_BUILDERS[gene.kind](x, gene, prefix, gene.filters if units is None else units)
-    return _post(x, gene, prefix)
+    return _post(x, gene, prefix, fused)
 
 
 def _network(genome: GanGenome | NetworkGenome, role: str) -> NetworkGenome:
@@ -120,12 +156,15 @@ def _network(genome: GanGenome | NetworkGenome, role: str) -> NetworkGenome:
     return genome
 
 
-def build_generator(genome: GanGenome | NetworkGenome, image_shape: tuple[int, int, int]) -> keras.Model:
+def build_generator(genome: GanGenome | NetworkGenome, image_shape: tuple[int, int, int],
+                    fused_batch_norm: bool = False) -> keras.Model:
     """The generator: input (latent,) noise, output ``image_shape`` in [-1, 1] (tanh).
 
     Args:
         genome: a GanGenome, or its generator NetworkGenome.
         image_shape: (height, width, channels).
+        fused_batch_norm: batch norms are :class:`FusedBatchNorm` (faster training; the
+            model then needs gan-nas to load), else Keras's own.
 
     Raises:
         GenomeError: the genome is invalid (checked before any Keras call).
@@ -137,19 +176,21 @@ def build_generator(genome: GanGenome | NetworkGenome, image_shape: tuple[int, i
     stem = net.stem
     assert stem is not None
     z = keras.Input(shape=(net.latent,), name="g_latent")
-    x = _layer(z, stem, "g", units=net.stem_height * net.stem_width * stem.filters)
+    x = _layer(z, stem, "g", fused_batch_norm, units=net.stem_height * net.stem_width * stem.filters)
     x = keras.layers.Reshape((net.stem_height, net.stem_width, stem.filters), name=f"g_{stem.uid}_reshape")(x)
     for gene in net.blocks + (net.output,):
-        x = _layer(x, gene, "g")
+        x = _layer(x, gene, "g", fused_batch_norm)
     return keras.Model(z, x, name="generator")
 
 
-def build_discriminator(genome: GanGenome | NetworkGenome, image_shape: tuple[int, int, int]) -> keras.Model:
+def build_discriminator(genome: GanGenome | NetworkGenome, image_shape: tuple[int, int, int],
+                        fused_batch_norm: bool = False) -> keras.Model:
     """The discriminator: input ``image_shape``, output (1,) raw logits (no sigmoid).
 
     Args:
         genome: a GanGenome, or its discriminator NetworkGenome.
         image_shape: (height, width, channels).
+        fused_batch_norm: as in :func:`build_generator`.
 
     Raises:
         GenomeError: the genome is invalid (checked before any Keras call).
@@ -161,14 +202,14 @@ def build_discriminator(genome: GanGenome | NetworkGenome, image_shape: tuple[in
     image = keras.Input(shape=tuple(int(v) for v in image_shape), name="d_image")
     x = image
     for gene in net.blocks:
-        x = _layer(x, gene, "d")
+        x = _layer(x, gene, "d", fused_batch_norm)
     if net.minibatch_std:
         x = MinibatchStdDev(name="d_mbstd")(x)
     if net.pooling == "flatten":
         x = keras.layers.Flatten(name="d_flatten")(x)
     else:
         x = keras.layers.GlobalAveragePooling2D(name="d_gap")(x)
-    x = _layer(x, net.output, "d")
+    x = _layer(x, net.output, "d", fused_batch_norm)
     return keras.Model(image, x, name="discriminator")
 
 

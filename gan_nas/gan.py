@@ -372,8 +372,8 @@ def train_candidate(
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         try:
-            gen = builder.build_generator(genome, shape)
-            disc = builder.build_discriminator(genome, shape)
+            gen = builder.build_generator(genome, shape, fused_batch_norm=True)
+            disc = builder.build_discriminator(genome, shape, fused_batch_norm=True)
         except GanNasError as e:
             return _finish(result, t0, status="invalid", error=str(e))
         except (ValueError, TypeError) as e:  # Keras refused what validate() let through

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gan_nas.baseline import dcgan
-from gan_nas.builder import LAYER_BUILDERS, MinibatchStdDev, build_discriminator, build_generator, describe
+from gan_nas.builder import (LAYER_BUILDERS, FusedBatchNorm, MinibatchStdDev, build_discriminator, build_generator,
+                             describe)
 from gan_nas.errors import GenomeError
 from gan_nas.genome import KINDS, GanGenome, LayerGene, NetworkGenome, count_params
 from gan_nas.space import SearchSpace, crossover, mutate, sample
@@ -226,3 +227,40 @@ def test_describe():
         assert part in text, part
     with pytest.raises(GenomeError):
         describe(dcgan(MNIST), CIFAR)
+
+
+@pytest.mark.parametrize("shape", [(32, 40), (16, 5, 7, 6)])
+def test_fused_batch_norm_matches_keras(shape):
+    """Output, every gradient and the moving statistics equal Keras's batch norm, in training and after."""
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(0).normal(1.0, 3.0, shape), tf.float32)
+    ref, fused = keras.layers.BatchNormalization(momentum=0.9), FusedBatchNorm(momentum=0.9)
+    ref.build(shape)
+    fused.build(shape)
+    rng = np.random.default_rng(1)
+    weights = [rng.normal(1, 0.3, w.shape).astype(np.float32) for w in ref.get_weights()]
+    weights[3] = np.abs(weights[3])  # a variance
+    ref.set_weights(weights)
+    fused.set_weights(weights)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        outs = [layer(x, training=True) for layer in (ref, fused)]
+        losses = [tf.reduce_sum(y * tf.sin(y)) for y in outs]
+    np.testing.assert_allclose(outs[1].numpy(), outs[0].numpy(), rtol=1e-4, atol=1e-4)
+    for a, b in zip(tape.gradient(losses[0], [x, *ref.trainable_weights]),
+                    tape.gradient(losses[1], [x, *fused.trainable_weights])):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-3, atol=1e-3)
+    for a, b in zip(ref.get_weights(), fused.get_weights()):  # moving mean and (biased) variance updated alike
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fused(x, training=False).numpy(), ref(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_fused_batch_norm_only_when_asked():
+    genome = dcgan(MNIST)
+    trained = build_generator(genome, MNIST, fused_batch_norm=True)
+    plain = build_generator(genome, MNIST)
+    bns = [la for la in trained.layers if isinstance(la, keras.layers.BatchNormalization)]
+    assert bns and all(type(la) is FusedBatchNorm for la in bns)
+    assert not any(isinstance(la, FusedBatchNorm) for la in plain.layers)
+    assert [w.shape for w in trained.weights] == [w.shape for w in plain.weights]
