@@ -442,7 +442,7 @@ def train_candidate(
 
     h, w, c = shape
     train_step = tf.function(step, input_signature=[tf.TensorSpec([d_steps, batch, h, w, c], tf.float32)],
-                             jit_compile=False)
+                             jit_compile=False, autograph=False)  # no tensor-dependent Python control flow
     stream = data_mod.pipeline(data.x_train, batch * d_steps, seed=opt.seed, shuffle_buffer=opt.shuffle_buffer)
     stream = stream.map(lambda x: tf.reshape(x, [d_steps, batch, h, w, c]))
     it = iter(stream)
