@@ -47,13 +47,14 @@ PRUNED_FILES = ("weights.npz", "optimizers.npz")
 _CACHE: dict[str, Any] = {}
 
 
-def _dataset_and_reference(cfg: Config):
-    """Load the dataset and its fitness reference once per process."""
+def _dataset_and_reference(cfg: Config, ds=None):
+    """Load the dataset (unless given, already loaded) and its fitness reference once per process."""
     key = json_key(cfg)
     if key not in _CACHE:
         from gan_nas import data, fitness
 
-        ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
+        if ds is None:
+            ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
         _CACHE.clear()
         _CACHE[key] = (ds, fitness.reference(ds, cfg.fitness))
     return _CACHE[key]
@@ -538,7 +539,7 @@ def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool =
     from rich.console import Console
 
     from gan_nas import config as config_mod
-    from gan_nas import data, fitness
+    from gan_nas import data
     from gan_nas.store import CONFIG, RunStore
 
     if resume:
@@ -550,19 +551,19 @@ def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool =
                                   f"config; only {', '.join(RESUME_SETTABLE)} may be set")
         if resume_set:
             cfg = config_mod.override(cfg, resume_set)
-    else:
-        ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
-        space_mod.SearchSpace.from_config(cfg.space)  # fail on a bad space before creating anything
-        del ds
+    ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
+    if not resume:
+        space_mod.SearchSpace.from_config(cfg.space)  # fail on a bad space or dataset before creating anything
         store = RunStore.create(run_dir, cfg.to_json())
     console = None if quiet else Console(stderr=True)
     with store.locked():
         if resume and resume_set:
             store.write_json_atomic(store.root / CONFIG, json.loads(cfg.to_json()))
-        ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
 
-        def prepare() -> None:  # train and cache the classifier once, before any worker needs it
-            fitness.reference(ds, cfg.fitness)
+        def prepare() -> None:
+            # train and cache the classifier once, before any worker needs it; kept in this
+            # process, where the serial executor's evaluations then find it
+            _dataset_and_reference(cfg, ds)
 
         return Search(cfg, store, tuple(ds.spec.shape), console).run(resume=resume, prepare=prepare)
 

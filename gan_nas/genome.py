@@ -444,10 +444,11 @@ def count_params(net: NetworkGenome, image_shape: tuple[int, int, int]) -> int:
 def forward_macs(net: NetworkGenome, image_shape: tuple[int, int, int]) -> int:
     """Multiply-adds of one image's forward pass, roughly: a cost model, not a measurement.
 
-    A dense gene costs its parameters; a conv-like gene its parameters times the
-    positions its kernel visits (the output's for conv and upsample_conv, the
-    input's for deconv). Norms, activations and pooling are left out. Used to
-    order a generation's tasks longest first (see ``gan_nas.evolution``).
+    A dense gene costs its parameters; a conv-like gene its parameters (its
+    norm's included) times the positions its kernel visits (the output's for
+    conv and upsample_conv, the input's for deconv). Activations, pooling and
+    upsampling are left out. Used to order a generation's tasks longest first
+    (see ``gan_nas.evolution``).
     """
     h, w, _ = _check_image_shape(image_shape)
     total, area = 0, 0

@@ -11,8 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gan_nas.baseline import dcgan
-from gan_nas.builder import (LAYER_BUILDERS, FusedBatchNorm, MinibatchStdDev, build_discriminator, build_generator,
-                             describe)
+from gan_nas.builder import (
+    LAYER_BUILDERS,
+    FusedBatchNorm,
+    MinibatchStdDev,
+    build_discriminator,
+    build_generator,
+    describe,
+)
 from gan_nas.errors import GenomeError
 from gan_nas.genome import KINDS, GanGenome, LayerGene, NetworkGenome, count_params
 from gan_nas.space import SearchSpace, crossover, mutate, sample

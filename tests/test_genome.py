@@ -10,8 +10,16 @@ import pytest
 
 from gan_nas.baseline import dcgan
 from gan_nas.errors import GenomeError, RunDirError
-from gan_nas.genome import (GanGenome, LayerGene, NetworkGenome, count_params, forward_macs, load_genome, step_macs,
-                            validate)
+from gan_nas.genome import (
+    GanGenome,
+    LayerGene,
+    NetworkGenome,
+    count_params,
+    forward_macs,
+    load_genome,
+    step_macs,
+    validate,
+)
 from gan_nas.space import SearchSpace, sample
 
 MNIST = (28, 28, 1)
