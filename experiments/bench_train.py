@@ -14,11 +14,11 @@ Run: python experiments/bench_train.py [--steps 30] [--batch 256] [--rounds 3] [
 The two loops alternate for ``--rounds`` rounds; each side's best round is
 compared, so that load from other processes does not bias one side.
 
-FLOPs per step are counted from the layers (2 x multiply-adds of every Dense,
-Conv2D and Conv2DTranspose), with one step (d_steps = 1, the simultaneous
-update that both loops use) taken as: G forward and backward (3x), D forward
-and backward on the real and the fake batch (3x each), and the generator
-loss's backward pass through D on the fake batch (2x more).
+FLOPs per step are 2 x ``gan_nas.genome.step_macs``: every kernel weight once
+per position it visits, with one step (d_steps = 1, the simultaneous update
+that both loops use) taken as G forward and backward (3x), D forward and
+backward on the real and the fake batch (3x each), and the generator loss's
+backward pass through D on the fake batch (2x more).
 """
 
 from __future__ import annotations
@@ -30,35 +30,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _tutorial import tutorial_dcgan, tutorial_step  # noqa: E402
 
-from gan_nas import baseline, builder, config, data, fitness, gan  # noqa: E402
+from gan_nas import baseline, config, data, fitness, gan  # noqa: E402
+from gan_nas.genome import step_macs  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-
-
-def forward_flops(model) -> int:
-    """2 x multiply-adds of the model's Dense, Conv2D and Conv2DTranspose layers, per image."""
-    total = 0
-    for layer in model.layers:
-        inner = getattr(layer, "layer", layer)  # SpectralNormalization wraps a layer
-        if isinstance(inner, keras.layers.Dense):
-            total += 2 * int(np.prod(inner.kernel.shape))
-        elif isinstance(inner, keras.layers.Conv2DTranspose):
-            h, w = layer.input.shape[1:3]
-            total += 2 * h * w * int(np.prod(inner.kernel.shape))
-        elif isinstance(inner, keras.layers.Conv2D):
-            h, w = layer.output.shape[1:3]
-            total += 2 * h * w * int(np.prod(inner.kernel.shape))
-    return total
-
-
-def step_flops(g, d) -> int:
-    fg, fd = forward_flops(g), forward_flops(d)
-    return 3 * fg + 3 * fd * 2 + 2 * fd
 
 
 def tutorial_rate(ds: data.Dataset, batch: int, steps: int) -> float:
@@ -102,7 +81,7 @@ def main() -> None:
     print("rounds candidate/tutorial images/s: "
           + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(ours_runs, ref_runs)))
     ours, ref = max(ours_runs), max(ref_runs)
-    flops = step_flops(builder.build_generator(genome, ds.spec.shape), builder.build_discriminator(genome, ds.spec.shape))
+    flops = 2 * step_macs(genome, ds.spec.shape)
     print(f"candidate_path_images_per_s={ours:.1f}")
     print(f"tutorial_loop_images_per_s={ref:.1f}")
     print(f"ratio={ours / ref:.3f} (target >= 1.0)")

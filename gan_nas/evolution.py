@@ -190,7 +190,6 @@ class Search:
         self.console = console
         self.space = space_mod.SearchSpace.from_config(cfg.space)
         self.records: dict[str, dict[str, Any]] = {}
-        self._median_rate: tuple[int, float | None] | None = None  # (records seen, seconds per step multiply-add)
 
     # -- helpers
     def log(self, line: str) -> None:
@@ -326,7 +325,8 @@ class Search:
         if executor.workers > 1:
             # Longest first: the pool then ends a generation with short tasks, not one worker
             # still training a long one while the others wait at the generation's barrier.
-            tasks = sorted(tasks, key=self.expected_seconds, reverse=True)
+            median = self.median_rate()
+            tasks = sorted(tasks, key=lambda t: self.expected_seconds(t, median), reverse=True)
         payload = [{**t, "config": cfg_dict} for t in tasks]
         columns = (TextColumn("generation {task.fields[gen]}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
@@ -348,25 +348,28 @@ class Search:
                     return False
         return True
 
-    def expected_seconds(self, task: dict[str, Any]) -> float:
+    def rate(self, r: dict[str, Any]) -> float | None:
+        """Seconds per step multiply-add that a finished evaluation took; None if it did not train."""
+        train, steps = r.get("seconds", {}).get("train"), r.get("steps") or 0
+        if r.get("status") != "ok" or not train or steps <= 0:
+            return None
+        return train / steps / self.macs(r["genome"])
+
+    def median_rate(self) -> float | None:
+        """The median :meth:`rate` over the run's finished evaluations; None before any trained."""
+        rates = [x for x in map(self.rate, self.records.values()) if x is not None]
+        return statistics.median(rates) if rates else None
+
+    def expected_seconds(self, task: dict[str, Any], median: float | None = None) -> float:
         """A task's training seconds, estimated: its steps x its step's multiply-adds
         (:func:`gan_nas.genome.step_macs`) x seconds per multiply-add, measured on its first
-        parent when that has trained, else the median over the run's finished evaluations
-        (before any has trained, the multiply-adds alone, in their own units). Only the order
-        of a generation's tasks depends on it."""
-        def rate(r: dict[str, Any]) -> float | None:
-            train, steps = r.get("seconds", {}).get("train"), r.get("steps") or 0
-            if r.get("status") != "ok" or not train or steps <= 0:
-                return None
-            return train / steps / self.macs(r["genome"])
-
+        parent when that has trained, else ``median`` (default :meth:`median_rate`); before
+        anything has trained, the multiply-adds alone, in their own units. Only the order of
+        a generation's tasks depends on it."""
         known = [r for p in task["parents"][:1] if (r := self.records.get(p)) is not None]
-        per_mac = next((x for x in map(rate, known) if x is not None), None)
+        per_mac = next((x for x in map(self.rate, known) if x is not None), None)
         if per_mac is None:
-            if self._median_rate is None or self._median_rate[0] != len(self.records):
-                rates = [x for x in map(rate, self.records.values()) if x is not None]
-                self._median_rate = (len(self.records), statistics.median(rates) if rates else None)
-            per_mac = self._median_rate[1]
+            per_mac = self.median_rate() if median is None else median
         est = task["steps"] * self.macs(task["genome"])
         if per_mac is None:  # nothing has trained yet: multiply-adds alone rank the tasks
             return float(est)

@@ -466,12 +466,12 @@ def forward_macs(net: NetworkGenome, image_shape: tuple[int, int, int]) -> int:
 
 
 def step_macs(genome: GanGenome, image_shape: tuple[int, int, int]) -> int:
-    """Rough multiply-adds of one train step per image: G forward for every D step and backward
-    once (2x), D forward and backward on a real and a fake batch per D step, and the generator
-    loss's pass through D."""
+    """Rough multiply-adds of one train step per image (a backward pass counted as 2 forward):
+    G forward for every D step and backward once, D forward and backward on a real and a fake
+    batch per D step, and the generator loss's backward pass through D (2x more)."""
     g, d = forward_macs(genome.generator, image_shape), forward_macs(genome.discriminator, image_shape)
     k = genome.training.d_steps
-    return g * (k + 2) + d * (6 * k + 3)
+    return g * (k + 2) + d * (6 * k + 2)
 
 
 # --------------------------------------------------------------------------- validation
