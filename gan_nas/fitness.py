@@ -604,11 +604,22 @@ def score(generator: Any, ref: Reference, n: int, noise_seed: int, latent_size: 
         raise FitnessError(f"scoring needs at least 2 samples, got n={n}")
     if latent_size is None:
         latent_size = int(generator.inputs[0].shape[-1])
-    b = int(batch_size or ref.batch_size)
+    tf, _ = _quiet_tf()
+    b = min(int(batch_size or ref.batch_size), n)
     z = latent_noise(n, latent_size, noise_seed)
+    # One compiled function for all batches (the last one zero-padded; rows are independent
+    # in inference): graph mode runs the generator with TensorFlow's fused kernels, a few
+    # percent faster than eager at n = 1,000 on one CPU thread, and its trace costs a few
+    # hundredths of a second.
+    draw = tf.function(lambda x: generator(x, training=False), autograph=False,
+                       input_signature=[tf.TensorSpec((b, latent_size), tf.float32)])
     images = np.empty((n, *ref.image_shape), np.float32)
     for start in range(0, n, b):
-        out = np.asarray(generator(z[start:start + b], training=False), dtype=np.float32)
+        chunk = z[start:start + b]
+        m = len(chunk)
+        if m < b:
+            chunk = np.concatenate([chunk, np.zeros((b - m, latent_size), np.float32)])
+        out = np.asarray(draw(chunk), dtype=np.float32)[:m]
         if tuple(out.shape[1:]) != ref.image_shape:
             raise FitnessError(
                 f"the generator makes images of shape {tuple(out.shape[1:])}, "
