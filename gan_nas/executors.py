@@ -162,9 +162,29 @@ def import_tensorflow_quietly(threads: int = 0) -> None:
     tf.get_logger().setLevel("ERROR")  # e.g. "triggered tf.function retracing": one function per candidate is by design
 
 
+def _die_with(parent_pid: int) -> None:
+    """End this process when the parent does, even mid-task (Linux), or now if it already has.
+
+    A search killed with SIGKILL cannot stop its workers; without this they
+    would train their current candidates to the end, competing for the cores
+    with a resumed search and writing the checkpoints it is writing again.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no prctl: a worker then ends after its task (EOF on its pipe)
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(0)
+
+
 def _worker_main(conn: multiprocessing.connection.Connection, threads: int,
-                 init: Callable[[], None] | None) -> None:
+                 init: Callable[[], None] | None, parent_pid: int | None = None) -> None:
     """A worker process: set threads, run ``init``, then answer ``(index, fn, task)`` messages."""
+    if parent_pid is not None:
+        _die_with(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _init_worker(threads)
     import_tensorflow_quietly()  # TensorFlow's native start-up lines, muted as in the parent
@@ -211,7 +231,10 @@ class ProcessExecutor(Executor):
     that task is retried on a fresh worker up to ``max_retries`` times, then
     reported as failed. Workers start when the pool is made (so that their
     start-up, mostly importing TensorFlow, overlaps the caller's own) and
-    serve every later map.
+    serve every later map. On Linux a worker is killed when the process
+    (strictly, the thread) that started it dies, so that a search killed with
+    SIGKILL leaves no worker training on; make the pool in a thread that
+    outlives it.
     """
 
     def __init__(self, workers: int, threads: int, max_retries: int,
@@ -230,7 +253,7 @@ class ProcessExecutor(Executor):
 
     def _start(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_worker_main, args=(child, self.threads, self.init),
+        proc = self._ctx.Process(target=_worker_main, args=(child, self.threads, self.init, os.getpid()),
                                  daemon=True, name="gan-nas-worker")
         proc.start()
         child.close()

@@ -352,6 +352,35 @@ def test_sigkill_at_a_random_instant_then_resume_matches_uninterrupted(fixture_d
 
 
 @pytest.mark.slow
+def test_sigkill_of_a_pool_search_ends_its_workers_and_resume_matches(fixture_dir):
+    psutil = pytest.importorskip("psutil")
+    cfgp = write_config(fixture_dir, "kill-pool", generations=2, survivor=100)
+    cfgp.write_text(cfgp.read_text().replace("steps = 4\n", "steps = 400\n"))  # seconds per task: killed mid-task
+    e = env(fixture_dir)
+    pool = ["--set", "run.executor=process", "--set", "run.workers=2", "--set", "run.threads=1"]
+    cmd = [sys.executable, "-m", "gan_nas.cli", "search", "--config", str(cfgp), "--quiet", "--run-dir"]
+    full = fixture_dir / "run-pool-full"
+    subprocess.run(cmd + [str(full)] + pool, env=e, check=True, timeout=600)
+    run = fixture_dir / "run-pool-killed"
+    p = subprocess.Popen(cmd + [str(run)] + pool, env=e)
+    deadline = time.monotonic() + 120
+    while not (run / "journal.jsonl").exists() and time.monotonic() < deadline:  # workers are busy by now
+        time.sleep(0.2)
+    time.sleep(float(np.random.default_rng(int(time.time())).uniform(0.0, 1.0)))
+    workers = psutil.Process(p.pid).children(recursive=True)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert workers, "the pool had no workers to orphan"
+    _, alive = psutil.wait_procs(workers, timeout=2)
+    assert not alive, f"workers {[w.pid for w in alive]} kept running after their search was killed"
+    subprocess.run([sys.executable, "-m", "gan_nas.cli", "search", "--resume", "--quiet", "--run-dir", str(run)],
+                   env=e, check=True, timeout=600)
+    ids = [json.loads(line)["id"] for line in (run / "journal.jsonl").read_text().splitlines()]
+    assert len(ids) == len(set(ids)), "an evaluation was redone after it was journaled"
+    assert best_of(run) == best_of(full)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("executor", ["process", "ray"])
 def test_killed_worker_does_not_stop_the_search(fixture_dir, executor):
     psutil = pytest.importorskip("psutil")
