@@ -72,6 +72,11 @@ def evaluate_task(task: dict[str, Any]) -> dict[str, Any]:
 
     cfg = Config.from_dict(task["config"])
     ds, ref = _dataset_and_reference(cfg)
+    if task.get("reference") and task["reference"] != ref.digest:
+        raise GanNasError(
+            f"this worker's feature classifier (weights {ref.digest}) is not the search's ({task['reference']}), "
+            f"so its FIDs would not compare: give every node the search's classifier cache (GAN_NAS_CACHE on a "
+            f"shared filesystem)")
     options = gan.TrainOptions.from_config(cfg, task["seed"])
     if task.get("max_seconds"):
         options = dataclasses.replace(options, max_seconds=float(task["max_seconds"]))
@@ -190,6 +195,7 @@ class Search:
         self.console = console
         self.space = space_mod.SearchSpace.from_config(cfg.space)
         self.records: dict[str, dict[str, Any]] = {}
+        self.reference: str | None = None  # the digest of the classifier every evaluation must score with
 
     # -- helpers
     def log(self, line: str) -> None:
@@ -327,7 +333,8 @@ class Search:
             # still training a long one while the others wait at the generation's barrier.
             median = self.median_rate()
             tasks = sorted(tasks, key=lambda t: self.expected_seconds(t, median), reverse=True)
-        payload = [{**t, "config": cfg_dict} for t in tasks]
+        extra = {"config": cfg_dict} if self.reference is None else {"config": cfg_dict, "reference": self.reference}
+        payload = [{**t, **extra} for t in tasks]
         columns = (TextColumn("generation {task.fields[gen]}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
         with Progress(*columns, console=self.console, transient=False, disable=self.console is None) as bar:
@@ -563,12 +570,15 @@ def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool =
         if resume and resume_set:
             store.write_json_atomic(store.root / CONFIG, json.loads(cfg.to_json()))
 
+        s = Search(cfg, store, tuple(ds.spec.shape), console)
+
         def prepare() -> None:
             # train and cache the classifier once, before any worker needs it; kept in this
-            # process, where the serial executor's evaluations then find it
-            _dataset_and_reference(cfg, ds)
+            # process, where the serial executor's evaluations then find it; workers must
+            # score with the same weights (a Ray node without the cache would train its own)
+            s.reference = _dataset_and_reference(cfg, ds)[1].digest
 
-        return Search(cfg, store, tuple(ds.spec.shape), console).run(resume=resume, prepare=prepare)
+        return s.run(resume=resume, prepare=prepare)
 
 
 __all__ = ["search", "Search", "evaluate_task", "select_survivors", "tournament", "non_dominated_fronts",

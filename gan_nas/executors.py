@@ -342,12 +342,23 @@ def _ray_task(fn: TaskFn, task: Task, threads: int, init: Callable[[], None] | N
     return _call(fn, task)
 
 
+def forwarded_env() -> dict[str, str]:
+    """This process's ``GAN_NAS_*`` variables (data and cache folders), which Ray tasks get too."""
+    return {k: v for k, v in os.environ.items() if k.startswith("GAN_NAS_")}
+
+
 class RayExecutor(Executor):
     """One Ray task per candidate, on a local Ray instance or a cluster.
 
     Ray retries a task whose worker died ``max_retries`` times; after that
     the task is reported as failed. If Ray is already initialized in this
-    process, that instance is used and left running on close.
+    process, that instance is used and left running on close. Each task runs
+    with this process's ``GAN_NAS_*`` variables (:func:`forwarded_env`), so a
+    worker reads the data and the feature classifier from where the search
+    does, whatever environment its node started with. Candidates read their
+    parents' checkpoints and write their own in the run directory, so on a
+    cluster of several machines the run directory (and the classifier cache)
+    must be on a filesystem every node mounts at the same path.
     """
 
     def __init__(self, address: str | None, workers: int, threads: int, gpus: float, max_retries: int,
@@ -380,11 +391,16 @@ class RayExecutor(Executor):
             except ConnectionError as e:
                 raise ConfigError(f"run.ray_address={address!r}: cannot join the Ray cluster: {e}") from None
             self._started = True
-        self._remote = ray.remote(_ray_task).options(num_cpus=threads, num_gpus=gpus, max_retries=max_retries)
+        self._options = {"num_cpus": threads, "num_gpus": gpus, "max_retries": max_retries}
 
     def map_unordered(self, fn: TaskFn, tasks: list[Task]) -> Iterator[tuple[int, Result]]:
         ray = self._ray
-        refs = {self._remote.remote(fn, task, self.threads, self.init): i for i, task in enumerate(tasks)}
+        options = dict(self._options)
+        env = forwarded_env()
+        if env:  # where the data and the classifier cache are, on every node as here
+            options["runtime_env"] = {"env_vars": env}
+        remote = ray.remote(_ray_task).options(**options)
+        refs = {remote.remote(fn, task, self.threads, self.init): i for i, task in enumerate(tasks)}
         try:
             while refs:
                 done, _ = ray.wait(list(refs), num_returns=1)

@@ -250,6 +250,7 @@ class Reference:
         accuracy: the classifier's test accuracy in [0, 1].
         batch_size: the fixed batch of the compiled feature function.
         key: the cache key (data fingerprint + classifier definition).
+        digest: a hash of the classifier's weights; equal digests score alike.
         from_cache: whether the classifier was loaded rather than trained by this call.
     """
 
@@ -269,6 +270,9 @@ class Reference:
         self.sigma = np.zeros((0, 0))
         self.features = np.zeros((0, 0), np.float32)
         self.trace_count = 0  # times the feature function was traced (1 after first use, ever)
+        # The classifier's identity: two processes score alike only if their weights are the same.
+        self.digest = hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes()
+                                              for w in classifier.get_weights())).hexdigest()[:16]
 
         def _features(x: Any) -> Any:  # x: (batch_size, H, W, C) float32
             self.trace_count += 1  # Python side effect: runs only while tracing

@@ -15,6 +15,11 @@ def square(task: dict[str, Any]) -> dict[str, Any]:
     return {"status": "ok", "y": task["x"] ** 2, "pid": os.getpid(), "threads": os.environ.get("OMP_NUM_THREADS")}
 
 
+def env_var(task: dict[str, Any]) -> dict[str, Any]:
+    """{"name": VAR} -> {"status": "ok", "value": the worker's os.environ.get(VAR)}."""
+    return {"status": "ok", "value": os.environ.get(task["name"])}
+
+
 def kill_worker(task: dict[str, Any]) -> dict[str, Any]:
     """SIGKILL this worker: always (task["always"]) or only the first time (marker file absent).
 

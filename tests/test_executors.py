@@ -111,6 +111,13 @@ def test_ray_maps_and_fails_softly(ray_executor):
 
 
 @pytest.mark.slow
+def test_ray_tasks_get_the_drivers_gan_nas_variables(ray_executor, monkeypatch):
+    monkeypatch.setenv("GAN_NAS_PROBE", "set-after-ray-started")  # Ray's workers cannot have inherited it
+    res = _collect(ray_executor, _toy_tasks.env_var, [{"name": "GAN_NAS_PROBE"}])
+    assert res[0]["value"] == "set-after-ray-started"
+
+
+@pytest.mark.slow
 def test_ray_survives_killed_workers(ray_executor, tmp_path):
     res = _collect(ray_executor, _toy_tasks.kill_worker, _kill_tasks(tmp_path))
     _check_kill_results(res, tmp_path, 2)

@@ -250,6 +250,29 @@ def test_evaluate_hands_a_pool_its_tasks_longest_first(fixture_dir, tmp_path):
         assert ex.seen == order
 
 
+def test_workers_score_with_the_searchs_classifier_or_refuse(fixture_dir, tmp_path, monkeypatch):
+    from gan_nas.errors import GanNasError
+    from gan_nas.executors import SerialExecutor
+
+    cfg = config.load(write_config(fixture_dir, "digest", generations=0))
+    _, ref = evolution._dataset_and_reference(cfg)
+    assert len(ref.digest) == 16
+    # the search handed its evaluations the digest of the classifier it prepared...
+    seen = []
+
+    class Spy(SerialExecutor):
+        def map_unordered(self, fn, tasks):
+            seen.extend(t.get("reference") for t in tasks)
+            return super().map_unordered(fn, tasks)
+
+    monkeypatch.setattr("gan_nas.executors.make_executor", lambda run_cfg: Spy())
+    evolution.search(cfg, tmp_path / "run", quiet=True)
+    assert seen and set(seen) == {ref.digest}
+    # ...and a worker whose classifier has other weights (a Ray node that trained its own) refuses
+    with pytest.raises(GanNasError, match="is not the search's"):
+        evolution.evaluate_task({"config": cfg.to_dict(), "reference": "0" * 16})
+
+
 def test_nsga2_sorting_and_crowding():
     pts = [(1.0, 5.0), (2.0, 2.0), (5.0, 1.0), (3.0, 3.0), (6.0, 6.0)]
     fronts = evolution.non_dominated_fronts(pts)
