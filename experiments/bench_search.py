@@ -1,6 +1,7 @@
 """Where a search's time goes, and which executor is faster on this machine.
 
 Run: python experiments/bench_search.py [--config experiments/quickstart.toml] [--generations 1]
+     python experiments/bench_search.py --config experiments/mnist.toml --generations 0   # longer candidates
 
 Runs the same search (the quickstart config, shortened by --generations) twice
 in fresh run directories:
@@ -10,7 +11,10 @@ in fresh run directories:
 
 For each it prints the wall seconds, candidates per hour, and the fraction of
 wall time spent outside train steps (building, tracing, scoring, bookkeeping):
-1 - (sum of candidates' train seconds) / (wall seconds x parallel workers).
+1 - (sum of candidates' train seconds) / (wall seconds x parallel workers),
+split into the time inside candidates that is not training (building,
+tracing, the first step, scoring, checkpoints) and the time between them
+(start-up, waits at a generation's end, the parent's bookkeeping).
 Targets: outside-train fraction under 15%; the faster executor is the default.
 """
 
