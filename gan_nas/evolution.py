@@ -37,7 +37,6 @@ import numpy as np
 from gan_nas import space as space_mod
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError
-from gan_nas.executors import ProcessExecutor, SerialExecutor
 from gan_nas.genome import GanGenome, step_macs
 
 PRUNED_FILES = ("weights.npz", "optimizers.npz")
@@ -436,13 +435,7 @@ class Search:
             final = state["final"] = {"task": task, "finished": False}
             self.store.write_state(state)
         task = final["task"]
-        where = ""
-        if isinstance(executor, ProcessExecutor):
-            # One task, bounded by seconds: this process trains it with all its TensorFlow threads
-            # (every core by default), where one worker would have run.threads and the rest would idle.
-            executor, where = SerialExecutor(), " in the search's own process"
-        self.log(f"final training: {task['parents'][0]} trains {task['max_seconds']:.0f} s more as {task['id']}"
-                 f"{where}")
+        self.log(f"final training: {task['parents'][0]} trains {task['max_seconds']:.0f} s more as {task['id']}")
         if task["id"] not in self.records:
             self.evaluate(executor, [task], {**state, "generation": "final"}, lambda: False)
         self.update_hall_of_fame(state, [self.records[task["id"]]])

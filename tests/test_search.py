@@ -185,31 +185,6 @@ def test_final_training_of_the_best_counts_in_the_journal_and_survives_a_crash(f
     assert f"- final training: {parent['id']} " in (run / "report.md").read_text()
 
 
-def test_a_pools_final_training_runs_in_the_searchs_process(fixture_dir, tmp_path, monkeypatch):
-    from gan_nas.executors import ProcessExecutor, SerialExecutor
-
-    pool_maps = []
-
-    class FakePool(ProcessExecutor):  # a pool in type; its tasks run here, counted
-        def __init__(self):
-            self.workers = 2
-
-        def map_unordered(self, fn, tasks):
-            pool_maps.append([t["kind"] for t in tasks])
-            yield from SerialExecutor().map_unordered(fn, tasks)
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr("gan_nas.executors.make_executor", lambda run_cfg: FakePool())
-    cfg = config.override(config.load(write_config(fixture_dir, "final-pool", generations=0)),
-                          ["search.final_seconds=1"])
-    evolution.search(cfg, tmp_path / "run", quiet=True)
-    journal = [json.loads(line) for line in (tmp_path / "run" / "journal.jsonl").read_text().splitlines()]
-    assert journal[-1]["kind"] == "final" and journal[-1]["status"] == "ok"
-    assert pool_maps == [["initial", "initial"]]  # the pool got the generation, not the final training
-
-
 def test_random_strategy_and_pareto_objective(fixture_dir):
     cfgp = write_config(fixture_dir, "rnd", generations=1)
     cfg = config.override(config.load(cfgp), ["search.strategy=random"])
