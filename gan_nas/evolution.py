@@ -333,8 +333,7 @@ class Search:
             # still training a long one while the others wait at the generation's barrier.
             median = self.median_rate()
             tasks = sorted(tasks, key=lambda t: self.expected_seconds(t, median), reverse=True)
-        extra = {"config": cfg_dict} if self.reference is None else {"config": cfg_dict, "reference": self.reference}
-        payload = [{**t, **extra} for t in tasks]
+        payload = [{**t, "config": cfg_dict, "reference": self.reference} for t in tasks]
         columns = (TextColumn("generation {task.fields[gen]}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
         with Progress(*columns, console=self.console, transient=False, disable=self.console is None) as bar:

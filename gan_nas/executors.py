@@ -181,10 +181,9 @@ def _die_with(parent_pid: int) -> None:
 
 
 def _worker_main(conn: multiprocessing.connection.Connection, threads: int,
-                 init: Callable[[], None] | None, parent_pid: int | None = None) -> None:
+                 init: Callable[[], None] | None, parent_pid: int) -> None:
     """A worker process: set threads, run ``init``, then answer ``(index, fn, task)`` messages."""
-    if parent_pid is not None:
-        _die_with(parent_pid)
+    _die_with(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _init_worker(threads)
     import_tensorflow_quietly()  # TensorFlow's native start-up lines, muted as in the parent
