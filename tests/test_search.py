@@ -377,7 +377,7 @@ def test_sigkill_at_a_random_instant_then_resume_matches_uninterrupted(fixture_d
 @pytest.mark.slow
 def test_sigkill_of_a_pool_search_ends_its_workers_and_resume_matches(fixture_dir):
     psutil = pytest.importorskip("psutil")
-    cfgp = write_config(fixture_dir, "kill-pool", generations=2, survivor=100)
+    cfgp = write_config(fixture_dir, "kill-pool", generations=1, survivor=100)
     cfgp.write_text(cfgp.read_text().replace("steps = 4\n", "steps = 400\n"))  # seconds per task: killed mid-task
     e = env(fixture_dir)
     pool = ["--set", "run.executor=process", "--set", "run.workers=2", "--set", "run.threads=1"]
