@@ -13,9 +13,9 @@ split) under disturbances of rising strength; each row of a kind should rise.
     python experiments/bench_fid.py --dataset mnist --data-dir ../shared/data/mnist --disturbances
 
 Measured on 2 CPU cores (MNIST, classifier 99.38%): scoring 10,000 samples
-7.7 s (of which 2.5 s of features, the rest drawing them from the DCGAN
-generator), 2,000 samples (``n_search``) 1.6 s; 300 DCGAN train steps 42.3 s.
-Ratio 0.18 at n=10,000 and 0.037 at n=2,000. Drawing n samples costs n
+6.0 s (of which 2.2 s of features, the rest drawing them from the DCGAN
+generator), 2,000 samples (``n_search``) 1.3 s; 300 DCGAN train steps 37.1 s.
+Ratio 0.16 at n=10,000 and 0.035 at n=2,000. Drawing n samples costs n
 generator forward passes, against 3 x 64 x steps passes (forward and backward)
 in training, so at 300 steps the 10% target is reachable only at the search's n,
 not at the report's 10,000 (which is scored once per report, not per candidate).
