@@ -108,6 +108,7 @@ class RunConfig:
     ray_address: str | None = None  # join this Ray cluster; None starts a local one
     gpus_per_candidate: float = 0.0  # Ray: GPUs reserved per candidate
     max_retries: int = 2  # Ray/process: retries of a candidate whose worker died
+    train_ahead: bool = True  # Ray/process: a worker idle at a generation's end trains a sure survivor's next steps
 
 
 @dataclass

@@ -18,13 +18,25 @@ finished evaluation is a journal line. A resumed search re-runs only the
 pending tasks that have no journal line, then carries on from the same state,
 so with the same seed it ends where an uninterrupted search would (given
 deterministic training: ``training.deterministic = true``).
+
+A pool's worker that a generation's last evaluations leave idle trains
+ahead (``run.train_ahead``): a survivor's continuation for the next
+generation, once no evaluation still running can displace that survivor
+(:meth:`Search.sure_survivors`). A continuation's seed depends only on its
+survivor and generation, so the early result is the one the next generation
+would compute; it is journaled, under the next generation's id, when that
+generation's tasks are made (:meth:`Search.adopt_ahead`). Until then it lives
+in ``RUN_DIR/ahead/``, and a crash only loses it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
+import os
+import shutil
 import statistics
 import sys
 import time
@@ -40,6 +52,7 @@ from gan_nas.errors import ConfigError, GanNasError
 from gan_nas.genome import GanGenome, step_macs
 
 PRUNED_FILES = ("weights.npz", "optimizers.npz")
+AHEAD_DIR = "ahead"  # continuations trained ahead of their generation, not yet journaled
 
 
 # --- evaluation (runs in the executor: in process, a worker process, or Ray) ---
@@ -91,6 +104,12 @@ def evaluate_task(task: dict[str, Any]) -> dict[str, Any]:
 
 
 FINAL_STEPS = 10**9  # the final training is bounded by search.final_seconds, not by steps
+
+
+def continuation_seed(run_seed: int, survivor: str, generation: int) -> int:
+    """The seed of survivor's continuation in ``generation``: from these alone, so it can run ahead."""
+    digest = hashlib.sha256(f"{run_seed}/{survivor}/{generation}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % (2**31 - 1)
 
 
 def _fit(r: dict[str, Any]) -> float:
@@ -196,6 +215,8 @@ class Search:
         self.space = space_mod.SearchSpace.from_config(cfg.space)
         self.records: dict[str, dict[str, Any]] = {}
         self.reference: str | None = None  # the digest of the classifier every evaluation must score with
+        self.ahead: dict[tuple[str, int], tuple[dict[str, Any], dict[str, Any]]] = {}  # (survivor, gen): task, result
+        self.ahead_started: set[tuple[str, int]] = set()
 
     # -- helpers
     def log(self, line: str) -> None:
@@ -205,18 +226,34 @@ class Search:
             print(line, file=sys.stderr, flush=True)
 
     def task(self, state: dict[str, Any], genome: GanGenome, kind: str, parents: list[str],
-             steps: int, resume_from: str | None = None) -> dict[str, Any]:
-        cid = f"c{state['next_id']:04d}"
-        state["next_id"] += 1
+             steps: int, resume_from: str | None = None, ahead: bool = False) -> dict[str, Any]:
+        """A task of this generation, with the next id; ``ahead``: a continuation for the next
+        generation, to run now, with no id yet and its checkpoint in ``RUN_DIR/ahead/`` until
+        :meth:`adopt_ahead` gives it both."""
+        generation = state["generation"] + 1 if ahead else state["generation"]
+        if ahead:
+            cid, save_to = None, self.store.root / AHEAD_DIR / f"{parents[0]}-g{generation:03d}"
+        else:
+            cid = f"c{state['next_id']:04d}"
+            state["next_id"] += 1
+            save_to = self.store.candidate_dir(cid)
+        if kind == "continue":  # known before the generation's tasks are made, so it can run ahead
+            seed = continuation_seed(self.cfg.run.seed, parents[0], generation)
+        else:
+            seed = (self.cfg.run.seed * 1_000_003 + state["next_id"]) % (2**31 - 1)
         parent_ckpt = [str(self.store.candidate_dir(p)) for p in parents] if resume_from is None else []
         return {
-            "id": cid, "generation": state["generation"], "kind": kind, "parents": parents,
-            "genome": genome.to_dict(), "steps": steps,
-            "seed": (self.cfg.run.seed * 1_000_003 + state["next_id"]) % (2**31 - 1),
+            "id": cid, "generation": generation, "kind": kind, "parents": parents,
+            "genome": genome.to_dict(), "steps": steps, "seed": seed,
             "parent_ckpt": parent_ckpt if self.cfg.training.inherit_weights else [],
             "resume_ckpt": str(self.store.candidate_dir(resume_from)) if resume_from else None,
-            "save_to": str(self.store.candidate_dir(cid)),
+            "save_to": str(save_to),
         }
+
+    def continuation(self, state: dict[str, Any], m: dict[str, Any], ahead: bool = False) -> dict[str, Any]:
+        """Survivor ``m``'s continuation: ``training.survivor_steps`` more from its checkpoint."""
+        return self.task(state, GanGenome.from_dict(m["genome"]), "continue", [m["id"]],
+                         self.cfg.training.survivor_steps, resume_from=m["id"], ahead=ahead)
 
     def initial_tasks(self, state: dict[str, Any], rng: np.random.Generator) -> list[dict[str, Any]]:
         from gan_nas.baseline import dcgan
@@ -249,10 +286,7 @@ class Search:
                 child = space_mod.repair(child, self.space, self.shape)
                 tasks.append(self.task(state, child, "child", parents, steps))
         if self.cfg.training.survivor_steps > 0:
-            for m in pop:
-                if m.get("status") == "ok":
-                    tasks.append(self.task(state, GanGenome.from_dict(m["genome"]), "continue", [m["id"]],
-                                           self.cfg.training.survivor_steps, resume_from=m["id"]))
+            tasks += [self.continuation(state, m) for m in pop if m.get("status") == "ok"]
         return tasks
 
     def rank_key(self, pop: list[dict[str, Any]]) -> Callable[[dict[str, Any]], Any]:
@@ -283,6 +317,7 @@ class Search:
             return self.summary(state)
         rng = np.random.default_rng()
         rng.bit_generator.state = state["rng"]
+        shutil.rmtree(store.root / AHEAD_DIR, ignore_errors=True)  # trained ahead, never journaled: lost in a crash
         t_start, elapsed0 = time.monotonic(), float(state.get("elapsed", 0.0))
         budget = cfg.search.wall_clock_seconds
 
@@ -295,7 +330,7 @@ class Search:
                 t_start = time.monotonic()  # a classifier trained for the first time is not the search's time
             while not state.get("done"):
                 todo = [t for t in state["pending"] if t["id"] not in self.records]
-                if (todo and over_budget()) or not self.evaluate(executor, todo, state, over_budget):
+                if (todo and over_budget()) or not self.evaluate(executor, todo, state, over_budget, ahead=True):
                     state["stopped"] = "budget"
                     # the generation stays open (its survivors are chosen on resume), but what finished counts
                     self.update_hall_of_fame(state, self.finished(state))
@@ -310,7 +345,9 @@ class Search:
                 state["pending"] = self.offspring_tasks(state, rng)
                 state["rng"] = rng.bit_generator.state
                 store.write_state(state)
+                self.adopt_ahead(state)
                 self.prune(state)
+            self.drop_ahead()
             if self.final_pending(state):
                 self.final_training(executor, state)
         state["elapsed"] = elapsed0 + time.monotonic() - t_start
@@ -321,8 +358,11 @@ class Search:
         return self.summary(state)
 
     def evaluate(self, executor, tasks: list[dict[str, Any]], state: dict[str, Any],
-                 over_budget: Callable[[], bool]) -> bool:
-        """Evaluate ``tasks``, journaling each result as it finishes; False if the budget ran out."""
+                 over_budget: Callable[[], bool], ahead: bool = False) -> bool:
+        """Evaluate ``tasks``, journaling each result as it finishes; False if the budget ran out.
+
+        With ``ahead`` (and ``run.train_ahead``), workers left idle at the end train
+        sure survivors' next continuations (:meth:`idle_work`)."""
         if not tasks:
             return True
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -334,18 +374,27 @@ class Search:
             median = self.median_rate()
             tasks = sorted(tasks, key=lambda t: self.expected_seconds(t, median), reverse=True)
         payload = [{**t, "config": cfg_dict, "reference": self.reference} for t in tasks]
+        extras: list[dict[str, Any]] = []
+        idle = None
+        if ahead and self.cfg.run.train_ahead and executor.workers > 1:
+            def idle(running: list[tuple[int, float]]) -> dict[str, Any] | None:
+                t = None if over_budget() else self.idle_work(state, tasks, running)
+                if t is None:
+                    return None
+                self.ahead_started.add((t["parents"][0], t["generation"]))
+                extras.append(t)
+                return {**t, "config": cfg_dict, "reference": self.reference}
         columns = (TextColumn("generation {task.fields[gen]}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
         with Progress(*columns, console=self.console, transient=False, disable=self.console is None) as bar:
             job = bar.add_task("", total=len(tasks), gen=state["generation"])
-            for i, result in executor.map_unordered(evaluate_task, payload):
+            for i, result in executor.map_unordered(evaluate_task, payload, idle=idle):
+                if i >= len(tasks):  # trained ahead: journaled when its generation's tasks are made
+                    t = extras[i - len(tasks)]
+                    self.ahead[(t["parents"][0], t["generation"])] = (t, result)
+                    continue
                 t = tasks[i]
-                record = {k: t[k] for k in ("id", "generation", "kind", "parents", "genome", "steps")}
-                record.update({k: v for k, v in result.items() if k != "traceback"})
-                record.setdefault("fitness", None)
-                record.setdefault("params", {"g": 0, "d": 0})
-                record.setdefault("seconds", {})
-                record.setdefault("total_steps", record.get("steps", 0))
+                record = self.record(t, result)
                 self.store.append(record)
                 self.records[t["id"]] = record
                 bar.advance(job)
@@ -353,6 +402,101 @@ class Search:
                 if over_budget() and len([x for x in tasks if x["id"] not in self.records]) > 0:
                     return False
         return True
+
+    @staticmethod
+    def record(t: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+        """The journal record of task ``t``'s result."""
+        record = {k: t[k] for k in ("id", "generation", "kind", "parents", "genome", "steps")}
+        record.update({k: v for k, v in result.items() if k != "traceback"})
+        record.setdefault("fitness", None)
+        record.setdefault("params", {"g": 0, "d": 0})
+        record.setdefault("seconds", {})
+        record.setdefault("total_steps", record.get("steps", 0))
+        return record
+
+    # -- training ahead at a generation's end
+    def sure_survivors(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """The finished candidates that survive this generation whatever its unfinished evaluations score.
+
+        Only for elitist selection by FID (``objective = "fid"``, no diversity term),
+        where survival is a rank: a candidate is sure when fewer than ``population``
+        others can rank ahead of it, counting those with an FID as good or better and,
+        pessimistically, every unfinished evaluation (a child can score anything; a
+        continuation takes its survivor's place with any score).
+        """
+        s = self.cfg.search
+        if s.objective != "fid" or s.diversity_weight > 0:
+            return []
+        done = self.finished(state)
+        unfinished = [t for t in state["pending"] if t["id"] not in self.records]
+        members = {i: self.records[i] for i in state["population"]}
+        for r in done:  # as advance() builds its pool
+            if r["kind"] == "continue" and r["status"] == "ok":
+                members.pop(r["parents"][0], None)
+        for t in unfinished:
+            if t["kind"] == "continue":
+                members.pop(t["parents"][0], None)
+        pool = list(members.values()) + [r for r in done if not (r["kind"] == "continue" and r["status"] != "ok")]
+        ok = [r for r in pool if math.isfinite(_fit(r))]
+        return [r for r in ok
+                if sum(_fit(o) <= _fit(r) for o in ok if o is not r) + len(unfinished) < s.population]
+
+    def idle_work(self, state: dict[str, Any], tasks: list[dict[str, Any]],
+                  running: list[tuple[int, float]]) -> dict[str, Any] | None:
+        """A continuation to train ahead on a worker the generation leaves idle, or None.
+
+        Among sure survivors (:meth:`sure_survivors`) of a generation that has a next
+        one, the continuation whose expected seconds come closest to what the running
+        evaluations have left, and under twice that: a longer one would keep the next
+        generation waiting longer than the idle worker would have.
+        """
+        if self.cfg.training.survivor_steps <= 0 or state["generation"] >= self.cfg.search.generations:
+            return None
+        median = self.median_rate()
+        if median is None:
+            return None
+        overheads = [r["seconds"]["total"] - r["seconds"]["train"] for r in self.records.values()
+                     if r.get("status") == "ok" and "train" in r.get("seconds", {})]
+        overhead = statistics.median(overheads) if overheads else 0.0
+        left = max((self.expected_seconds(tasks[i], median) + overhead - secs for i, secs in running
+                    if i < len(tasks)), default=0.0)
+        best = None
+        for m in self.sure_survivors(state):
+            if (m["id"], state["generation"] + 1) in self.ahead_started:
+                continue
+            t = self.continuation(state, m, ahead=True)
+            secs = self.expected_seconds(t, median) + overhead
+            if secs < 2 * left and (best is None or abs(left - secs) < best[0]):
+                best = (abs(left - secs), t)
+        return None if best is None else best[1]
+
+    def adopt_ahead(self, state: dict[str, Any]) -> None:
+        """Journal the results trained ahead for this generation's continuations, under their ids."""
+        for t in state["pending"]:
+            got = self.ahead.pop((t["parents"][0], t["generation"]), None) if t["kind"] == "continue" else None
+            if got is None or t["id"] in self.records:
+                continue
+            early, result = got
+            differ = [k for k in ("kind", "generation", "parents", "genome", "steps", "seed", "resume_ckpt")
+                      if early[k] != t[k]]
+            if differ:  # a bug, not bad input: never journal a result under a task it was not
+                raise RuntimeError(f"internal error: {t['id']} was trained ahead with other {', '.join(differ)}")
+            dst = Path(t["save_to"])
+            shutil.rmtree(dst, ignore_errors=True)  # made empty with the task's id (or left by a crash)
+            if Path(early["save_to"]).is_dir():
+                os.replace(early["save_to"], dst)
+            record = self.record(t, result)
+            record["ahead"] = True
+            self.store.append(record)
+            self.records[t["id"]] = record
+            self.log(self.line(record) + " trained ahead")
+        self.drop_ahead()
+
+    def drop_ahead(self) -> None:
+        """Forget what was trained ahead and not adopted (the search stopped, or a survivor's
+        continuation is not in the generation after all)."""
+        self.ahead.clear()
+        shutil.rmtree(self.store.root / AHEAD_DIR, ignore_errors=True)
 
     def rate(self, r: dict[str, Any]) -> float | None:
         """Seconds per step multiply-add that a finished evaluation took; None if it did not train."""
@@ -526,7 +670,7 @@ class Search:
 
 # Settings a resumed search may change: its budget and where it runs, never what an evaluation means.
 RESUME_SETTABLE = ("search.wall_clock_seconds", "search.final_seconds", "run.executor", "run.workers", "run.threads",
-                   "run.ray_address", "run.max_retries")
+                   "run.ray_address", "run.max_retries", "run.train_ahead")
 
 
 def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool = False,

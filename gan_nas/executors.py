@@ -14,6 +14,11 @@ out of memory) is retried up to ``max_retries`` times on a fresh worker and
 then becomes ``{"status": "failed", "error": "worker died (...)"}``. Failed
 candidates are data, never a crash of the search. ``KeyboardInterrupt`` is
 not caught: it stops the map, and ``close`` ends the workers.
+
+A pool's worker that has nothing left to do while others still run (the
+end of a search's generation) can be given more work: ``map_unordered``'s
+``idle`` callback is asked for one more task, given the ``(index, seconds
+running)`` of the tasks still running.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import multiprocessing.connection
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +41,7 @@ from gan_nas.errors import ConfigError
 Task = dict[str, Any]
 Result = dict[str, Any]
 TaskFn = Callable[[Task], Result]
+Idle = Callable[[list[tuple[int, float]]], "Task | None"]
 
 _ready_in_this_process: set[tuple[int, Callable[[], None] | None]] = set()  # Ray workers: init done once
 
@@ -96,11 +103,22 @@ class Executor:
 
     workers: int = 1
 
-    def map_unordered(self, fn: TaskFn, tasks: list[Task]) -> Iterator[tuple[int, Result]]:
+    def map_unordered(self, fn: TaskFn, tasks: list[Task], idle: Idle | None = None
+                      ) -> Iterator[tuple[int, Result]]:
         """Run ``fn`` on every task; yield ``(index into tasks, result)`` as each finishes.
 
         Every index is yielded exactly once. Leaving the loop early abandons
         the tasks still running.
+
+        Args:
+            fn: A top-level function of one task.
+            tasks: The tasks.
+            idle: Called when a worker has nothing to do while other tasks still
+                run, with their ``(index, seconds running)``; returns one more task
+                for that worker, or None. Extra tasks take the indices after
+                ``tasks`` (``len(tasks)``, ``len(tasks) + 1``, ... in the order
+                given) and the map waits for them too. Executors that never have an
+                idle worker mid-map (serial) do not call it.
         """
         raise NotImplementedError
 
@@ -129,8 +147,9 @@ class SerialExecutor(Executor):
         if init is not None:
             init()
 
-    def map_unordered(self, fn: TaskFn, tasks: list[Task]) -> Iterator[tuple[int, Result]]:
-        for i, task in enumerate(tasks):
+    def map_unordered(self, fn: TaskFn, tasks: list[Task], idle: Idle | None = None
+                      ) -> Iterator[tuple[int, Result]]:
+        for i, task in enumerate(tasks):  # one task at a time: no worker is ever idle while one runs
             yield i, _call(fn, task)
 
 
@@ -274,27 +293,41 @@ class ProcessExecutor(Executor):
             w.process.join()
         w.conn.close()
 
-    def map_unordered(self, fn: TaskFn, tasks: list[Task]) -> Iterator[tuple[int, Result]]:
+    def map_unordered(self, fn: TaskFn, tasks: list[Task], idle: Idle | None = None
+                      ) -> Iterator[tuple[int, Result]]:
+        tasks = list(tasks)  # extra tasks from ``idle`` are appended
         pending = collections.deque(range(len(tasks)))
         attempts = [0] * len(tasks)
+        started: dict[int, float] = {}
         running = 0
         try:
             while pending or running:
                 for slot in range(self.workers):
-                    if not pending:
-                        break
                     w = self._pool[slot]
-                    if w is None or (w.index is None and not w.process.is_alive()):
+                    if w is not None and w.index is not None:
+                        continue
+                    if not pending:
+                        extra = None
+                        if idle is not None and running:
+                            now = time.monotonic()
+                            extra = idle([(x.index, now - started[x.index]) for x in self._pool
+                                          if x is not None and x.index is not None])
+                        if extra is None:
+                            break
+                        tasks.append(extra)
+                        attempts.append(0)
+                        pending.append(len(tasks) - 1)
+                    if w is None or not w.process.is_alive():
                         self._stop(slot)
                         w = self._pool[slot] = self._start()
-                    if w.index is None:
-                        w.index = pending.popleft()
-                        attempts[w.index] += 1
-                        running += 1
-                        try:
-                            w.conn.send((w.index, fn, tasks[w.index]))
-                        except OSError:
-                            pass  # it died just now: the wait below sees it
+                    w.index = pending.popleft()
+                    attempts[w.index] += 1
+                    started[w.index] = time.monotonic()
+                    running += 1
+                    try:
+                        w.conn.send((w.index, fn, tasks[w.index]))
+                    except OSError:
+                        pass  # it died just now: the wait below sees it
                 busy = [(slot, w) for slot, w in enumerate(self._pool) if w is not None and w.index is not None]
                 multiprocessing.connection.wait([o for _, w in busy for o in (w.conn, w.process.sentinel)])
                 for slot, w in busy:
@@ -392,14 +425,26 @@ class RayExecutor(Executor):
             self._started = True
         self._options = {"num_cpus": threads, "num_gpus": gpus, "max_retries": max_retries}
 
-    def map_unordered(self, fn: TaskFn, tasks: list[Task]) -> Iterator[tuple[int, Result]]:
+    def map_unordered(self, fn: TaskFn, tasks: list[Task], idle: Idle | None = None
+                      ) -> Iterator[tuple[int, Result]]:
         ray = self._ray
         options = dict(self._options)
         env = forwarded_env()
         if env:  # where the data and the classifier cache are, on every node as here
             options["runtime_env"] = {"env_vars": env}
         remote = ray.remote(_ray_task).options(**options)
-        refs = {remote.remote(fn, task, self.threads, self.init): i for i, task in enumerate(tasks)}
+        refs: dict[Any, int] = {}
+        submitted: dict[int, float] = {}
+        count = 0
+
+        def submit(task: Task) -> None:
+            nonlocal count
+            refs[remote.remote(fn, task, self.threads, self.init)] = count
+            submitted[count] = time.monotonic()
+            count += 1
+
+        for task in tasks:
+            submit(task)
         try:
             while refs:
                 done, _ = ray.wait(list(refs), num_returns=1)
@@ -411,6 +456,13 @@ class RayExecutor(Executor):
                         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
                         result = failed(f"worker died ({type(e).__name__}: {first})", str(e))
                     yield index, result
+                # fewer tasks than workers left: a worker is idle (seconds are since submission)
+                while idle is not None and refs and len(refs) < self.workers:
+                    now = time.monotonic()
+                    extra = idle([(i, now - submitted[i]) for i in refs.values()])
+                    if extra is None:
+                        break
+                    submit(extra)
         finally:
             for ref in refs:
                 ray.cancel(ref, force=True)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 
 def square(task: dict[str, Any]) -> dict[str, Any]:
-    """{"x": n} -> {"status": "ok", "y": n * n, "pid": worker pid, "threads": OMP_NUM_THREADS}."""
+    """{"x": n} -> {"status": "ok", "y": n * n, "pid": worker pid, "threads": OMP_NUM_THREADS};
+    task["sleep"] seconds first, if given."""
+    time.sleep(task.get("sleep", 0.0))
     if task.get("raise"):
         raise ValueError(f"bad x {task['x']}")
     return {"status": "ok", "y": task["x"] ** 2, "pid": os.getpid(), "threads": os.environ.get("OMP_NUM_THREADS")}

@@ -80,6 +80,34 @@ def test_process_pool_survives_killed_workers(tmp_path):
         assert _collect(ex, _toy_tasks.square, [{"x": 5}])[0]["y"] == 25  # the pool still works
 
 
+def _check_idle_gets_more_work(ex):
+    """A worker idle while task 0 (slow) still runs is given one extra task, which comes back
+    under the next index; the map waits for it."""
+    calls = []
+
+    def idle(running):
+        calls.append(running)
+        return {"x": 5} if len(calls) == 1 else None
+
+    out = list(ex.map_unordered(_toy_tasks.square, [{"x": 3, "sleep": 3.0}, {"x": 4}], idle=idle))
+    assert sorted(i for i, _ in out) == [0, 1, 2]
+    res = dict(out)
+    assert res[2]["y"] == 25 and res[0]["y"] == 9
+    assert [i for i, _ in calls[0]] == [0] and 0.0 <= calls[0][0][1] < 3.0  # the slow task, seconds running
+    assert out[-1][0] == 0  # task 0 was still running when the extra one finished
+
+
+def test_process_pool_gives_an_idle_worker_more_work():
+    with ProcessExecutor(workers=2, threads=1, max_retries=0) as ex:
+        _collect(ex, _toy_tasks.square, [{"x": 0}, {"x": 0}])  # both workers up, so the timing is the tasks'
+        _check_idle_gets_more_work(ex)
+
+
+def test_serial_never_has_an_idle_worker():
+    out = list(SerialExecutor().map_unordered(_toy_tasks.square, [{"x": 2}], idle=lambda running: {"x": 9}))
+    assert [i for i, _ in out] == [0]
+
+
 def test_process_pool_early_exit_abandons_running_tasks():
     with ProcessExecutor(workers=2, threads=1, max_retries=0) as ex:
         it = ex.map_unordered(_toy_tasks.square, [{"x": i} for i in range(4)])
@@ -115,6 +143,12 @@ def test_ray_tasks_get_the_drivers_gan_nas_variables(ray_executor, monkeypatch):
     monkeypatch.setenv("GAN_NAS_PROBE", "set-after-ray-started")  # Ray's workers cannot have inherited it
     res = _collect(ray_executor, _toy_tasks.env_var, [{"name": "GAN_NAS_PROBE"}])
     assert res[0]["value"] == "set-after-ray-started"
+
+
+@pytest.mark.slow
+def test_ray_gives_an_idle_worker_more_work(ray_executor):
+    _collect(ray_executor, _toy_tasks.square, [{"x": 0}, {"x": 0}])  # both Ray workers up
+    _check_idle_gets_more_work(ray_executor)
 
 
 @pytest.mark.slow

@@ -234,7 +234,7 @@ def test_evaluate_hands_a_pool_its_tasks_longest_first(fixture_dir, tmp_path):
         def __init__(self, workers: int):
             self.workers, self.seen = workers, []
 
-        def map_unordered(self, fn, tasks):
+        def map_unordered(self, fn, tasks, idle=None):
             for i, t in enumerate(tasks):
                 self.seen.append(t["id"])
                 yield i, {"status": "ok", "fitness": 1.0, "steps": t["steps"], "seconds": {"train": 1.0}}
@@ -250,6 +250,93 @@ def test_evaluate_hands_a_pool_its_tasks_longest_first(fixture_dir, tmp_path):
         assert ex.seen == order
 
 
+def test_sure_survivors_are_those_no_unfinished_evaluation_can_displace(fixture_dir):
+    cfg = config.load(write_config(fixture_dir, "sure"))  # population 2, elitist by FID
+    s = evolution.Search(cfg, store=None, shape=(28, 28, 1))
+
+    def rec(i, fid, kind="child", parents=(), status="ok"):
+        return {"id": i, "kind": kind, "parents": list(parents), "status": status, "fitness": fid,
+                "params": {"g": 1, "d": 1}}
+
+    s.records = {"a": rec("a", 10.0, "initial"), "b": rec("b", 20.0, "initial")}
+    state = {"generation": 1, "population": ["a", "b"],
+             "pending": [{"id": i, "kind": k, "parents": p} for i, k, p in
+                         [("c1", "child", ["a"]), ("c2", "child", ["b"]), ("ca", "continue", ["a"]),
+                          ("cb", "continue", ["b"])]]}
+
+    def sure():
+        return sorted(r["id"] for r in s.sure_survivors(state))
+
+    s.records |= {"c1": rec("c1", 5.0), "ca": rec("ca", 12.0, "continue", ["a"])}
+    assert sure() == []  # c2 and cb could both still beat c1
+    s.records["c2"] = rec("c2", 30.0)
+    assert sure() == ["c1"]  # only cb is left: one place of two is open to it
+    s.records["cb"] = rec("cb", None, "continue", ["b"], status="failed")  # b keeps its place, with 20
+    assert sure() == ["c1", "ca"]
+    pool = [s.records[i] for i in ("b", "c1", "ca", "c2")]
+    assert sure() == sorted(r["id"] for r in evolution.select_survivors(pool, 2, "fid"))
+    pareto = evolution.Search(config.override(cfg, ["search.objective=pareto"]), store=None, shape=(28, 28, 1))
+    pareto.records = s.records
+    assert pareto.sure_survivors(state) == []  # not a rank on one score: never trained ahead
+
+
+def test_idle_work_is_a_sure_survivors_continuation_that_fits_the_wait(fixture_dir, tmp_path):
+    from gan_nas.baseline import dcgan
+    from gan_nas.store import RunStore
+
+    cfg = config.override(config.load(write_config(fixture_dir, "idle", generations=1)), ["training.survivor_steps=5"])
+    s = evolution.Search(cfg, RunStore.create(tmp_path / "run", cfg.to_json()), (28, 28, 1))
+    g = dcgan((28, 28, 1)).to_dict()
+    x = {"id": "c0000", "kind": "initial", "parents": [], "status": "ok", "fitness": 1.0, "steps": 10,
+         "seconds": {"train": 10.0, "total": 12.0}, "genome": g, "params": {"g": 1, "d": 1}}
+    y = {"id": "c0001", "generation": 0, "kind": "initial", "parents": [], "genome": g, "steps": 10}
+    s.records = {"c0000": x}
+    state = {"generation": 0, "population": [], "pending": [dict(x, generation=0), y]}
+    # y has about 10 s of training + 2 s of overhead left after 2 s; x's 5 more steps take about 7 s
+    t = s.idle_work(state, [y], [(0, 2.0)])
+    assert t is not None and t["id"] is None and t["kind"] == "continue" and t["parents"] == ["c0000"]
+    assert t["generation"] == 1 and t["steps"] == 5 and t["seed"] == evolution.continuation_seed(3, "c0000", 1)
+    assert Path(t["save_to"]).parent == tmp_path / "run" / evolution.AHEAD_DIR
+    assert s.idle_work(state, [y], [(0, 11.0)]) is None  # 1 s left: 7 s would keep the next generation waiting
+    s.ahead_started.add(("c0000", 1))
+    assert s.idle_work(state, [y], [(0, 2.0)]) is None  # already trained ahead
+    s.ahead_started.clear()
+    assert s.idle_work(dict(state, generation=1), [y], [(0, 2.0)]) is None  # the last generation has no next
+
+
+@pytest.mark.slow
+def test_a_pool_trains_ahead_and_ends_as_without(fixture_dir, tmp_path, monkeypatch):
+    """Continuations trained ahead at a generation's end are journaled under the next
+    generation's ids with the results that generation would have computed."""
+    def eager(self, state, tasks, running):  # train ahead whenever a sure survivor waits, to exercise it
+        if state["generation"] >= self.cfg.search.generations:
+            return None
+        for m in self.sure_survivors(state):
+            if (m["id"], state["generation"] + 1) not in self.ahead_started:
+                return self.continuation(state, m, ahead=True)
+        return None
+
+    cfg = config.override(config.load(write_config(fixture_dir, "ahead", generations=2, survivor=2)),
+                          ["run.executor=process", "run.workers=2", "run.threads=1"])
+    evolution.search(config.override(cfg, ["run.train_ahead=false"]), tmp_path / "plain", quiet=True)
+    monkeypatch.setattr(evolution.Search, "idle_work", eager)
+    evolution.search(cfg, tmp_path / "ahead", quiet=True)
+
+    def journal(run):
+        return {r["id"]: r for r in map(json.loads, (run / "journal.jsonl").read_text().splitlines())}
+
+    plain, ahead = journal(tmp_path / "plain"), journal(tmp_path / "ahead")
+    early = [i for i, r in ahead.items() if r.get("ahead")]
+    assert early and all(ahead[i]["kind"] == "continue" for i in early)
+    assert not any(r.get("ahead") for r in plain.values())
+    assert {i: (r["kind"], r["parents"], r["fitness"]) for i, r in ahead.items()} == \
+        {i: (r["kind"], r["parents"], r["fitness"]) for i, r in plain.items()}
+    assert best_of(tmp_path / "ahead") == best_of(tmp_path / "plain")
+    assert not (tmp_path / "ahead" / evolution.AHEAD_DIR).exists()
+    for i in early:  # the checkpoint moved to the candidate's directory
+        assert (tmp_path / "ahead" / "candidates" / i / "genome.json").is_file()
+
+
 def test_workers_score_with_the_searchs_classifier_or_refuse(fixture_dir, tmp_path, monkeypatch):
     from gan_nas.errors import GanNasError
     from gan_nas.executors import SerialExecutor
@@ -261,9 +348,9 @@ def test_workers_score_with_the_searchs_classifier_or_refuse(fixture_dir, tmp_pa
     seen = []
 
     class Spy(SerialExecutor):
-        def map_unordered(self, fn, tasks):
+        def map_unordered(self, fn, tasks, idle=None):
             seen.extend(t.get("reference") for t in tasks)
-            return super().map_unordered(fn, tasks)
+            return super().map_unordered(fn, tasks, idle)
 
     monkeypatch.setattr("gan_nas.executors.make_executor", lambda run_cfg: Spy())
     evolution.search(cfg, tmp_path / "run", quiet=True)
