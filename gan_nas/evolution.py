@@ -446,28 +446,32 @@ class Search:
         """A continuation to train ahead on a worker the generation leaves idle, or None.
 
         Among sure survivors (:meth:`sure_survivors`) of a generation that has a next
-        one, the continuation whose expected seconds come closest to what the running
-        evaluations have left, and under twice that: a longer one would keep the next
-        generation waiting longer than the idle worker would have.
+        one, the longest continuation expected to end before the evaluations still
+        running do (expected seconds: :meth:`expected_seconds` plus the building and
+        scoring its survivor took): one that outlasted them would keep the next
+        generation waiting, and estimates err both ways.
         """
         if self.cfg.training.survivor_steps <= 0 or state["generation"] >= self.cfg.search.generations:
             return None
         median = self.median_rate()
         if median is None:
             return None
-        overheads = [r["seconds"]["total"] - r["seconds"]["train"] for r in self.records.values()
-                     if r.get("status") == "ok" and "train" in r.get("seconds", {})]
-        overhead = statistics.median(overheads) if overheads else 0.0
-        left = max((self.expected_seconds(tasks[i], median) + overhead - secs for i, secs in running
-                    if i < len(tasks)), default=0.0)
+        overheads = {i: r["seconds"]["total"] - r["seconds"]["train"] for i, r in self.records.items()
+                     if r.get("status") == "ok" and {"train", "total"} <= set(r.get("seconds", {}))}
+        typical = statistics.median(overheads.values()) if overheads else 0.0
+
+        def seconds(t: dict[str, Any]) -> float:
+            return self.expected_seconds(t, median) + overheads.get(next(iter(t["parents"]), ""), typical)
+
+        left = max((seconds(tasks[i]) - secs for i, secs in running if i < len(tasks)), default=0.0)
         best = None
         for m in self.sure_survivors(state):
             if (m["id"], state["generation"] + 1) in self.ahead_started:
                 continue
             t = self.continuation(state, m, ahead=True)
-            secs = self.expected_seconds(t, median) + overhead
-            if secs < 2 * left and (best is None or abs(left - secs) < best[0]):
-                best = (abs(left - secs), t)
+            secs = seconds(t)
+            if secs <= left and (best is None or secs > best[0]):
+                best = (secs, t)
         return None if best is None else best[1]
 
     def adopt_ahead(self, state: dict[str, Any]) -> None:

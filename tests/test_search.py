@@ -294,10 +294,11 @@ def test_idle_work_is_a_sure_survivors_continuation_that_fits_the_wait(fixture_d
     state = {"generation": 0, "population": [], "pending": [dict(x, generation=0), y]}
     # y has about 10 s of training + 2 s of overhead left after 2 s; x's 5 more steps take about 7 s
     t = s.idle_work(state, [y], [(0, 2.0)])
+    assert t is not None and s.idle_work(state, [y], [(0, 5.0)]) is not None  # 7 s left: fits, just
     assert t is not None and t["id"] is None and t["kind"] == "continue" and t["parents"] == ["c0000"]
     assert t["generation"] == 1 and t["steps"] == 5 and t["seed"] == evolution.continuation_seed(3, "c0000", 1)
     assert Path(t["save_to"]).parent == tmp_path / "run" / evolution.AHEAD_DIR
-    assert s.idle_work(state, [y], [(0, 11.0)]) is None  # 1 s left: 7 s would keep the next generation waiting
+    assert s.idle_work(state, [y], [(0, 5.5)]) is None  # 6.5 s left: 7 s would keep the next generation waiting
     s.ahead_started.add(("c0000", 1))
     assert s.idle_work(state, [y], [(0, 2.0)]) is None  # already trained ahead
     s.ahead_started.clear()
