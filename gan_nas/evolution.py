@@ -489,6 +489,8 @@ class Search:
             shutil.rmtree(dst, ignore_errors=True)  # made empty with the task's id (or left by a crash)
             if Path(early["save_to"]).is_dir():
                 os.replace(early["save_to"], dst)
+            else:  # it failed before writing a checkpoint
+                dst.mkdir(parents=True, exist_ok=True)
             record = self.record(t, result)
             record["ahead"] = True
             self.store.append(record)
@@ -651,8 +653,8 @@ class Search:
     def prune(self, state: dict[str, Any]) -> None:
         """Delete weights that no future step can need (genome.json and meta stay)."""
         keep = set(state["population"]) | set(state["hall_of_fame"])
-        for t in state["pending"]:
-            keep |= set(t["parents"])
+        for t in state["pending"]:  # a pending task may have a record already: trained ahead
+            keep |= {t["id"], *t["parents"]}
         for d in (self.store.root / "candidates").glob("*"):
             if d.name not in keep and d.name in self.records:
                 for f in PRUNED_FILES:

@@ -334,8 +334,12 @@ def test_a_pool_trains_ahead_and_ends_as_without(fixture_dir, tmp_path, monkeypa
         {i: (r["kind"], r["parents"], r["fitness"]) for i, r in plain.items()}
     assert best_of(tmp_path / "ahead") == best_of(tmp_path / "plain")
     assert not (tmp_path / "ahead" / evolution.AHEAD_DIR).exists()
-    for i in early:  # the checkpoint moved to the candidate's directory
-        assert (tmp_path / "ahead" / "candidates" / i / "genome.json").is_file()
+    # checkpoints moved to the candidates' directories and were kept while needed, as without
+    weights = {run: sorted(p.parent.name for p in (tmp_path / run / "candidates").glob("*/weights.npz"))
+               for run in ("plain", "ahead")}
+    assert weights["ahead"] == weights["plain"]
+    state = json.loads((tmp_path / "ahead" / "state.json").read_text())
+    assert set(state["population"] + state["hall_of_fame"]) <= set(weights["ahead"])
 
 
 def test_workers_score_with_the_searchs_classifier_or_refuse(fixture_dir, tmp_path, monkeypatch):
