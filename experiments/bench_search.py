@@ -1,10 +1,11 @@
 """Where a search's time goes, and which executor is faster on this machine.
 
-Run: python experiments/bench_search.py [--config experiments/quickstart.toml] [--generations 1]
+Run: python experiments/bench_search.py [--config experiments/quickstart.toml] [--generations 1] [--set k=v ...]
+     python experiments/bench_search.py --set run.train_ahead=false   # the pool without training ahead
      python experiments/bench_search.py --config experiments/mnist.toml --generations 0   # longer candidates
 
-Runs the same search (the quickstart config, shortened by --generations) twice
-in fresh run directories:
+Runs the same search (the quickstart config: one generation, as --generations
+defaults to) twice in fresh run directories:
 
 * serial: one process, TF using all cores (run.threads = cores);
 * process: a pool of 2 spawned workers, 1 TF thread each.
@@ -14,7 +15,8 @@ wall time spent outside train steps (building, tracing, scoring, bookkeeping):
 1 - (sum of candidates' train seconds) / (wall seconds x parallel workers),
 split into the time inside candidates that is not training (building,
 tracing, the first step, scoring, checkpoints) and the time between them
-(start-up, waits at a generation's end, the parent's bookkeeping).
+(start-up, waits at a generation's end, the parent's bookkeeping), and how many
+continuations the pool trained ahead in such waits (run.train_ahead).
 Targets: outside-train fraction under 15%; the faster executor is the default.
 """
 
@@ -44,17 +46,21 @@ def run(config: Path, run_dir: Path, sets: list[str]) -> dict:
     journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
     train = sum(r["seconds"].get("train", 0.0) for r in journal)
     total = sum(r["seconds"].get("total", 0.0) for r in journal)  # train + build/trace + score + checkpoint
-    return {"summary": json.loads(out), "wall": wall, "train": train, "candidate": total, "n": len(journal)}
+    return {"summary": json.loads(out), "wall": wall, "train": train, "candidate": total, "n": len(journal),
+            "ahead": sum(bool(r.get("ahead")) for r in journal)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default=str(HERE / "quickstart.toml"))
     ap.add_argument("--generations", type=int, default=1)
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="a config override for both runs")
     args = ap.parse_args()
     cores = os.cpu_count() or 2
     # the search loop alone: no final training (pure train time) and no wall-clock stop
-    base = [f"search.generations={args.generations}", "search.final_seconds=0", "search.wall_clock_seconds=0"]
+    base = [f"search.generations={args.generations}", "search.final_seconds=0", "search.wall_clock_seconds=0",
+            *args.set]
     tmp = Path(tempfile.mkdtemp(prefix="bench-search-"))
     try:
         # warm the fitness cache first so neither run pays for training the classifier
@@ -74,7 +80,7 @@ def main() -> None:
             # where the outside share goes: inside candidates (building, tracing, the first step, scoring,
             # checkpoints) and outside them (start-up, waits at generation ends, the parent's bookkeeping)
             print(f"  {name}: in_candidates_not_training={(r['candidate'] - r['train']) / capacity:.3f} "
-                  f"between_candidates={1.0 - r['candidate'] / capacity:.3f}")
+                  f"between_candidates={1.0 - r['candidate'] / capacity:.3f} trained_ahead={r['ahead']}")
         print(f"process_over_serial={results['process'] / results['serial']:.3f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
