@@ -221,7 +221,7 @@ class Search:
     # -- helpers
     def log(self, line: str) -> None:
         if self.console is not None:
-            self.console.print(line, highlight=False)
+            self.console.print(line, highlight=False, soft_wrap=True)  # a long line stays one line
         else:
             print(line, file=sys.stderr, flush=True)
 
