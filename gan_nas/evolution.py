@@ -427,17 +427,8 @@ class Search:
         s = self.cfg.search
         if s.objective != "fid" or s.diversity_weight > 0:
             return []
-        done = self.finished(state)
         unfinished = [t for t in state["pending"] if t["id"] not in self.records]
-        members = {i: self.records[i] for i in state["population"]}
-        for r in done:  # as advance() builds its pool
-            if r["kind"] == "continue" and r["status"] == "ok":
-                members.pop(r["parents"][0], None)
-        for t in unfinished:
-            if t["kind"] == "continue":
-                members.pop(t["parents"][0], None)
-        pool = list(members.values()) + [r for r in done if not (r["kind"] == "continue" and r["status"] != "ok")]
-        ok = [r for r in pool if math.isfinite(_fit(r))]
+        ok = [r for r in self.selection_pool(state) if math.isfinite(_fit(r))]
         return [r for r in ok
                 if sum(_fit(o) <= _fit(r) for o in ok if o is not r) + len(unfinished) < s.population]
 
@@ -550,16 +541,23 @@ class Search:
         """After a generation's evaluations: survivors, hall of fame, best/, logs, grid."""
         s = self.cfg.search
         done = self.finished(state)
-        members = {i: self.records[i] for i in state["population"]}
-        for r in done:  # a survivor that trained further and stayed finite replaces its earlier self
-            if r["kind"] == "continue" and r["status"] == "ok":
-                members.pop(r["parents"][0], None)
-        pool = list(members.values()) + [r for r in done if not (r["kind"] == "continue" and r["status"] != "ok")]
-        survivors = select_survivors(pool, s.population, s.objective, s.diversity_weight)
+        survivors = select_survivors(self.selection_pool(state), s.population, s.objective, s.diversity_weight)
         state["population"] = [r["id"] for r in survivors]
         state.pop("final", None)  # a search that goes on after a final training trains its (new) best again
         self.update_hall_of_fame(state, done)
         self.log_generation(state, done, survivors)
+
+    def selection_pool(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """What this generation's survivors are chosen from: its finished evaluations and the
+        population, where a survivor whose continuation finished finite is replaced by it (and,
+        while that continuation is unfinished, left out: see :meth:`sure_survivors`)."""
+        members = {i: self.records[i] for i in state["population"]}
+        for t in state["pending"]:
+            r = self.records.get(t["id"])
+            if t["kind"] == "continue" and (r is None or r["status"] == "ok"):
+                members.pop(t["parents"][0], None)
+        done = self.finished(state)
+        return list(members.values()) + [r for r in done if not (r["kind"] == "continue" and r["status"] != "ok")]
 
     def final_pending(self, state: dict[str, Any]) -> bool:
         """Whether the final training is configured and has not finished for the current best."""
