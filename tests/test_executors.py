@@ -104,8 +104,10 @@ def test_process_pool_gives_an_idle_worker_more_work():
 
 
 def test_serial_never_has_an_idle_worker():
-    out = list(SerialExecutor().map_unordered(_toy_tasks.square, [{"x": 2}], idle=lambda running: {"x": 9}))
-    assert [i for i, _ in out] == [0]
+    calls = []
+    out = list(SerialExecutor().map_unordered(_toy_tasks.square, [{"x": 2}, {"x": 3}],
+                                              idle=lambda running: calls.append(running) or {"x": 9}))
+    assert [i for i, _ in out] == [0, 1] and calls == []
 
 
 def test_process_pool_early_exit_abandons_running_tasks():
