@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +109,7 @@ def load_best_generator(store: RunStore):
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as e:  # noqa: BLE001 - Keras raises many kinds on a damaged archive
-        raise RunDirError(f"{path} is damaged ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+        raise RunDirError(f"{path} is damaged ({type(e).__name__}: {_first_line(e)}); "
                           "restore it or resume the search to publish it again") from None
 
 
@@ -117,18 +119,21 @@ def load_candidate_generator(store: RunStore, cfg: Config, cid: str):
     Raises:
         RunDirError: no such candidate, or its weights were pruned (only the
             population and hall of fame keep them) or are damaged.
+        DataError: the run's ``npz:`` dataset, which gives the image shape, can no longer be read.
     """
     from gan_nas import gan
     from gan_nas.genome import GanGenome
 
     records = {r.get("id"): r for r in store.journal()}
-    ckpt = store.candidate_dir(cid, create=False) if cid in records else None
-    if ckpt is None:
+    if cid not in records:
         known = ", ".join(sorted(str(k) for k in records)[:20]) or "none yet"
         raise RunDirError(f"run dir {store.root} has no evaluated candidate {cid!r}; known ids: {known}")
+    candidates = store.root / "candidates"
+    # A journaled candidate whose folder is gone was pruned as a whole: the same answer as pruned weights.
+    ckpt = store.candidate_dir(cid, create=False) if (candidates / cid).is_dir() else candidates / cid
     if not (ckpt / gan.WEIGHTS_FILE).is_file():
-        kept = sorted(d.name for d in (store.root / "candidates").iterdir()
-                      if (d / gan.WEIGHTS_FILE).is_file())
+        kept = [] if not candidates.is_dir() else sorted(
+            d.name for d in candidates.iterdir() if (d / gan.WEIGHTS_FILE).is_file())
         raise RunDirError(
             f"candidate {cid} has no weights in {ckpt} (pruned: only the population and the hall of fame "
             f"keep theirs); candidates with weights: {', '.join(kept) or 'none'}")
@@ -136,13 +141,232 @@ def load_candidate_generator(store: RunStore, cfg: Config, cid: str):
         genome = GanGenome.from_dict(records[cid]["genome"])
     except (GanNasError, KeyError, TypeError) as e:
         raise RunDirError(f"journal record of {cid} has a damaged genome: {e}") from None
+    shape = image_shape(cfg)
     try:
-        return gan.load_generator(genome, ckpt, image_shape(cfg))
+        return gan.load_generator(genome, ckpt, shape)
     except GanNasError as e:
         raise RunDirError(str(e)) from None
+    # load_checkpoint turns OSError and ValueError into GanNasError, but a truncated or
+    # corrupt zip raises BadZipFile, and weights of the wrong shape a ValueError in set_weights.
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as e:
+        raise RunDirError(f"candidate {cid}'s weights {ckpt / gan.WEIGHTS_FILE} are damaged "
+                          f"({type(e).__name__}: {_first_line(e)}); generate from another candidate") from None
+
+
+def _first_line(e: BaseException) -> str:
+    """The first line of an exception's message (Keras and NumPy messages run over many lines)."""
+    text = str(e)
+    return text.splitlines()[0] if text else ""
 
 
 # --- generate ---------------------------------------------------------------------------------
+
+# Bounds on what one `gan-nas generate` may ask of a 2-core machine.
+MAX_N = 50_000  # the largest sample size FIDs are quoted at (FID-50k); 25-35 s of the DCGAN on 2 cores
+MAX_GRID = 1_024  # images the PNG grid shows (32 x 32); --npz gets all n
+MAX_SCALE = 16
+MAX_PNG_SIDE = 8_192  # pixels a side of a PNG: 200 MB of RGB in memory, while PIL upscales it
+MAX_SEED = 2**32 - 1  # the range of the seeds a run's config holds
+
+# What a search owns in its run directory (see store.py): never overwritten by an output of generate.
+RUN_DIR_OWN = frozenset({"config.json", "journal.jsonl", "state.json", "lock", "candidates", "best", "best.tmp",
+                         "best.old", "ahead", "samples", "tb"})
+
+
+def _check_limits(n: int, seed: int | None, scale: int) -> None:
+    """Refuse counts, seeds and scales out of bounds before anything is read or written.
+
+    Raises:
+        GanNasError: n, seed or scale out of its range; the message gives the range.
+    """
+    if not 1 <= n <= MAX_N:
+        raise GanNasError(f"--n must be at least 1 and at most {MAX_N:,}, got {n:,} (the PNG grid shows the "
+                          f"first {MAX_GRID:,}; --npz gets all n)")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise GanNasError(f"--seed must be at least 0 and at most {MAX_SEED:,} (2**32 - 1), got {seed:,}")
+    if not 1 <= scale <= MAX_SCALE:
+        raise GanNasError(f"--scale must be at least 1 and at most {MAX_SCALE}, got {scale:,}")
+
+
+def _within(path: str, root: str) -> str | None:
+    """``path`` relative to ``root`` (both resolved), or None if it lies outside."""
+    rel = os.path.relpath(path, root)
+    return None if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+
+def _check_output(flag: str, value: str | Path, run_root: Path) -> Path:
+    """Refuse an output path that cannot be a file of its own, before any time is spent.
+
+    Returns:
+        The path.
+
+    Raises:
+        GanNasError: the path names a directory or is not a regular file, its folder is
+            missing or is a file, or it would overwrite a file the search owns.
+    """
+    path = Path(value)
+    # Checked on the text: Path() drops a trailing slash, which names a directory even if none exists.
+    if str(value).endswith(os.sep) or path.is_dir():
+        example = {"--npz": "samples.npz", "--interpolate": "interpolation.png"}.get(flag, "grid.png")
+        raise GanNasError(f"{flag} {value} names a directory; name a file (e.g. {path / example})")
+    if path.exists() and not path.is_file():
+        raise GanNasError(f"{flag} {path} exists and is not a regular file; name another file")
+    folder = path.parent
+    if not folder.exists():
+        raise GanNasError(f"{flag} {path}: folder {folder} does not exist; create it first")
+    if not folder.is_dir():
+        raise GanNasError(f"{flag} {path}: {folder} is not a folder")
+    # Resolved, so that a symlink or '..' cannot reach the run's files either.
+    rel = _within(os.path.realpath(path), os.path.realpath(run_root))
+    if rel is not None and Path(rel).parts[0] in RUN_DIR_OWN:
+        raise GanNasError(f"{flag} {path} would overwrite {run_root / rel}, which the search owns; "
+                          "write it outside the run directory's own files")
+    return path
+
+
+def _output_paths(run_root: Path, **paths: str | Path | None) -> dict[str, Path]:
+    """The outputs given (``--out``, ``--npz``, ``--interpolate``), checked, by flag.
+
+    Raises:
+        GanNasError: one of them is refused by :func:`_check_output`, or two name the same file.
+    """
+    checked: dict[str, Path] = {}
+    seen: dict[str, str] = {}
+    for name, value in paths.items():
+        if value is None:
+            continue
+        flag = "--" + name
+        try:
+            path = _check_output(flag, value, run_root)
+        except OSError as e:  # a folder on the way that this user may not look into
+            raise GanNasError(f"cannot write {flag} {value}: {e.strerror or e}") from None
+        real = os.path.realpath(path)
+        if real in seen:
+            raise GanNasError(f"{seen[real]} and {flag} both name {path}; give each output its own file")
+        seen[real] = flag
+        checked[flag] = path
+    return checked
+
+
+def _temp_beside(flag: str, path: Path) -> Path:
+    """Create an empty temporary file in ``path``'s folder: proof that the folder takes files.
+
+    Raises:
+        GanNasError: the folder refuses it (permissions, a read-only or virtual file system, a full disk).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+    try:
+        # 0o666 under the umask: the output gets the permissions a plain open() would give it.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as e:
+        raise GanNasError(f"cannot write {flag} {path}: no file can be created in {path.parent} "
+                          f"({e.strerror or e})") from None
+    return tmp
+
+
+class _Staged:
+    """Temporary files beside each output; renamed over the outputs by :meth:`commit`, else removed.
+
+    Every output is written to its temporary file, so that a failure at any
+    point (bad input, a full disk, Ctrl-C) leaves each target as it was and no
+    temporary file behind.
+    """
+
+    def __init__(self, outputs: dict[str, Path]) -> None:
+        self.outputs = outputs
+        self.tmp: dict[str, Path] = {}
+
+    def __enter__(self) -> _Staged:
+        try:
+            for flag, path in self.outputs.items():
+                self.tmp[flag] = _temp_beside(flag, path)
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def write(self, flag: str, writer) -> None:
+        """Call ``writer(binary_file)`` on ``flag``'s temporary file; an OS error becomes one clear line.
+
+        Raises:
+            GanNasError: writing failed (a full disk, a quota); the message names the output.
+        """
+        try:
+            with open(self.tmp[flag], "wb") as f:
+                writer(f)
+        except OSError as e:
+            raise GanNasError(f"cannot write {flag} {self.outputs[flag]}: {e.strerror or e}") from None
+
+    def commit(self) -> None:
+        """Rename every temporary file over its output.
+
+        Raises:
+            GanNasError: a rename failed; the message names the output.
+        """
+        for flag, path in self.outputs.items():
+            try:
+                os.replace(self.tmp[flag], path)
+            except OSError as e:
+                raise GanNasError(f"cannot write {flag} {path}: {e.strerror or e}") from None
+
+    def _remove(self) -> None:
+        for tmp in self.tmp.values():
+            tmp.unlink(missing_ok=True)
+
+    def __exit__(self, *exc: object) -> None:
+        self._remove()  # after a commit, nothing is left to remove
+
+
+def _png_side(cols: int, rows: int, shape: tuple[int, ...], scale: int, pad: int = 2) -> tuple[int, int]:
+    """(width, height) in pixels of an upscaled grid, as :func:`images.grid` lays it out."""
+    return (cols * (shape[1] + pad) + pad) * scale, (rows * (shape[0] + pad) + pad) * scale
+
+
+def _check_png_size(flag: str, cols: int, rows: int, shape: tuple[int, ...], scale: int) -> None:
+    """Refuse a PNG larger than :data:`MAX_PNG_SIDE` a side, before any image is sampled.
+
+    Raises:
+        GanNasError: too large; the message gives the largest scale that fits.
+    """
+    w, h = _png_side(cols, rows, shape, scale)
+    if max(w, h) > MAX_PNG_SIDE:
+        fits = max(1, MAX_PNG_SIDE // max(_png_side(cols, rows, shape, 1)))
+        raise GanNasError(f"{flag} would be {w:,} x {h:,} pixels at --scale {scale}; at most {MAX_PNG_SIDE:,} "
+                          f"a side: use --scale {fits} or less" + (", or a smaller --n" if flag == "--out" else ""))
+
+
+def _load_generator(store: RunStore, cfg: Config, candidate: str | None):
+    """The named candidate's generator, else the published best one."""
+    if candidate is not None:
+        return load_candidate_generator(store, cfg, candidate)
+    return load_best_generator(store)
+
+
+def _sample(gen, n: int, shown: int, seed: int, batch: int, staged: _Staged) -> np.ndarray:
+    """Sample ``n`` images, streaming all of them to ``--npz`` if staged, and return the first ``shown``.
+
+    Without ``--npz`` only the ``shown`` images are sampled: no one would see the rest.
+    """
+    from gan_nas import images
+
+    head: list[np.ndarray] = []
+    kept = 0
+
+    def tap(batches):
+        nonlocal kept
+        for b in batches:
+            if kept < shown:
+                head.append(b[:shown - kept])
+                kept += len(head[-1])
+            yield b
+
+    if "--npz" in staged.outputs:
+        shape = (n, *(int(s) for s in gen.output_shape[1:]))
+        staged.write("--npz", lambda f: images.write_npz(f, shape, tap(images.sample_batches(gen, n, seed, batch))))
+    else:
+        for _ in tap(images.sample_batches(gen, shown, seed, batch)):
+            pass
+    return np.concatenate(head)
 
 
 def generate(
@@ -157,49 +381,56 @@ def generate(
 ) -> dict[str, Any]:
     """Write a grid of samples of the best (or a named) generator of a run.
 
+    Every output is checked before anything is loaded or sampled, and written
+    atomically: on any error none is created or changed, and nothing is left
+    beside them.
+
     Args:
         run_dir: the run directory.
-        out: the PNG grid to write (``ceil(sqrt(n))`` columns, 2-pixel white gaps).
-        n: how many samples.
-        seed: seed of the latent draws; None: the run's ``fitness.noise_seed``,
+        out: the PNG grid to write (``ceil(sqrt(k))`` columns, 2-pixel white gaps) of the first
+            ``k = min(n, MAX_GRID)`` samples.
+        n: how many samples, 1 to :data:`MAX_N`.
+        seed: seed of the latent draws, 0 to :data:`MAX_SEED`; None: the run's ``fitness.noise_seed``,
             so the grid shows the very draws the candidates were scored on.
         candidate: a candidate id (``c0007``) instead of the published best.
-        npz: also write the raw samples here, ``images`` (n, H, W, C) uint8, as ``gan-nas fid`` reads.
+        npz: also write all n raw samples here, ``images`` (n, H, W, C) uint8, as ``gan-nas fid`` reads;
+            written a batch at a time, so memory holds one batch.
         interpolate: also write a sheet of latent interpolations (8 rows of 10) here.
-        scale: integer upscaling of the PNGs (nearest neighbour).
+        scale: integer upscaling of the PNGs (nearest neighbour), 1 to :data:`MAX_SCALE`, and no PNG
+            larger than :data:`MAX_PNG_SIDE` pixels a side.
 
     Returns:
-        ``{"out", "n", "seed", "model", "shape", "npz", "interpolate"}``.
+        ``{"out", "n", "grid", "seed", "model", "shape", "npz", "interpolate"}``; ``grid`` is how
+        many samples the PNG shows.
 
     Raises:
-        RunDirError: missing or damaged run directory, no best/ yet, unknown or pruned candidate.
-        GanNasError: n or scale below 1.
+        RunDirError: missing or damaged run directory, no best/ yet, unknown, pruned or damaged candidate.
+        GanNasError: n, seed or scale out of range; an output that is a directory, in a missing
+            or unwritable folder, among the run directory's own files, or named twice.
     """
     from gan_nas import images
 
-    if n < 1:
-        raise GanNasError(f"--n must be at least 1, got {n}")
-    if scale < 1:
-        raise GanNasError(f"--scale must be at least 1, got {scale}")
+    _check_limits(n, seed, scale)
     store, cfg = open_run(run_dir)
+    outputs = _output_paths(store.root, out=out, npz=npz, interpolate=interpolate)
     seed = cfg.fitness.noise_seed if seed is None else int(seed)
-    gen = load_candidate_generator(store, cfg, candidate) if candidate else load_best_generator(store)
-    x = images.sample(gen, n, seed=seed, batch=cfg.fitness.batch_size)  # (n, H, W, C) uint8
-    out = images.save_png(images.grid(x), out, scale=scale)
-    result: dict[str, Any] = {"out": str(out), "n": int(n), "seed": seed, "model": candidate or "best",
-                              "shape": [int(s) for s in x.shape[1:]], "npz": None, "interpolate": None}
-    if npz is not None:
-        path = Path(npz)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
-            np.savez(f, images=x)
-        os.replace(tmp, path)
-        result["npz"] = str(path)
-    if interpolate is not None:
-        sheet = images.interpolation_sheet(gen, rows=8, steps=10, seed=seed)
-        result["interpolate"] = str(images.save_png(sheet, interpolate, scale=scale))
-    return result
+    with _Staged(outputs) as staged:
+        gen = _load_generator(store, cfg, candidate)
+        shape = tuple(int(s) for s in gen.output_shape[1:])
+        shown = min(n, MAX_GRID)
+        cols = math.ceil(math.sqrt(shown))
+        _check_png_size("--out", cols, math.ceil(shown / cols), shape, scale)
+        if interpolate is not None:
+            _check_png_size("--interpolate", 10, 8, shape, scale)
+        x = _sample(gen, n, shown, seed, cfg.fitness.batch_size, staged)
+        staged.write("--out", lambda f: images.write_png(images.grid(x), f, scale))
+        if interpolate is not None:
+            sheet = images.interpolation_sheet(gen, rows=8, steps=10, seed=seed)
+            staged.write("--interpolate", lambda f: images.write_png(sheet, f, scale))
+        staged.commit()
+    return {"out": str(outputs["--out"]), "n": int(n), "grid": shown, "seed": seed, "model": candidate or "best",
+            "shape": list(shape), "npz": str(npz) if npz is not None else None,
+            "interpolate": str(interpolate) if interpolate is not None else None}
 
 
 # --- report -----------------------------------------------------------------------------------
