@@ -647,50 +647,26 @@ def _mode_channels(mode: str) -> int:
 def read_samples(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarray:
     """Read samples (N, H, W, C) uint8 from an ``.npz`` (array ``images``) or a folder of PNG/JPEG files.
 
-    Raises:
-        FitnessError: missing or unreadable path, wrong shape, channels or dtype, fewer than 2 images.
-    """
-    p = Path(path).expanduser()
-    h, w, c = shape
-    if not p.exists():
-        raise FitnessError(f"samples path {p} does not exist")
-    if p.is_dir():
-        from PIL import Image, UnidentifiedImageError
+    Both are read as :mod:`gan_nas.data` reads datasets: never unpickling, with
+    Pillow's PNG and JPEG decoders only, and sizes checked before data is read.
 
-        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        images = []
-        for f in files:
-            try:
-                with Image.open(f) as im:
-                    im.load()
-                    if _mode_channels(im.mode) != c or im.mode in ("I", "I;16", "F", "P"):
-                        want = "grayscale (mode L)" if c == 1 else "RGB"
-                        raise FitnessError(f"{f}: image mode {im.mode}; the dataset needs {c}-channel {want} images")
-                    if im.size != (w, h):
-                        raise FitnessError(f"{f}: image is {im.size[0]}x{im.size[1]}, the dataset needs {w}x{h}")
-                    a = np.asarray(im.convert("L" if c == 1 else "RGB"), dtype=np.uint8)
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-                raise FitnessError(f"{f}: unreadable image ({e})") from None
-            images.append(a.reshape(h, w, c))
-        if len(images) < 2:
-            raise FitnessError(f"samples folder {p} holds {len(images)} PNG/JPEG images; scoring needs at least 2")
-        return np.stack(images)
+    Raises:
+        FitnessError: missing or unreadable path, wrong shape, channels or dtype, fewer than 2 images,
+            an image above :data:`gan_nas.data.MAX_IMAGE_PIXELS`, an array of Python objects.
+    """
+    from gan_nas import data
+
+    p = Path(path).expanduser()
     try:
-        z = np.load(p, allow_pickle=False)
-    except Exception as e:  # noqa: BLE001 - np.load raises many kinds on a bad file
-        raise FitnessError(f"{p}: not a readable .npz file ({type(e).__name__}: {e})") from None
-    if isinstance(z, np.ndarray):
-        raise FitnessError(f"{p}: is a .npy array; save samples as an .npz with an 'images' array")
-    try:
-        if "images" not in z.files:
-            raise FitnessError(f"{p}: has no 'images' array (found: {', '.join(z.files) or 'nothing'})")
-        x = z["images"]
-    except FitnessError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a damaged member of the archive
-        raise FitnessError(f"{p}: not a readable .npz file ({type(e).__name__}: {e})") from None
-    finally:
-        z.close()
+        is_dir = p.is_dir()
+        if not is_dir:
+            data.require_file(p, "samples path", FitnessError)
+    except OSError as e:  # is_dir() raises where a folder above p cannot be searched
+        raise FitnessError(f"samples path {p}: {e.strerror or e}") from None
+    if is_dir:
+        return _read_sample_folder(p, shape)
+    x = data.read_npz(p, ("images",), error=FitnessError)["images"]
+    h, w, c = shape
     if x.dtype != np.uint8:
         raise FitnessError(f"{p}: images must be uint8 in [0, 255], got {x.dtype}")
     if x.ndim != 4 or tuple(x.shape[1:]) != (h, w, c):
@@ -698,6 +674,30 @@ def read_samples(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.nda
     if len(x) < 2:
         raise FitnessError(f"{p}: holds {len(x)} images; scoring needs at least 2")
     return x
+
+
+def _read_sample_folder(folder: Path, shape: tuple[int, int, int]) -> np.ndarray:
+    """The PNG/JPEG images of ``folder`` (not its sub-folders), each exactly of ``shape``.
+
+    Each image's mode and size are checked before its pixels are decoded, so a
+    huge image costs nothing to refuse.
+    """
+    from gan_nas import data
+
+    h, w, c = shape
+    want = "grayscale (mode L)" if c == 1 else "RGB"
+    images = []
+    for f in data.list_images(folder, recursive=False, error=FitnessError):
+        with data.open_image(f, FitnessError) as im:
+            if _mode_channels(im.mode) != c or im.mode in ("I", "I;16", "F", "P"):
+                raise FitnessError(f"{f}: image mode {im.mode}; the dataset needs {c}-channel {want} images")
+            if im.size != (w, h):
+                raise FitnessError(f"{f}: image is {im.size[0]}x{im.size[1]}, the dataset needs {w}x{h}")
+            a = np.asarray(data.decode_image(im, f, "L" if c == 1 else "RGB", FitnessError), dtype=np.uint8)
+        images.append(a.reshape(h, w, c))
+    if len(images) < 2:
+        raise FitnessError(f"samples folder {folder} holds {len(images)} PNG/JPEG images; scoring needs at least 2")
+    return np.stack(images)
 
 
 def score_file(dataset: Dataset, samples_path: str | os.PathLike, cfg: FitnessConfig,

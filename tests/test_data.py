@@ -103,6 +103,51 @@ def test_cifar_extracted_and_tarball(tmp_path):
     np.testing.assert_array_equal(a.x_train[0, 0, 0], [raw[0], raw[1024], raw[2048]])
 
 
+class Py2Pickler(pickle._Pickler):
+    """Pickles str and bytes as Python 2's str (BINSTRING), as the distributed CIFAR-10 batches hold them."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_py2_str(self, obj: str | bytes) -> None:
+        raw = obj.encode("latin-1") if isinstance(obj, str) else obj
+        if len(raw) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(raw)) + raw)
+        self.memoize(obj)
+
+    dispatch[str] = save_py2_str
+    dispatch[bytes] = save_py2_str
+
+
+def py2_batch(d: dict) -> bytes:
+    """``d`` pickled as Python 2 with numpy 1 wrote the batches: protocol 2, str as bytes, numpy.core names."""
+    buf = io.BytesIO()
+    Py2Pickler(buf, protocol=2).dump(d)
+    return buf.getvalue().replace(b"numpy._core.", b"numpy.core.")
+
+
+@pytest.mark.parametrize("how", ["py2", "0", "1", "2", "3", "4", "5", "int labels", "array labels"])
+def test_cifar_batches_pickled_every_way_load_alike(tmp_path, how):
+    """The restricted unpickler takes every way a batch is written: Python 2's files, any protocol, numpy 1 or 2."""
+    root = make_cifar_extracted(tmp_path / "ref")
+    folder = tmp_path / "c" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for b in data.CIFAR_TRAIN + data.CIFAR_TEST:
+        d = pickle.loads((root / "cifar-10-batches-py" / b).read_bytes())
+        d[b"batch_label"], d[b"filenames"] = b"training batch 1 of 5", [b"img_%d.png" % i for i in range(4)]
+        if how == "int labels":
+            d[b"labels"] = [int(v) for v in d[b"labels"]]
+        elif how == "array labels":
+            d[b"labels"] = np.asarray(d[b"labels"], dtype=np.int64)
+        raw = py2_batch(d) if how == "py2" else pickle.dumps(d, protocol=int(how) if how.isdigit() else None)
+        (folder / b).write_bytes(raw)
+    ref, got = data.load("cifar10", str(root)), data.load("cifar10", str(tmp_path / "c"))
+    assert got.fingerprint == ref.fingerprint
+    if how == "py2":
+        assert b"numpy.core.multiarray\n_reconstruct" in (folder / "test_batch").read_bytes()
+
+
 def test_folder_mixed_sizes_resized_and_cropped(tmp_path):
     rng = np.random.default_rng(1)
     for cls, sizes in {"cats": [(40, 30), (28, 28), (64, 100)], "dogs": [(10, 12), (50, 50), (33, 29)]}.items():
