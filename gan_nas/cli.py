@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from gan_nas.errors import GanNasError
 from gan_nas.executors import import_tensorflow_quietly as _import_tensorflow_quietly
+from gan_nas.interrupt import Interrupted
 from gan_nas.store import json_safe
 
 # Keep TensorFlow's native log lines off the terminal: its start-up chatter, and an
@@ -210,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="image grid (and raw samples) from the best or a named candidate")
     gen.add_argument("run_dir", metavar="RUN_DIR", help="a search (or baseline) run directory")
     gen.add_argument("--out", required=True, help="PNG grid to write")
-    gen.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    gen.add_argument("--n", type=int, default=64,
+                     help="number of samples, 1 to 50,000 (default 64); the PNG grid shows the first 1,024, "
+                          "--npz gets all")
     gen.add_argument("--seed", type=int, help="latent noise seed (default: the run's fitness.noise_seed)")
     gen.add_argument("--candidate", metavar="ID", help="a candidate id (c0007) instead of best/")
     gen.add_argument("--npz", metavar="FILE", help="also write the samples, 'images' (N,H,W,C) uint8, for gan-nas fid")
@@ -266,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     except GanNasError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:  # SIGINT or SIGTERM, acted on at a safe point: 130 or 143, as a shell reports them
+        print(f"error: interrupted by {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import types
 import typing
@@ -140,6 +141,10 @@ class Config:
             raise ConfigError(f"config JSON is malformed: {e}") from None
 
 
+# Generated images scored per candidate, at most: FID's usual sizes are 10,000 to 50,000, and
+# their float64 features and covariances must fit in memory.
+MAX_SAMPLES = 100_000
+
 _CHOICES = {
     ("search", "strategy"): ("evolution", "random"),
     ("search", "objective"): ("fid", "pareto"),
@@ -174,6 +179,8 @@ def _coerce(section: str, key: str, tp: Any, value: Any) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):  # nan < 0 is false: NaN would pass every bound below and mean "no limit"
+            raise ConfigError(f"{where} must be a finite number, got {value!r} (0 means no limit where one is optional)")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -231,6 +238,10 @@ def _check(cfg: Config) -> Config:
         raise ConfigError("space.latent_sizes must be a non-empty list of positive integers")
     if cfg.fitness.n_search < 2 or cfg.fitness.n_report < 2:
         raise ConfigError("fitness.n_search and fitness.n_report must be at least 2")
+    for key in ("n_search", "n_report"):
+        if getattr(cfg.fitness, key) > MAX_SAMPLES:
+            raise ConfigError(f"fitness.{key} must be at most {MAX_SAMPLES:,} (FID's usual sample size is 10,000 "
+                              f"to 50,000), got {getattr(cfg.fitness, key):,}")
     return cfg
 
 

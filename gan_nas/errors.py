@@ -27,3 +27,7 @@ class FitnessError(GanNasError):
 
 class RunDirError(GanNasError):
     """A run directory is missing, damaged, or locked by another search."""
+
+
+class CheckpointError(RunDirError):
+    """A checkpoint in a run directory is missing or damaged: the run's fault, not a genome's."""

@@ -46,13 +46,19 @@ from typing import Any
 
 import numpy as np
 
+from gan_nas import interrupt
 from gan_nas import space as space_mod
 from gan_nas.config import Config
-from gan_nas.errors import ConfigError, GanNasError
+from gan_nas.errors import CheckpointError, ConfigError, GanNasError, RunDirError
 from gan_nas.genome import GanGenome, step_macs
+from gan_nas.store import valid_id
 
 PRUNED_FILES = ("weights.npz", "optimizers.npz")
+CHECKPOINT_FILES = ("meta.json", "weights.npz")  # what a task that starts from a checkpoint reads
 AHEAD_DIR = "ahead"  # continuations trained ahead of their generation, not yet journaled
+# Exceptions of an evaluation that are the run directory's fault, not the candidate's: they stop
+# the search (exit 2) instead of being journaled as the candidate's failure.
+RUN_DIR_ERRORS = ("CheckpointError",)
 
 
 # --- evaluation (runs in the executor: in process, a worker process, or Ray) ---
@@ -201,6 +207,82 @@ def select_survivors(cands: list[dict[str, Any]], mu: int, objective: str, diver
     return (ok + bad)[:mu]
 
 
+# --- reading back -------------------------------------------------------------------
+
+_TASK_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "id": str, "generation": int, "kind": str, "parents": list, "genome": dict, "steps": int, "seed": int,
+    "parent_ckpt": list, "resume_ckpt": (str, type(None)), "save_to": str,
+}
+
+
+def run_relative(path: str, where: str) -> str:
+    """A checkpoint path of a task as kept in state.json: ``candidates/ID`` or ``ahead/NAME``.
+
+    Runs made before paths were relative hold them absolute, or relative to the folder the
+    search was started from; their last two parts name the checkpoint within the run.
+    """
+    parts = Path(path).parts
+    if len(parts) < 2 or parts[-2] not in ("candidates", AHEAD_DIR) or not valid_id(parts[-1]):
+        raise RunDirError(f"{where}: {path!r} is not a checkpoint of this run (candidates/ID)")
+    return f"{parts[-2]}/{parts[-1]}"
+
+
+def check_state(state: dict[str, Any], records: dict[str, dict[str, Any]], path: Path) -> dict[str, Any]:
+    """``state`` (read from ``path``) checked against the journal's ``records``, with its checkpoint
+    paths made relative to the run directory; RunDirError naming the field if it is damaged."""
+    fix = "delete it and resume: the search rebuilds it from the journal"
+
+    def bad(field: str, why: str) -> RunDirError:
+        return RunDirError(f"{path}: field {field!r} {why}; {fix}")
+
+    def need(field: str, types: type | tuple[type, ...], value: Any) -> Any:
+        if isinstance(value, bool) and types is not bool or not isinstance(value, types):
+            names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+            raise bad(field, "is missing" if value is None else f"must be a {names}, got {json.dumps(value)[:40]}")
+        return value
+
+    for field, types in (("generation", int), ("population", list), ("hall_of_fame", list),
+                         ("next_id", int), ("pending", list), ("rng", dict)):
+        need(field, types, state.get(field))
+    if state["generation"] < 0 or state["next_id"] < 0:
+        raise bad("generation" if state["generation"] < 0 else "next_id", "must not be negative")
+    for field in ("population", "hall_of_fame"):
+        for cid in state[field]:
+            if cid not in records:
+                raise bad(field, f"names {cid!r}, which the journal does not hold")
+    need("elapsed", (int, float), state.get("elapsed", 0.0))
+    try:
+        np.random.default_rng().bit_generator.state = state["rng"]
+    except (TypeError, ValueError, KeyError) as e:
+        raise bad("rng", f"is not a random generator's state ({e})") from None
+    tasks = [("pending", t) for t in state["pending"]]
+    if state.get("final") is not None:
+        need("final", dict, state["final"])
+        tasks.append(("final.task", need("final.task", dict, state["final"].get("task"))))
+    for field, t in tasks:
+        need(field, dict, t)
+        for key, types in _TASK_FIELDS.items():
+            need(f"{field}.{key}", types, t.get(key))
+        for cid in t["parents"]:
+            if cid not in records:
+                raise bad(f"{field}.parents", f"names {cid!r}, which the journal does not hold")
+        t["parent_ckpt"] = [run_relative(p, f"{path}: {field}.parent_ckpt") for p in t["parent_ckpt"]]
+        if t["resume_ckpt"] is not None:
+            t["resume_ckpt"] = run_relative(t["resume_ckpt"], f"{path}: {field}.resume_ckpt")
+        t["save_to"] = run_relative(t["save_to"], f"{path}: {field}.save_to")
+    return state
+
+
+def stop_if_all_failed_alike(done: list[dict[str, Any]]) -> None:
+    """Raise GanNasError when every evaluation of generation 0 failed with one and the same error:
+    that is the config's or the machine's fault (a batch larger than the data, too little memory),
+    and every later generation would fail the same way."""
+    errors = {r.get("error") for r in done}
+    if done and all(r["status"] == "failed" for r in done) and len(errors) == 1 and None not in errors:
+        raise GanNasError(f"every evaluation of generation 0 failed with the same error, so the search stops: "
+                          f"{errors.pop()}")
+
+
 # --- the search --------------------------------------------------------------------
 
 
@@ -231,24 +313,50 @@ class Search:
         generation, to run now, with no id yet and its checkpoint in ``RUN_DIR/ahead/`` until
         :meth:`adopt_ahead` gives it both."""
         generation = state["generation"] + 1 if ahead else state["generation"]
+        # Checkpoint paths are relative to the run directory (see :func:`in_run_dir`), so that
+        # state.json stays valid when the run is moved, copied, or resumed from another folder.
         if ahead:
-            cid, save_to = None, self.store.root / AHEAD_DIR / f"{parents[0]}-g{generation:03d}"
+            cid, save_to = None, f"{AHEAD_DIR}/{parents[0]}-g{generation:03d}"
         else:
             cid = f"c{state['next_id']:04d}"
             state["next_id"] += 1
-            save_to = self.store.candidate_dir(cid)
+            self.store.candidate_dir(cid)
+            save_to = f"candidates/{cid}"
         if kind == "continue":  # known before the generation's tasks are made, so it can run ahead
             seed = continuation_seed(self.cfg.run.seed, parents[0], generation)
         else:
             seed = (self.cfg.run.seed * 1_000_003 + state["next_id"]) % (2**31 - 1)
-        parent_ckpt = [str(self.store.candidate_dir(p)) for p in parents] if resume_from is None else []
+        # Only a parent that trained has weights to inherit (a failed one left none).
+        parent_ckpt = [f"candidates/{p}" for p in parents
+                       if self.records.get(p, {}).get("status") == "ok"] if resume_from is None else []
         return {
             "id": cid, "generation": generation, "kind": kind, "parents": parents,
             "genome": genome.to_dict(), "steps": steps, "seed": seed,
             "parent_ckpt": parent_ckpt if self.cfg.training.inherit_weights else [],
-            "resume_ckpt": str(self.store.candidate_dir(resume_from)) if resume_from else None,
-            "save_to": str(save_to),
+            "resume_ckpt": f"candidates/{resume_from}" if resume_from else None,
+            "save_to": save_to,
         }
+
+    def payload(self, t: dict[str, Any], cfg_dict: dict[str, Any]) -> dict[str, Any]:
+        """What an executor gets for task ``t``: its checkpoint paths made absolute for a worker,
+        whose working directory (a Ray node's) need not be the search's, and the config."""
+        root = os.path.abspath(self.store.root)
+
+        def absolute(rel: str) -> str:
+            return os.path.join(root, rel)
+
+        return {**t, "parent_ckpt": [absolute(p) for p in t.get("parent_ckpt") or []],
+                "resume_ckpt": absolute(t["resume_ckpt"]) if t.get("resume_ckpt") else None,
+                "save_to": absolute(t["save_to"]), "config": cfg_dict, "reference": self.reference}
+
+    def check_checkpoints(self, t: dict[str, Any]) -> None:
+        """Raise CheckpointError, before it runs, if a checkpoint that task ``t`` reads is missing."""
+        for rel in [*(t.get("parent_ckpt") or []), *([t["resume_ckpt"]] if t.get("resume_ckpt") else [])]:
+            for name in CHECKPOINT_FILES:
+                if not (self.store.root / rel / name).is_file():
+                    raise CheckpointError(
+                        f"{self.store.root / rel / name} is missing, and {t['id'] or 'a task'} ({t['kind']}) needs "
+                        f"it; restore it from a copy of the run and resume")
 
     def continuation(self, state: dict[str, Any], m: dict[str, Any], ahead: bool = False) -> dict[str, Any]:
         """Survivor ``m``'s continuation: ``training.survivor_steps`` more from its checkpoint."""
@@ -303,6 +411,8 @@ class Search:
         cfg, store = self.cfg, self.store
         self.records = {r["id"]: r for r in store.journal()}
         state = store.read_state()
+        if state is not None:
+            state = check_state(state, self.records, store.root / "state.json")
         if state is None:
             rng = np.random.default_rng(cfg.run.seed)
             state = {"generation": 0, "population": [], "hall_of_fame": [], "next_id": 0,
@@ -335,6 +445,8 @@ class Search:
                     # the generation stays open (its survivors are chosen on resume), but what finished counts
                     self.update_hall_of_fame(state, self.finished(state))
                     break
+                if state["generation"] == 0:
+                    stop_if_all_failed_alike(self.finished(state))
                 self.advance(state)
                 state["elapsed"] = elapsed0 + time.monotonic() - t_start
                 if state["generation"] >= cfg.search.generations:
@@ -373,7 +485,9 @@ class Search:
             # still training a long one while the others wait at the generation's barrier.
             median = self.median_rate()
             tasks = sorted(tasks, key=lambda t: self.expected_seconds(t, median), reverse=True)
-        payload = [{**t, "config": cfg_dict, "reference": self.reference} for t in tasks]
+        for t in tasks:
+            self.check_checkpoints(t)
+        payload = [self.payload(t, cfg_dict) for t in tasks]
         extras: list[dict[str, Any]] = []
         idle = None
         if ahead and self.cfg.run.train_ahead and executor.workers > 1:
@@ -383,12 +497,16 @@ class Search:
                     return None
                 self.ahead_started.add((t["parents"][0], t["generation"]))
                 extras.append(t)
-                return {**t, "config": cfg_dict, "reference": self.reference}
+                return self.payload(t, cfg_dict)
         columns = (TextColumn("generation {task.fields[gen]}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
         with Progress(*columns, console=self.console, transient=False, disable=self.console is None) as bar:
             job = bar.add_task("", total=len(tasks), gen=state["generation"])
             for i, result in executor.map_unordered(evaluate_task, payload, idle=idle):
+                if result.get("error_type") in RUN_DIR_ERRORS:  # the run directory's fault: nothing to journal
+                    raise CheckpointError(result["error"].split(": ", 1)[-1])
+                if result.get("status") == "failed" and interrupt.requested():
+                    interrupt.check()  # a task cut short by the stop is redone on resume, not journaled as failed
                 if i >= len(tasks):  # trained ahead: journaled when its generation's tasks are made
                     t = extras[i - len(tasks)]
                     self.ahead[(t["parents"][0], t["generation"])] = (t, result)
@@ -399,6 +517,7 @@ class Search:
                 self.records[t["id"]] = record
                 bar.advance(job)
                 self.log(self.line(record))
+                interrupt.check()
                 if over_budget() and len([x for x in tasks if x["id"] not in self.records]) > 0:
                     return False
         return True
@@ -407,7 +526,7 @@ class Search:
     def record(t: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         """The journal record of task ``t``'s result."""
         record = {k: t[k] for k in ("id", "generation", "kind", "parents", "genome", "steps")}
-        record.update({k: v for k, v in result.items() if k != "traceback"})
+        record.update({k: v for k, v in result.items() if k not in ("traceback", "error_type")})
         record.setdefault("fitness", None)
         record.setdefault("params", {"g": 0, "d": 0})
         record.setdefault("seconds", {})
@@ -476,10 +595,10 @@ class Search:
                       if early[k] != t[k]]
             if differ:  # a bug, not bad input: never journal a result under a task it was not
                 raise RuntimeError(f"internal error: {t['id']} was trained ahead with other {', '.join(differ)}")
-            dst = Path(t["save_to"])
+            dst, src = self.store.root / t["save_to"], self.store.root / early["save_to"]
             shutil.rmtree(dst, ignore_errors=True)  # made empty with the task's id (or left by a crash)
-            if Path(early["save_to"]).is_dir():
-                os.replace(early["save_to"], dst)
+            if src.is_dir():
+                os.replace(src, dst)
             else:  # it failed before writing a checkpoint
                 dst.mkdir(parents=True, exist_ok=True)
             record = self.record(t, result)
@@ -710,22 +829,70 @@ def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool =
             cfg = config_mod.override(cfg, resume_set)
     ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
     if not resume:
-        space_mod.SearchSpace.from_config(cfg.space)  # fail on a bad space or dataset before creating anything
+        preflight(cfg, ds)  # everything that can fail on bad input fails before anything is created
+        existed = Path(run_dir).is_dir()
         store = RunStore.create(run_dir, cfg.to_json())
     console = None if quiet else Console(stderr=True)
-    with store.locked():
-        if resume and resume_set:
-            store.write_json_atomic(store.root / CONFIG, json.loads(cfg.to_json()))
+    try:
+        with interrupt.stop_on_signals(), store.locked():
+            if resume and resume_set:
+                store.write_json_atomic(store.root / CONFIG, json.loads(cfg.to_json()))
 
-        s = Search(cfg, store, tuple(ds.spec.shape), console)
+            s = Search(cfg, store, tuple(ds.spec.shape), console)
 
-        def prepare() -> None:
-            # train and cache the classifier once, before any worker needs it; kept in this
-            # process, where the serial executor's evaluations then find it; workers must
-            # score with the same weights (a Ray node without the cache would train its own)
-            s.reference = _dataset_and_reference(cfg, ds)[1].digest
+            def prepare() -> None:
+                # train and cache the classifier once, before any worker needs it; kept in this
+                # process, where the serial executor's evaluations then find it; workers must
+                # score with the same weights (a Ray node without the cache would train its own)
+                s.reference = _dataset_and_reference(cfg, ds)[1].digest
 
-        return s.run(resume=resume, prepare=prepare)
+            return s.run(resume=resume, prepare=prepare)
+    except interrupt.Interrupted as e:
+        print(f"stopped by {e}; nothing finished is lost. To go on: gan-nas search --resume --run-dir {store.root}",
+              file=sys.stderr, flush=True)
+        raise
+    except GanNasError:
+        if not resume and not any(r["status"] == "ok" for r in _journal_or_empty(store)):
+            remove_created(store.root, keep_folder=existed)  # bad input creates nothing
+        raise
+
+
+def preflight(cfg: Config, ds) -> None:
+    """Check, before a run directory exists, what would otherwise fail every evaluation.
+
+    Raises:
+        GanNasError: the space cannot produce a genome for the dataset's shape, the batch is
+            larger than the training split, or the dataset cannot be scored (labels).
+    """
+    from gan_nas import fitness
+
+    shape = tuple(ds.spec.shape)
+    space = space_mod.SearchSpace.from_config(cfg.space)
+    space_mod.sample(space, shape, np.random.default_rng(cfg.run.seed))  # an impossible space raises here
+    if cfg.data.batch_size > len(ds.x_train):
+        raise ConfigError(f"data.batch_size = {cfg.data.batch_size:,} is larger than the training split "
+                          f"({len(ds.x_train):,} images); use at most that")
+    fitness.check_trainable(ds)
+
+
+def _journal_or_empty(store) -> list[dict[str, Any]]:
+    try:
+        return store.journal()
+    except GanNasError:
+        return []
+
+
+def remove_created(root: Path, keep_folder: bool) -> None:
+    """Remove a run directory that this command created (or, ``keep_folder``, what it put in the
+    empty folder it was given), after bad input stopped the search before anything was worth keeping."""
+    if keep_folder:
+        for p in root.iterdir():
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+    else:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 __all__ = ["search", "Search", "evaluate_task", "select_survivors", "tournament", "non_dominated_fronts",

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from gan_nas import interrupt
 from gan_nas.config import RunConfig
 from gan_nas.errors import ConfigError
 
@@ -69,11 +70,13 @@ def _init_worker(threads: int) -> None:
             pass
 
 
-def failed(error: str, tb: str | None = None) -> Result:
-    """A failed task's result."""
+def failed(error: str, tb: str | None = None, error_type: str | None = None) -> Result:
+    """A failed task's result; ``error_type``: the exception's class name, where one was raised."""
     result: Result = {"status": "failed", "error": error}
     if tb is not None:
         result["traceback"] = tb
+    if error_type is not None:
+        result["error_type"] = error_type
     return result
 
 
@@ -82,7 +85,7 @@ def _call(fn: TaskFn, task: Task) -> Result:
     try:
         return fn(task)
     except Exception as e:
-        return failed(f"{type(e).__name__}: {e}", traceback.format_exc())
+        return failed(f"{type(e).__name__}: {e}", traceback.format_exc(), type(e).__name__)
 
 
 def _exit_reason(exitcode: int | None) -> str:
@@ -300,6 +303,7 @@ class ProcessExecutor(Executor):
         attempts = [0] * len(tasks)
         started: dict[int, float] = {}
         running = 0
+        settled = False  # nothing finished since idle was last asked: ask it again only when something did
         try:
             while pending or running:
                 for slot in range(self.workers):
@@ -308,7 +312,7 @@ class ProcessExecutor(Executor):
                         continue
                     if not pending:
                         extra = None
-                        if idle is not None and running:
+                        if idle is not None and running and not settled:
                             now = time.monotonic()
                             extra = idle([(x.index, now - started[x.index]) for x in self._pool
                                           if x is not None and x.index is not None])
@@ -328,8 +332,12 @@ class ProcessExecutor(Executor):
                         w.conn.send((w.index, fn, tasks[w.index]))
                     except OSError:
                         pass  # it died just now: the wait below sees it
+                settled = True
                 busy = [(slot, w) for slot, w in enumerate(self._pool) if w is not None and w.index is not None]
-                multiprocessing.connection.wait([o for _, w in busy for o in (w.conn, w.process.sentinel)])
+                # Woken at least twice a second to act on a stop request (Ctrl-C, SIGTERM).
+                multiprocessing.connection.wait([o for _, w in busy for o in (w.conn, w.process.sentinel)],
+                                                timeout=0.5)
+                interrupt.check()
                 for slot, w in busy:
                     result = None
                     try:
@@ -341,10 +349,12 @@ class ProcessExecutor(Executor):
                         index, value = result
                         w.index = None
                         running -= 1
+                        settled = False
                         yield index, value
                     elif not w.process.is_alive():
                         index, w.index = w.index, None
                         running -= 1
+                        settled = False
                         self._stop(slot)
                         if attempts[index] > self.max_retries:
                             yield index, failed(_exit_reason(w.process.exitcode))
@@ -447,7 +457,8 @@ class RayExecutor(Executor):
             submit(task)
         try:
             while refs:
-                done, _ = ray.wait(list(refs), num_returns=1)
+                done, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
+                interrupt.check()  # a stop request (Ctrl-C, SIGTERM): the finally cancels what runs
                 for ref in done:
                     index = refs.pop(ref)
                     try:

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from gan_nas.errors import GanNasError
+from gan_nas import interrupt
+from gan_nas.errors import CheckpointError, GanNasError
 from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, validate
 from gan_nas.store import json_safe
 
@@ -176,8 +178,11 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], 
         if (path / OPTIMIZERS_FILE).is_file():
             with np.load(path / OPTIMIZERS_FILE) as z:
                 opt = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError) as e:
-        raise GanNasError(f"checkpoint {path} is missing or damaged: {e}") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        # The run directory's fault, not the genome's: the search stops (exit 2) rather than
+        # journal a candidate as failed for good; restored, the run resumes.
+        raise CheckpointError(f"checkpoint {path} is missing or damaged ({type(e).__name__}: {e}); restore it "
+                              f"from a copy of the run and resume") from None
     return meta, weights, opt
 
 
@@ -457,6 +462,7 @@ def train_candidate(
         result.seconds["build"] = t_train - t0
         deadline = t_train + opt.max_seconds if opt.max_seconds > 0 else math.inf
         while done < steps and _finite(gl_v, dl_v) and time.perf_counter() < deadline:
+            interrupt.check()  # Ctrl-C or SIGTERM: stop between steps; nothing of this candidate is kept
             gl, dl = train_step(next(it))
             gl_v, dl_v = float(gl), float(dl)
             done += 1

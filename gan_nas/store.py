@@ -56,6 +56,46 @@ def seconds_of(records, part: str = "total") -> float:
     return sum(float((r.get("seconds") or {}).get(part, 0.0)) for r in records)
 
 
+# A journal record's fields that every reader relies on, and their JSON types.
+RECORD_STATUSES = ("ok", "invalid", "diverged", "failed")
+_RECORD_FIELDS: dict[str, tuple[type, ...]] = {
+    "id": (str,), "generation": (int,), "kind": (str,), "parents": (list,), "genome": (dict,),
+    "status": (str,), "params": (dict,), "steps": (int,), "seconds": (dict,),
+}
+
+
+def check_record(rec: dict[str, Any], where: str) -> None:
+    """Raise RunDirError, naming ``where`` and the field, if a journal record is malformed."""
+    def bad(field: str, why: str) -> RunDirError:
+        return RunDirError(f"{where}: field {field!r} {why}; repair or delete that line and resume "
+                           f"(a deleted evaluation is redone)")
+
+    for field, types in _RECORD_FIELDS.items():
+        if field not in rec:
+            raise bad(field, "is missing")
+        v = rec[field]
+        if not isinstance(v, types) or isinstance(v, bool):
+            raise bad(field, f"must be a JSON {'/'.join('number' if t is int else t.__name__ for t in types)}, "
+                             f"got {json.dumps(v)[:40]}")
+    if not valid_id(rec["id"]):
+        raise bad("id", f"is not a candidate id: {rec['id']!r}")
+    if rec["generation"] < 0 or rec["steps"] < 0:
+        raise bad("generation" if rec["generation"] < 0 else "steps", "must not be negative")
+    if rec["status"] not in RECORD_STATUSES:
+        raise bad("status", f"must be one of {', '.join(RECORD_STATUSES)}, got {rec['status']!r}")
+    if not all(isinstance(p, str) for p in rec["parents"]):
+        raise bad("parents", "must be a list of candidate ids")
+    f = rec.get("fitness")
+    if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or math.isnan(f)):
+        raise bad("fitness", f"must be a number or null, got {json.dumps(f)[:40]}")
+
+
+def valid_id(cid: Any) -> bool:
+    """Whether ``cid`` can name a candidate's directory: a plain, non-hidden file name."""
+    return (isinstance(cid, str) and bool(cid) and cid not in (".", "..") and "/" not in cid and "\\" not in cid
+            and not cid.startswith(".") and "\0" not in cid)
+
+
 CONFIG = "config.json"
 JOURNAL = "journal.jsonl"
 STATE = "state.json"
@@ -312,6 +352,7 @@ class RunStore:
     def _recover(self) -> None:
         """Finish an interrupted best/ swap and delete leftover temporaries (lock held)."""
         self._recover_best()
+        self._drop_torn_journal_tail()
         for d in (self.root, self.root / "candidates", *self.root.glob("candidates/*")):
             for p in d.glob(f".*{_TMP_MARK}*") if d.is_dir() else ():
                 if p.is_file():
@@ -344,33 +385,68 @@ class RunStore:
     def journal(self) -> list[dict[str, Any]]:
         """Every journal record, in the order written; empty if there is no journal yet.
 
+        A last line that is cut off (no newline after it, not valid JSON: a write
+        interrupted by a crash) is left out with a warning; the next search to take
+        the lock removes it, and its evaluation is redone. Corruption anywhere else
+        is an error.
+
         Raises:
-            RunDirError: A line is not a JSON object; the message gives the line number and a fix.
+            RunDirError: A line is not a valid record; the message gives the line, the field and a fix.
         """
         try:
             data = self.journal_path.read_bytes()
         except FileNotFoundError:
             return []
+        except OSError as e:
+            raise RunDirError(f"{self.journal_path} cannot be read: {e.strerror}") from None
         lines = data.split(b"\n")
-        records = []
+        records, seen = [], set()
         for lineno, raw in enumerate(lines, start=1):
             if not raw.strip():
                 continue
+            where = f"{self.journal_path}:{lineno}"
             try:
                 rec = json.loads(raw)
                 if not isinstance(rec, dict):
                     raise ValueError(f"a JSON {type(rec).__name__}, not an object")
             except (ValueError, UnicodeDecodeError) as e:
-                where = f"{self.journal_path}:{lineno}"
                 if lineno == len(lines):  # no newline after it: the write was cut off
-                    raise RunDirError(
-                        f"{where}: corrupt journal line (truncated: a write cut off by a crash); "
-                        f"delete that last line and resume, its evaluation will be redone") from None
+                    print(f"warning: {where}: ignoring a cut-off last journal line (a write interrupted by a "
+                          f"crash); its evaluation will be redone", file=sys.stderr)
+                    continue
                 raise RunDirError(
                     f"{where}: corrupt journal line ({e}); repair or delete that line and resume, "
                     f"a deleted evaluation will be redone") from None
+            check_record(rec, where)
+            if rec["id"] in seen:
+                raise RunDirError(f"{where}: field 'id': {rec['id']!r} is journaled twice; delete one of the two "
+                                  f"lines and resume")
+            seen.add(rec["id"])
             records.append(rec)
         return records
+
+    def _drop_torn_journal_tail(self) -> None:
+        """Cut a last journal line that a crash left unfinished, so that appends start on a clean line."""
+        try:
+            data = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return
+        cut = data.rfind(b"\n") + 1
+        tail = data[cut:]
+        if not tail.strip():
+            return
+        try:
+            if isinstance(json.loads(tail), dict):
+                return  # complete, only its newline is missing (a hand edit): append() adds one
+        except (ValueError, UnicodeDecodeError):
+            pass
+        lineno = data.count(b"\n") + 1
+        print(f"warning: {self.journal_path}:{lineno}: removing a cut-off last journal line (a write "
+              f"interrupted by a crash); its evaluation will be redone", file=sys.stderr)
+        with open(self.journal_path, "r+b") as f:
+            f.truncate(cut)
+            f.flush()
+            os.fsync(f.fileno())
 
     def write_state(self, state: dict[str, Any]) -> None:
         """Replace state.json atomically with ``state``."""
@@ -385,7 +461,8 @@ class RunStore:
         path = self.root / STATE
         if not path.exists():
             return None
-        return self.read_json(path, expect=dict)
+        # the journal holds everything state.json summarises
+        return self.read_json(path, expect=dict, fix="delete it and resume: the search rebuilds it from the journal")
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -406,7 +483,8 @@ class RunStore:
             raise
         _fsync_dir(path.parent)
 
-    def read_json(self, path: str | Path, expect: type | None = None) -> Any:
+    def read_json(self, path: str | Path, expect: type | None = None,
+                  fix: str = "restore it or start a new run") -> Any:
         """Read a JSON file of the run, such as a candidate's genome.json.
 
         Args:
@@ -422,9 +500,10 @@ class RunStore:
         except FileNotFoundError:
             raise RunDirError(f"{path} is missing; the run directory is incomplete") from None
         except (OSError, ValueError) as e:
-            raise RunDirError(f"{path} is corrupt ({e}); restore it or start a new run") from None
+            raise RunDirError(f"{path} is corrupt ({e}); {fix}") from None
         if expect is not None and not isinstance(value, expect):
-            raise RunDirError(f"{path} is corrupt: expected a JSON {expect.__name__}, got {type(value).__name__}")
+            raise RunDirError(f"{path} is corrupt: expected a JSON {expect.__name__}, got {type(value).__name__}; "
+                              f"{fix}")
         return value
 
     def candidate_dir(self, cid: str, create: bool = True) -> Path:
@@ -437,7 +516,7 @@ class RunStore:
         Raises:
             RunDirError: The id is not a plain name, or (create=False) no such candidate exists.
         """
-        if not cid or cid in (".", "..") or "/" in cid or "\\" in cid or cid.startswith("."):
+        if not valid_id(cid):
             raise RunDirError(f"candidate id {cid!r} is not valid; ids are listed in {self.journal_path}")
         path = self.root / "candidates" / cid
         if create:

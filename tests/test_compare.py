@@ -220,7 +220,8 @@ def test_baseline_refuses_other_directories(workdir: Path, tmp_path: Path, capsy
     # a search run directory
     store = RunStore.create(tmp_path / "search", tiny_config(workdir / "shapes16.npz").to_json())
     with store.locked():
-        store.append({"id": "c0000", "status": "ok", "generation": 0})
+        store.append({"id": "c0000", "status": "ok", "generation": 0, "kind": "initial", "parents": [],
+                      "genome": {}, "fitness": 10.0, "params": {"g": 1, "d": 1}, "steps": 3, "seconds": {}})
         store.write_state({"generation": 0, "population": ["c0000"], "hall_of_fame": []})
     code, _, err = run_cli(["baseline", "--run-dir", str(store.root), "--steps", "3"], capsys)
     assert_one_error_line(code, err, "is a search run directory, not a baseline directory")
@@ -239,7 +240,8 @@ def _search_dir(tmp_path: Path, workdir: Path) -> Path:
     store = RunStore.create(tmp_path / "run", tiny_config(workdir / "shapes16.npz").to_json())
     with store.locked():
         store.append({"id": "c0000", "generation": 0, "status": "ok", "fitness": 10.0, "total_steps": 3,
-                      "seconds": {"total": 1.0}, "params": {"g": 1, "d": 1}})
+                      "seconds": {"total": 1.0}, "params": {"g": 1, "d": 1}, "kind": "initial", "parents": [],
+                      "genome": {}, "steps": 3})
     return store.root
 
 

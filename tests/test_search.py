@@ -175,6 +175,7 @@ def test_final_training_of_the_best_counts_in_the_journal_and_survives_a_crash(f
     # a crash during the final training: its journal line never came; resume runs the same task once
     (run / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in journal[:4]))
     state["final"]["finished"] = False
+    state["hall_of_fame"] = [i for i in state["hall_of_fame"] if i != final["id"]]  # as written before it ran
     (run / "state.json").write_text(json.dumps(state))
     assert cli.main(["search", "--resume", "--run-dir", str(run), "--quiet"]) == 0
     ids = [json.loads(line)["id"] for line in (run / "journal.jsonl").read_text().splitlines()]
@@ -242,7 +243,8 @@ def test_evaluate_hands_a_pool_its_tasks_longest_first(fixture_dir, tmp_path):
     cfg = config.load(write_config(fixture_dir, "order2"))
     s = evolution.Search(cfg, RunStore.create(tmp_path / "run", cfg.to_json()), (28, 28, 1))
     g = dcgan((28, 28, 1)).to_dict()
-    tasks = [{"id": f"c{i}", "generation": 0, "kind": "initial", "parents": [], "genome": g, "steps": n}
+    tasks = [{"id": f"c{i}", "generation": 0, "kind": "initial", "parents": [], "genome": g, "steps": n,
+              "parent_ckpt": [], "resume_ckpt": None, "save_to": f"candidates/c{i}"}
              for i, n in enumerate([1, 5, 3])]
     for workers, order in [(1, ["c0", "c1", "c2"]), (2, ["c1", "c2", "c0"])]:
         ex, s.records = Recorder(workers), {}
@@ -297,7 +299,7 @@ def test_idle_work_is_a_sure_survivors_continuation_that_fits_the_wait(fixture_d
     assert t is not None and s.idle_work(state, [y], [(0, 5.0)]) is not None  # 7 s left: fits, just
     assert t is not None and t["id"] is None and t["kind"] == "continue" and t["parents"] == ["c0000"]
     assert t["generation"] == 1 and t["steps"] == 5 and t["seed"] == evolution.continuation_seed(3, "c0000", 1)
-    assert Path(t["save_to"]).parent == tmp_path / "run" / evolution.AHEAD_DIR
+    assert t["save_to"] == f"{evolution.AHEAD_DIR}/c0000-g001"  # relative to the run directory, as in state.json
     assert s.idle_work(state, [y], [(0, 5.5)]) is None  # 6.5 s left: 7 s would keep the next generation waiting
     s.ahead_started.add(("c0000", 1))
     assert s.idle_work(state, [y], [(0, 2.0)]) is None  # already trained ahead

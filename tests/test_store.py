@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,6 +21,12 @@ CONFIG = '{"run": {"seed": 0}}'
 @pytest.fixture
 def store(tmp_path):
     return RunStore.create(tmp_path / "run", CONFIG)
+
+
+def rec(cid: str, **fields) -> dict:
+    """A journal record with every field a reader relies on."""
+    return {"id": cid, "generation": 0, "kind": "initial", "parents": [], "genome": {}, "status": "ok",
+            "fitness": 1.0, "params": {"g": 1, "d": 1}, "steps": 1, "seconds": {}, **fields}
 
 
 def _exited_pid() -> int:
@@ -96,8 +103,8 @@ def test_corrupt_state(store):
 
 
 def test_journal_round_trip(store):
-    records = [{"id": f"g0-{i}", "fitness": 10.0 - i, "metrics": {"fid": 1.5}} for i in range(3)]
-    records.append({"id": "g0-3", "status": "failed", "fitness": float("inf")})
+    records = [rec(f"g0-{i}", fitness=10.0 - i, metrics={"fid": 1.5}) for i in range(3)]
+    records.append(rec("g0-3", status="failed", fitness=float("inf")))
     for r in records:
         store.append(r)
     assert store.journal() == records
@@ -105,33 +112,60 @@ def test_journal_round_trip(store):
 
 
 def test_journal_line_without_final_newline_is_kept_apart(store):
-    store.append({"id": "a"})
+    store.append(rec("a"))
     store.journal_path.write_bytes(store.journal_path.read_bytes().rstrip(b"\n"))  # hand-edited
-    store.append({"id": "b"})
-    assert store.journal() == [{"id": "a"}, {"id": "b"}]
+    assert store.journal() == [rec("a")]
+    with store.locked():  # a complete last line is kept by the writer, only its newline is added
+        store.append(rec("b"))
+    assert store.journal() == [rec("a"), rec("b")]
 
 
 def test_journal_corrupt_middle_line(store):
-    store.append({"id": "a"})
+    store.append(rec("a"))
     with open(store.journal_path, "a") as f:
         f.write("{oops\n")
-    store.append({"id": "c"})
+    store.append(rec("c"))
     with pytest.raises(RunDirError, match=r"journal.jsonl:2: corrupt journal line \(.*\); repair or delete"):
         store.journal()
 
 
 def test_journal_non_object_line(store):
-    store.journal_path.write_text('{"id": "a"}\n[1, 2]\n')
+    store.journal_path.write_text(json.dumps(rec("a")) + '\n[1, 2]\n')
     with pytest.raises(RunDirError, match=r"journal.jsonl:2: corrupt journal line \(a JSON list, not an object\)"):
         store.journal()
 
 
-def test_journal_truncated_last_line(store):
-    store.append({"id": "a"})
-    store.append({"id": "b", "genome": {"layers": [1, 2, 3]}})
+def test_journal_torn_last_line_is_dropped_with_a_warning_and_cut_by_the_next_writer(store, capsys):
+    store.append(rec("a"))
+    store.append(rec("b", genome={"layers": [1, 2, 3]}))
     data = store.journal_path.read_bytes()
-    store.journal_path.write_bytes(data[:-10])
-    with pytest.raises(RunDirError, match=r"journal.jsonl:2: corrupt journal line \(truncated.*delete that last line"):
+    store.journal_path.write_bytes(data[:-10])  # a crash in the middle of the second line's write
+    assert store.journal() == [rec("a")]
+    assert "journal.jsonl:2: ignoring a cut-off last journal line" in capsys.readouterr().err
+    assert store.journal_path.read_bytes() == data[:-10]  # a reader changes nothing
+    with store.locked():
+        assert store.journal_path.read_bytes() == data[: data.index(b"\n") + 1]  # the writer cuts it
+        store.append(rec("c"))
+    assert [r["id"] for r in store.journal()] == ["a", "c"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"foo": 1}', "field 'id' is missing"),
+    (json.dumps(rec("x", generation="x")), "field 'generation' must be a JSON number, got \"x\""),
+    (json.dumps(rec("x", generation=True)), "field 'generation' must be a JSON number"),
+    (json.dumps(rec("x", generation=-1)), "field 'generation' must not be negative"),
+    (json.dumps(rec("../x")), "field 'id' is not a candidate id"),
+    (json.dumps(rec("x", status="great")), "field 'status' must be one of ok, invalid, diverged, failed"),
+    (json.dumps(rec("x", parents=[1])), "field 'parents' must be a list of candidate ids"),
+    (json.dumps(rec("x", fitness="low")), "field 'fitness' must be a number or null"),
+    (json.dumps(rec("x", seconds=3)), "field 'seconds' must be a JSON dict"),
+    (json.dumps(rec("a")), "'a' is journaled twice"),
+])
+def test_journal_malformed_record_names_line_and_field(store, line, message):
+    store.append(rec("a"))
+    with open(store.journal_path, "a") as f:
+        f.write(line + "\n")
+    with pytest.raises(RunDirError, match=r"journal.jsonl:2: .*" + re.escape(message)):
         store.journal()
 
 
