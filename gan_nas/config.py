@@ -227,6 +227,13 @@ def _check(cfg: Config) -> Config:
         v = getattr(getattr(cfg, section), key)
         if not 0.0 <= v <= 1.0:
             raise ConfigError(f"{section}.{key} must be within [0, 1], got {v!r}")
+    from gan_nas.data import check_image_size  # the data's own bounds, checked when the config loads
+    from gan_nas.errors import DataError
+
+    try:
+        check_image_size(cfg.data.image_size, cfg.data.channels)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
     s = cfg.space
     if s.min_g_blocks > s.max_g_blocks:
         raise ConfigError("space.min_g_blocks must not exceed space.max_g_blocks")

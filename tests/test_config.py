@@ -45,6 +45,16 @@ def test_toml_and_overrides(tmp_path):
         ("generations=3", r"the key must be section.key"),
         ("search.generations", r"must look like section.key=value"),
         ("space.latent_sizes=[1, 'a']", r"space.latent_sizes must be an integer"),
+        ("training.max_seconds=nan", r"training.max_seconds must be a finite number, got nan"),
+        ("search.wall_clock_seconds=nan", r"search.wall_clock_seconds must be a finite number"),
+        ("search.final_seconds=inf", r"search.final_seconds must be a finite number, got inf"),
+        ("search.mutation_rate=-inf", r"search.mutation_rate must be a finite number"),
+        ("fitness.n_search=100000000000", r"fitness.n_search must be at most 100,000"),
+        ("fitness.n_report=100001", r"fitness.n_report must be at most 100,000"),
+        ("data.image_size=0", r"data.image_size must be positive, got 0"),
+        ("data.image_size=-3", r"data.image_size must be positive, got -3"),
+        ("data.image_size=2", r"image size must be a whole number of pixels from 4 to 1024 .*got 2"),
+        ("data.image_size=100000", r"from 4 to 1024"),
     ],
 )
 def test_bad_overrides(assignment, match):
