@@ -39,6 +39,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gan_nas import interrupt
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError, RunDirError
 from gan_nas.store import CONFIG, RunStore, json_safe, seconds_of
@@ -154,7 +155,7 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
         ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
     store, cfg = _open_baseline(cfg, run_dir)
     _limit_threads(cfg)
-    with store.locked():
+    with interrupt.stop_on_signals(), store.locked():  # SIGINT/SIGTERM: stop between steps, lock released
         if ds is None:
             ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
         if ref is None:
