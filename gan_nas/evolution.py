@@ -313,7 +313,7 @@ class Search:
         generation, to run now, with no id yet and its checkpoint in ``RUN_DIR/ahead/`` until
         :meth:`adopt_ahead` gives it both."""
         generation = state["generation"] + 1 if ahead else state["generation"]
-        # Checkpoint paths are relative to the run directory (see :func:`in_run_dir`), so that
+        # Checkpoint paths are relative to the run directory (made absolute in :meth:`payload`), so that
         # state.json stays valid when the run is moved, copied, or resumed from another folder.
         if ahead:
             cid, save_to = None, f"{AHEAD_DIR}/{parents[0]}-g{generation:03d}"

@@ -56,7 +56,6 @@ CLASSIFIER_VERSION = 1
 MIN_IMAGES_PER_CLASS = 10  # a class needs this many train images to count
 MIN_TEST_IMAGES = 2  # the reference statistics need at least a covariance
 KID_BLOCK_SIZE = 1000  # images per KID block (TF-GAN's max_block_size is 1024)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 @dataclass(frozen=True)
