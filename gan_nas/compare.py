@@ -39,7 +39,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gan_nas import interrupt
+from gan_nas import interrupt, precision
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError, RunDirError
 from gan_nas.store import CONFIG, RunStore, json_safe, seconds_of
@@ -52,9 +52,10 @@ GRID_SAMPLES = 64  # images per side-by-side grid
 
 
 def _scoring_key(cfg: Config) -> dict[str, Any]:
-    """The config sections that must agree for two scores (or two trainings) to be comparable."""
+    """The config sections that must agree for two scores (or two trainings) to be comparable:
+    the data, the scoring, and the precision the networks train in."""
     d = cfg.to_dict()
-    return {"data": d["data"], "fitness": d["fitness"]}
+    return {"data": d["data"], "fitness": d["fitness"], "precision": d["training"]["mixed_precision"]}
 
 
 def _limit_threads(cfg: Config) -> None:
@@ -84,8 +85,9 @@ def _open_baseline(cfg: Config | None, run_dir: str | Path) -> tuple[RunStore, C
             raise RunDirError(f"{root} is a search run directory, not a baseline directory; "
                               "give the baseline a --run-dir of its own")
         if cfg is not None and _scoring_key(cfg) != _scoring_key(stored):
-            raise ConfigError(f"{root} holds a baseline trained with other [data] or [fitness] settings than "
-                              "the given config; use another --run-dir, or omit --config to continue it as it is")
+            raise ConfigError(f"{root} holds a baseline trained with other [data] or [fitness] settings or another "
+                              "training.mixed_precision than the given config; use another --run-dir, or omit "
+                              "--config to continue it as it is")
         return store, stored
     if root.is_dir() and any(root.iterdir()):
         raise RunDirError(f"{root} is not empty and holds no baseline (no {CONFIG}); choose another --run-dir")
@@ -153,7 +155,7 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
     ds, ref = _resources if _resources is not None else (None, None)
     if ds is None and cfg is not None:  # fail on a bad dataset before creating anything
         ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
-    store, cfg = _open_baseline(cfg, run_dir)
+    store, cfg = _open_baseline(None if cfg is None else precision.resolved(cfg), run_dir)
     _limit_threads(cfg)
     with interrupt.stop_on_signals(), store.locked():  # SIGINT/SIGTERM: stop between steps, lock released
         if ds is None:

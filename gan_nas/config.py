@@ -47,7 +47,9 @@ class TrainingConfig:
     survivor_steps: int = 0  # extra steps that each survivor trains per generation (0: none)
     max_seconds: float = 0.0  # cap on one evaluation's train time; slower candidates are scored as they are (0: none)
     inherit_weights: bool = True  # children start from their parent's weights where layers are unchanged
-    mixed_precision: bool = False  # bfloat16 compute on CPUs that support it (see experiments/bench_train.py)
+    # bfloat16 compute (true), float32 (false), or "auto": bfloat16 where the CPU has native bfloat16
+    # instructions (gan_nas/precision.py); a run records what "auto" resolved to
+    mixed_precision: bool | str = "auto"
     deterministic: bool = False  # TF op determinism: identical results run to run, somewhat slower
     log_every: int = 100  # steps between progress updates while a candidate trains
 
@@ -150,7 +152,15 @@ _CHOICES = {
     ("search", "objective"): ("fid", "pareto"),
     ("run", "executor"): ("serial", "process", "ray"),
     ("data", "channels"): (1, 3),
+    ("training", "mixed_precision"): (True, False, "auto"),
 }
+
+
+def _allowed(section: str, key: str, types: list[Any] | None = None) -> str:
+    """What ``section.key`` may be, in TOML's spelling: its choices, else its types."""
+    if (section, key) in _CHOICES:
+        return "one of " + ", ".join(json.dumps(v) for v in _CHOICES[section, key])
+    return " or ".join(getattr(t, "__name__", str(t)) for t in types or [])
 
 
 def _coerce(section: str, key: str, tp: Any, value: Any) -> Any:
@@ -162,7 +172,12 @@ def _coerce(section: str, key: str, tp: Any, value: Any) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(section, key, inner[0], value)
+        for a in inner:  # the first type the value fits
+            try:
+                return _coerce(section, key, a, value)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where} must be {_allowed(section, key, inner)}, got {value!r}")
     if origin is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):
@@ -203,7 +218,7 @@ def _check(cfg: Config) -> Config:
     for (section, key), allowed in _CHOICES.items():
         value = getattr(getattr(cfg, section), key)
         if value not in allowed:
-            raise ConfigError(f"{section}.{key} must be one of {list(allowed)}, got {value!r}")
+            raise ConfigError(f"{section}.{key} must be {_allowed(section, key)}, got {value!r}")
     positive = [
         ("data", "batch_size"), ("data", "image_size"), ("data", "shuffle_buffer"),
         ("training", "steps"), ("training", "log_every"),

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from gan_nas import interrupt
+from gan_nas import interrupt, precision
 from gan_nas import space as space_mod
 from gan_nas.config import Config
 from gan_nas.errors import CheckpointError, ConfigError, GanNasError, RunDirError
@@ -829,6 +829,7 @@ def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool =
             cfg = config_mod.override(cfg, resume_set)
     ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
     if not resume:
+        cfg = precision.resolved(cfg)  # "auto" as this machine answers it, recorded in config.json
         preflight(cfg, ds)  # everything that can fail on bad input fails before anything is created
         existed = Path(run_dir).is_dir()
         store = RunStore.create(run_dir, cfg.to_json())

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from gan_nas import interrupt
+from gan_nas import interrupt, precision
 from gan_nas.errors import CheckpointError, GanNasError
 from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, validate
 from gan_nas.store import json_safe
@@ -274,7 +274,8 @@ class TrainOptions:
     def from_config(cls, cfg: Any, seed: int) -> TrainOptions:
         """The options a :class:`gan_nas.config.Config` implies, with this candidate's seed."""
         return cls(
-            batch_size=cfg.data.batch_size, seed=seed, mixed_precision=cfg.training.mixed_precision,
+            batch_size=cfg.data.batch_size, seed=seed,
+            mixed_precision=precision.use_bfloat16(cfg.training.mixed_precision),
             deterministic=cfg.training.deterministic, log_every=cfg.training.log_every,
             n_score=cfg.fitness.n_search, noise_seed=cfg.fitness.noise_seed, score_batch=cfg.fitness.batch_size,
             shuffle_buffer=cfg.data.shuffle_buffer, max_seconds=cfg.training.max_seconds,

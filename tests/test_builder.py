@@ -262,6 +262,36 @@ def test_fused_batch_norm_matches_keras(shape):
     np.testing.assert_allclose(fused(x, training=False).numpy(), ref(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(32, 40), (16, 5, 7, 6)])
+def test_fused_batch_norm_matches_keras_in_bfloat16(shape):
+    """Under mixed_bfloat16 the kernel takes the bfloat16 input itself: same outputs and gradients as
+    Keras's layer (which computes in float32) to bfloat16's precision, and the same float32 statistics."""
+    import tensorflow as tf
+
+    x = tf.cast(tf.constant(np.random.default_rng(0).normal(1.0, 3.0, shape), tf.float32), tf.bfloat16)
+    ref = keras.layers.BatchNormalization(momentum=0.9, dtype="mixed_bfloat16")
+    fused = FusedBatchNorm(momentum=0.9, dtype="mixed_bfloat16")
+    for layer in (ref, fused):
+        layer.build(shape)
+        layer.set_weights([np.full(w.shape, v, np.float32) for w, v in zip(layer.get_weights(), (1.5, 0.2, 0.1, 2.0))])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        outs = [layer(x, training=True) for layer in (ref, fused)]
+        losses = [tf.reduce_sum(tf.cast(y, tf.float32) ** 2) for y in outs]
+    assert outs[1].dtype == tf.bfloat16 and all(w.dtype == "float32" for w in fused.weights)
+    np.testing.assert_allclose(tf.cast(outs[1], tf.float32).numpy(), tf.cast(outs[0], tf.float32).numpy(),
+                               rtol=2e-2, atol=2e-2)
+    for a, b in zip(tape.gradient(losses[0], [x, *ref.trainable_weights]),
+                    tape.gradient(losses[1], [x, *fused.trainable_weights])):
+        np.testing.assert_allclose(tf.cast(b, tf.float32).numpy(), tf.cast(a, tf.float32).numpy(),
+                                   rtol=3e-2, atol=3e-2 * float(tf.reduce_max(tf.abs(tf.cast(a, tf.float32)))))
+    for a, b in zip(ref.get_weights(), fused.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+    graph = tf.function(lambda v: fused(v, training=True)).get_concrete_function(x).graph
+    kernels = [op.type for op in graph.get_operations() if op.type.startswith("FusedBatchNorm")]
+    assert kernels == ["FusedBatchNormV3"]  # the fused kernel ran, not Keras's fallback
+
+
 def test_fused_batch_norm_only_when_asked():
     genome = dcgan(MNIST)
     trained = build_generator(genome, MNIST, fused_batch_norm=True)

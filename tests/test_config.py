@@ -38,8 +38,8 @@ def test_toml_and_overrides(tmp_path):
         ("serch.generations=3", r"unknown config section 'serch'"),
         ("search.generations=three", r"search.generations must be an integer"),
         ("search.generations=2.5", r"search.generations must be an integer"),
-        ("training.mixed_precision=1", r"training.mixed_precision must be true or false"),
-        ("run.executor=gpu", r"run.executor must be one of \['serial', 'process', 'ray'\]"),
+        ("training.mixed_precision=1", r'training.mixed_precision must be one of true, false, "auto", got 1'),
+        ("run.executor=gpu", r'run.executor must be one of "serial", "process", "ray", got \'gpu\''),
         ("search.population=0", r"search.population must be positive"),
         ("search.crossover_rate=1.5", r"search.crossover_rate must be within \[0, 1\]"),
         ("generations=3", r"the key must be section.key"),
@@ -79,3 +79,31 @@ def test_bad_files(tmp_path):
         config.load(crossed)
     with pytest.raises(ConfigError, match="malformed"):
         config.Config.from_json("{not json")
+
+
+def test_mixed_precision_is_true_false_or_auto():
+    assert config.load(None).training.mixed_precision == "auto"
+    for text, value in (("true", True), ("false", False), ('"auto"', "auto"), ("auto", "auto")):
+        assert config.override(config.load(None), [f"training.mixed_precision={text}"]).training.mixed_precision == value
+    with pytest.raises(ConfigError, match='training.mixed_precision must be one of true, false, "auto", got \'fast\''):
+        config.override(config.load(None), ["training.mixed_precision=fast"])
+    cfg = config.override(config.load(None), ["training.mixed_precision=true"])
+    assert config.Config.from_json(cfg.to_json()).training.mixed_precision is True
+
+
+def test_auto_precision_is_bfloat16_only_with_native_instructions(tmp_path):
+    from gan_nas import precision
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile\n\n"
+                       "processor\t: 1\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile\n")
+    flags = precision.cpu_flags(cpuinfo)
+    assert {"avx512_bf16", "avx512f"} <= flags and precision.native_bf16_flags(flags) == ["avx512_bf16"]
+    assert precision.use_bfloat16("auto", flags) is True
+    assert precision.use_bfloat16("auto", {"fpu", "avx512f"}) is False  # emulated there: 4x slower
+    assert precision.use_bfloat16(False, flags) is False and precision.use_bfloat16(True, set()) is True
+    assert precision.cpu_flags(tmp_path / "missing") == set()
+    cfg = precision.resolved(config.load(None))
+    assert cfg.training.mixed_precision is precision.use_bfloat16("auto")  # this machine's answer, recorded
+    forced = config.override(config.load(None), ["training.mixed_precision=false"])
+    assert precision.resolved(forced) is forced
