@@ -68,8 +68,8 @@ class FusedBatchNorm(keras.layers.BatchNormalization):
     tests/test_builder.py checks outputs, gradients and moving statistics
     against the Keras layer. Under bfloat16 mixed precision the kernel takes the
     bfloat16 input as it is (statistics and variables stay float32), where
-    Keras's layer casts to float32 and back around six unfused ops: 10x the
-    kernel's time on a CPU with native bfloat16 (experiments/bench_train.py).
+    Keras's layer casts to float32 and back around six unfused ops, each a
+    pass over the tensor.
     Inference, masks, renorm, other input dtypes and other ranks or axes fall
     back to the Keras layer. Used only for training:
     built generators that are saved use the Keras layer, so that exported
