@@ -25,6 +25,10 @@ from gan_nas.store import json_safe
 # once per traced train step with a leaky ReLU and that changes nothing. Real failures
 # raise Python exceptions, which gan-nas reports. TF_CPP_MIN_LOG_LEVEL=0 shows them all.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# On a GPU, TensorFlow reserves all of its memory by default, so that a second process (a pool's
+# next worker, compare's scoring) cannot start there; grow the reservation as needed instead.
+# Workers inherit both variables (and _init_worker sets the second for Ray's).
+os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 
 def _threads_for(args: argparse.Namespace) -> int:
