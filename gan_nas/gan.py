@@ -262,6 +262,7 @@ class TrainOptions:
     batch_size: int = 64
     seed: int = 0
     mixed_precision: bool = False
+    policy: str | None = None  # a Keras dtype policy that overrides mixed_precision (None: precision.policy)
     deterministic: bool = False
     log_every: int = 100
     n_score: int = 2_000
@@ -373,9 +374,9 @@ def train_candidate(
     keras.utils.set_random_seed(opt.seed)
     if opt.deterministic:
         tf.config.experimental.enable_op_determinism()
+    policy = opt.policy or precision.policy(opt.mixed_precision)
     previous_policy = keras.mixed_precision.global_policy()
-    if opt.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.mixed_precision.set_global_policy(policy)
     try:
         try:
             gen = builder.build_generator(genome, shape, fused_batch_norm=True)
@@ -391,9 +392,14 @@ def train_candidate(
     tg = genome.training
     g_opt = keras.optimizers.Adam(tg.g_lr, beta_1=tg.beta1, beta_2=tg.beta2)
     d_opt = keras.optimizers.Adam(tg.d_lr, beta_1=tg.beta1, beta_2=tg.beta2)
+    if policy == "mixed_float16":  # float16's range: small gradients would flush to zero unscaled
+        g_opt, d_opt = keras.optimizers.LossScaleOptimizer(g_opt), keras.optimizers.LossScaleOptimizer(d_opt)
     g_opt.build(gen.trainable_variables)
     d_opt.build(disc.trainable_variables)
     optimizers = {"g": g_opt, "d": d_opt}
+
+    def scaled(o, value):  # inside the tape: a loss as its optimizer's gradient needs it
+        return o.scale_loss(value) if isinstance(o, keras.optimizers.LossScaleOptimizer) else value
 
     lineage_steps = 0
     copied: dict[str, set[str]] = {"g": set(), "d": set()}
@@ -433,15 +439,17 @@ def train_candidate(
             z = noise_gen.normal([batch, latent])
             with tf.GradientTape() as tape:
                 dl, _ = d_step_loss(real[k], tf.cast(gen(z, training=True), tf.float32))
-            grads = tape.gradient(dl, disc.trainable_variables)
+                dl_scaled = scaled(d_opt, dl)
+            grads = tape.gradient(dl_scaled, disc.trainable_variables)
             d_opt.apply_gradients(zip(grads, disc.trainable_variables))
         z = noise_gen.normal([batch, latent])
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = tf.cast(gen(z, training=True), tf.float32)
             dl, fake_logits = d_step_loss(real[d_steps - 1], fake)
             gl = g_loss(loss, fake_logits)
-        d_grads = d_tape.gradient(dl, disc.trainable_variables)
-        g_grads = g_tape.gradient(gl, gen.trainable_variables)
+            dl_scaled, gl_scaled = scaled(d_opt, dl), scaled(g_opt, gl)
+        d_grads = d_tape.gradient(dl_scaled, disc.trainable_variables)
+        g_grads = g_tape.gradient(gl_scaled, gen.trainable_variables)
         d_opt.apply_gradients(zip(d_grads, disc.trainable_variables))
         g_opt.apply_gradients(zip(g_grads, gen.trainable_variables))
         return gl, dl

@@ -48,6 +48,26 @@ def use_bfloat16(setting: Any, flags: set[str] | None = None) -> bool:
     return bool(setting)
 
 
+def gpu_policy() -> str | None:
+    """The mixed policy for this machine's GPUs: ``mixed_bfloat16`` where every GPU computes in
+    bfloat16 (compute capability 8.0 and up), ``mixed_float16`` (with loss scaling, see
+    :func:`gan_nas.gan.train_candidate`) on older ones; None without a GPU."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    caps = [tf.config.experimental.get_device_details(g).get("compute_capability") or (0, 0) for g in gpus]
+    return "mixed_bfloat16" if min(caps) >= (8, 0) else "mixed_float16"
+
+
+def policy(mixed: bool) -> str:
+    """The Keras dtype policy a candidate trains under: float32, or the mixed policy of the device."""
+    if not mixed:
+        return "float32"
+    return gpu_policy() or "mixed_bfloat16"
+
+
 def resolved(cfg: Any) -> Any:
     """``cfg`` (a :class:`gan_nas.config.Config`) with ``training.mixed_precision`` as true or false."""
     if cfg.training.mixed_precision != "auto":

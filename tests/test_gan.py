@@ -216,3 +216,28 @@ def test_earlier_candidates_graphs_are_freed(tiny_data):
     for genome in (g, swish, swish, g):  # the optimizer's all-reduce and swish both register custom gradients
         assert gan.train_candidate(genome, tiny_data, 2, options=opts(), score=False).status == "ok"
     assert step_graphs() <= 1  # only the last candidate's, until the next one starts
+
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "wgan_gp"])
+def test_float16_trains_with_loss_scaling(tiny_data, tmp_path, loss):
+    """The GPU path for GPUs without bfloat16 (mixed_float16) runs here on the CPU: its losses are
+    scaled and its gradients unscaled by LossScaleOptimizer, which checkpoints and resumes."""
+    r = gan.train_candidate(tiny_genome(loss, d_steps=2), tiny_data, 4, options=opts(policy="mixed_float16"),
+                            score=False, save_to=tmp_path / "a")
+    assert r.status == "ok" and math.isfinite(r.metrics["g_loss"]) and math.isfinite(r.metrics["d_loss"])
+    _, weights, optimizer_state = gan.load_checkpoint(tmp_path / "a")
+    assert all(w.dtype == np.float32 for w in weights.values())  # variables stay float32
+    gan.train_candidate(tiny_genome(loss, d_steps=2), tiny_data, 1, options=opts(policy="float32"), score=False,
+                        save_to=tmp_path / "f32")
+    plain = gan.load_checkpoint(tmp_path / "f32")[2]
+    assert len(optimizer_state) > len(plain)  # the loss scale and its counter are optimizer state too
+    again = gan.train_candidate(tiny_genome(loss, d_steps=2), tiny_data, 2, options=opts(policy="mixed_float16"),
+                                score=False, resume=tmp_path / "a")
+    assert again.status == "ok" and again.total_steps == 6
+
+
+def test_precision_policy_follows_the_setting():
+    from gan_nas import precision
+
+    assert precision.policy(False) == "float32"
+    assert precision.policy(True) == (precision.gpu_policy() or "mixed_bfloat16")
