@@ -79,12 +79,15 @@ def main() -> None:
     # Alternate the two loops for --rounds rounds and keep each one's best round, so that a
     # burst of load from another process on a noisy machine does not land on one side only.
     flags = precision.native_bf16_flags()
+    gpus = tf.config.list_physical_devices("GPU")
     print(f"cpu_native_bf16_flags={','.join(flags) or 'none'}")
+    print(f"gpus={len(gpus)} mixed_policy={precision.policy(True)}")
+    mixed_pays = bool(flags or gpus)  # on a GPU the mixed policy runs there (bfloat16 or float16)
     ours_runs, ref_runs, bf16_runs = [], [], []
     for _ in range(args.rounds):
         ours_runs.append(candidate_rate(genome, ds, args.batch, args.steps, mixed=False)[0])
         ref_runs.append(tutorial_rate(ds, args.batch, args.steps))
-        if flags:
+        if mixed_pays:
             bf16_runs.append(candidate_rate(genome, ds, args.batch, args.steps, mixed=True)[0])
     rounds = [(a, b, *([c] if bf16_runs else [])) for a, b, c in zip(ours_runs, ref_runs, bf16_runs or ref_runs)]
     print(f"rounds candidate/tutorial{'/bf16' if bf16_runs else ''} images/s: "
@@ -97,7 +100,7 @@ def main() -> None:
     print(f"step_gflop_per_image={flops / 1e9:.4f}")
     print(f"candidate_path_gflops={ours * flops / 1e9:.1f}")
 
-    if not flags:
+    if not mixed_pays:
         print("bf16: skipped, this CPU has no native bfloat16 instructions (TensorFlow would emulate them, "
               "about 4x slower than float32); training.mixed_precision = \"auto\" trains in float32 here")
         return
