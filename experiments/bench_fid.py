@@ -7,10 +7,22 @@ path every candidate takes), and their ratio (target: under 10%).
 
     python experiments/bench_fid.py --dataset mnist --data-dir ../shared/data/mnist
 
-``--disturbances``: FID and KID of a real train sample (disjoint from the test
-split) under disturbances of rising strength; each row of a kind should rise.
+``--disturbances``: is FID a sound metric with this dataset's feature network?
+For each feature kind (``classifier``, trained on the classes, and ``self``,
+self-supervised on rotations; ``--features`` picks one), the held-out test
+split is cut in two halves that the network never saw: a reference half and a
+probe half. The probe is scored against the reference (FID and KID) clean and
+under Gaussian noise, blur, occluding rectangles, salt-and-pepper,
+contamination by another dataset (MNIST for colour sets, Fashion-MNIST for
+MNIST), at four strengths each (from just visible to strong), and with 1, 2,
+4 and 6 categories dropped (the probe resampled to its size from the rest; the
+mean over 10 random choices of the categories). Each row should rise. A last
+line scores samples of train images (seen by the network) against the same
+reference, at the probe's size: how far the features of seen images are from
+unseen ones.
 
-    python experiments/bench_fid.py --dataset mnist --data-dir ../shared/data/mnist --disturbances
+    python experiments/bench_fid.py --disturbances --dataset mnist --data-dir ../shared/data/mnist
+    python experiments/bench_fid.py --disturbances --config experiments/emoji.toml
 
 Measured on 2 CPU cores (MNIST, classifier 99.38%): scoring 10,000 samples
 6.0 s (of which 2.2 s of features, the rest drawing them from the DCGAN
@@ -20,20 +32,25 @@ generator forward passes, against 3 x 64 x steps passes (forward and backward)
 in training, so at 300 steps the 10% target is reachable only at the search's n,
 not at the report's 10,000 (which is scored once per report, not per candidate).
 
-Figures are printed as ``name=value`` lines. The classifier is trained on the
-first run (minutes) and cached under ``$GAN_NAS_CACHE``.
+Figures are printed as ``name=value`` lines (``--disturbances``: markdown
+tables). The feature networks are trained on the first run (minutes) and
+cached under ``$GAN_NAS_CACHE``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import time
+from pathlib import Path
 
 import numpy as np
 
-from gan_nas import data, fitness
+from gan_nas import config, data, fitness
 from gan_nas.config import FitnessConfig
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def disturb(x: np.ndarray, kind: str, level: float, seed: int = 0) -> np.ndarray:
@@ -49,6 +66,13 @@ def disturb(x: np.ndarray, kind: str, level: float, seed: int = 0) -> np.ndarray
     elif kind == "salt_pepper":  # fraction of pixels set to 0 or 255
         hit = rng.random(x.shape[:3]) < level
         f[hit] = 255.0 * rng.integers(0, 2, hit.sum())[:, None]
+    elif kind == "rectangles":  # five rectangles of random colours, sides up to `level` x the image side
+        n, h, w, _ = x.shape
+        for i in range(n):
+            for _ in range(5):
+                rh, rw = (np.maximum(1, level * np.array([h, w]) * rng.uniform(0.5, 1.0, 2))).astype(int)
+                r, c = rng.integers(0, h - rh + 1), rng.integers(0, w - rw + 1)
+                f[i, r:r + rh, c:c + rw] = rng.integers(0, 256, x.shape[-1])
     elif kind == "occlusion":  # a grey square of side `level` px at a random place
         n, h, w, _ = x.shape
         s = int(level)
@@ -80,34 +104,124 @@ def disturb(x: np.ndarray, kind: str, level: float, seed: int = 0) -> np.ndarray
     return np.clip(np.round(f), 0, 255).astype(np.uint8)
 
 
-LEVELS = {
-    "noise": (8, 16, 32, 64, 128),
-    "blur": (0.5, 1.0, 1.5, 2.0, 3.0),
-    "salt_pepper": (0.01, 0.03, 0.1, 0.3),
-    "occlusion": (4, 8, 12, 16),
-    "contrast": (0.2, 0.4, 0.6, 0.8),
-    "shift": (1, 2, 3, 4),
-    "jpeg": (75, 50, 25, 10, 5),
+# --disturbances: strengths 1-4 of each kind (0 is the clean probe)
+STRENGTHS = {
+    "noise": (16, 32, 64, 128),  # Gaussian, std in grey levels (8 is below what FID can tell at n = 316)
+    "blur": (0.5, 1.0, 1.5, 2.0),  # Gaussian, sigma in pixels
+    "rectangles": (0.1, 0.2, 0.3, 0.4),  # five, sides up to this fraction of the image
+    "salt_pepper": (0.01, 0.03, 0.1, 0.3),  # fraction of pixels
+    "contamination": (0.1, 0.25, 0.5, 0.75),  # fraction of the probe replaced by another dataset's images
 }
+CONTAMINANTS = {"mnist": ("fashion_mnist", SHARED / "fashion-mnist")}  # others: MNIST
+DROP_DRAWS = 10  # random choices of the categories dropped, per strength
+SEEN_DRAWS = 5  # samples of train images scored against the reference
 
 
-def run_disturbances(ds: data.Dataset, ref: fitness.Reference, n: int) -> None:
-    x, y = ds.x_train[:n], ds.y_train[:n]
-    s = fitness.score_images(x, ref)
-    print(f"clean fid={s['fid']:.3f} kid={s['kid']:.5f}")
-    for kind, levels in LEVELS.items():
-        fids = []
-        for level in levels:
-            s = fitness.score_images(disturb(x, kind, level), ref)
-            fids.append(s["fid"])
-            print(f"{kind} level={level} fid={s['fid']:.3f} kid={s['kid']:.5f}")
-        print(f"{kind} monotonic={all(a < b for a, b in zip(fids, fids[1:]))}")
-    fids = []
-    for k in range(0, ds.spec.classes, 2):  # mode collapse: classes < k missing, n kept by resampling
-        idx = np.random.default_rng(0).choice(np.flatnonzero(y >= k), n)
-        fids.append(fitness.score_images(x[idx], ref)["fid"])
-        print(f"drop_classes k={k} fid={fids[-1]:.3f}")
-    print(f"drop_classes monotonic={all(a < b for a, b in zip(fids, fids[1:]))}")
+def halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded split of range(n) into a reference half and a probe half."""
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2:])
+
+
+def contaminant(name: str, data_dir: str | None, shape: tuple[int, int, int]) -> np.ndarray:
+    """Another dataset's test images, resized (bicubic) and converted to ``shape``."""
+    from PIL import Image
+
+    x = data.load(name, data_dir).x_test
+    h, w, c = shape
+    out = np.empty((len(x), h, w, c), np.uint8)
+    for i, im in enumerate(x):
+        pil = Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).resize((w, h), Image.Resampling.BICUBIC)
+        out[i] = np.asarray(pil.convert("L" if c == 1 else "RGB")).reshape(h, w, c)
+    return out
+
+
+class Scorer:
+    """FID and KID of images against fixed reference features (the reference half)."""
+
+    def __init__(self, ref: fitness.Reference, reference_images: np.ndarray) -> None:
+        self.ref = ref
+        self.features = ref.extract(reference_images)
+        self.mu, self.sigma = fitness.activation_statistics(self.features)
+
+    def __call__(self, images: np.ndarray | list[np.ndarray]) -> tuple[float, float]:
+        """(FID, KID) of ``images``; of a list of image sets, the means of theirs."""
+        if isinstance(images, list):
+            return tuple(np.mean([self(x) for x in images], axis=0))  # type: ignore[return-value]
+        f = self.ref.extract(images)
+        mu, sigma = fitness.activation_statistics(f)
+        return fitness.frechet_distance(mu, sigma, self.mu, self.sigma), fitness.kernel_inception_distance(
+            self.features, f)[0]
+
+
+def disturbance_rows(probe: np.ndarray, probe_y: np.ndarray, other: np.ndarray) -> list[tuple[str, list[str], list[np.ndarray]]]:
+    """(name, strength labels, image sets at strengths 0-4) for every disturbance."""
+    rows = []
+    for kind, levels in STRENGTHS.items():
+        if kind == "contamination":
+            rng = np.random.default_rng(0)
+            sets = [probe]
+            for f in levels:
+                mixed = probe.copy()
+                k = int(round(f * len(probe)))
+                mixed[rng.choice(len(probe), k, replace=False)] = other[rng.choice(len(other), k, replace=False)]
+                sets.append(mixed)
+        else:
+            sets = [probe] + [disturb(probe, kind, level) for level in levels]
+        rows.append((kind, ["0", *(f"{v:g}" for v in levels)], sets))
+    present = np.unique(probe_y)
+    if len(present) >= 2:
+        rows.append(drop_row(probe, probe_y, present))
+    return rows
+
+
+def drop_row(probe: np.ndarray, probe_y: np.ndarray, present: np.ndarray,
+             draws: int = DROP_DRAWS) -> tuple[str, list[str], list[list[np.ndarray]]]:
+    """Mode dropping: k random categories gone, the probe resampled to its size from the rest.
+
+    Which k matters as much as how many where categories are unbalanced (the
+    emoji's largest holds 60%), so each strength is ``draws`` random choices of
+    k categories, and its score their mean; strength 0 is resampled alike.
+    """
+    ks = [k for k in (1, 2, 4, 6) if k < len(present)][:4]
+    rng = np.random.default_rng(1)
+    orders = [rng.permutation(present) for _ in range(draws)]
+    sets, labels = [], ["0"]
+    for k in [0, *ks]:
+        keeps = [np.flatnonzero(~np.isin(probe_y, order[:k])) for order in orders]
+        sets.append([probe[rng.choice(keep, len(probe), replace=True)] for keep in keeps])
+        if k:
+            labels.append(f"{k} ({100 * (1 - np.mean([len(keep) for keep in keeps]) / len(probe)):.0f}%)")
+    return f"drop_categories (mean of {draws})", labels, sets
+
+
+def run_disturbances(ds: data.Dataset, cfg: FitnessConfig, kinds: list[str], other: np.ndarray) -> None:
+    ref_i, probe_i = halves(len(ds.x_test))
+    probe, probe_y = ds.x_test[probe_i], ds.y_test[probe_i]
+    for kind in kinds:
+        t0 = time.perf_counter()
+        ref = fitness.reference(ds, dataclasses.replace(cfg, features=kind))
+        score = Scorer(ref, ds.x_test[ref_i])
+        print(f"\n### {ds.spec.name}, features={kind} (accuracy {100 * ref.accuracy:.2f}% on "
+              f"{'classes' if kind == 'classifier' else 'rotations'}; reference {len(ref_i)} test images, probe "
+              f"{len(probe_i)} others; {time.perf_counter() - t0:.0f} s to train or load)\n")
+        table = [(name, labels, [score(x) for x in sets])
+                 for name, labels, sets in disturbance_rows(probe, probe_y, other)]
+        for metric, j, fmt in (("FID", 0, "{:.2f}"), ("KID x 1000", 1, "{:.2f}")):
+            print(f"| {metric} | strengths | 0 | 1 | 2 | 3 | 4 | rises |")
+            print("|---|---|---:|---:|---:|---:|---:|---|")
+            for name, labels, values in table:
+                v = [1000 * s[j] if j else s[j] for s in values]
+                rises = all(a < b for a, b in zip(v, v[1:]))
+                cells = [fmt.format(x) for x in v] + [""] * (5 - len(v))
+                print(f"| {name} | {' / '.join(labels[1:])} | {' | '.join(cells)} | {'yes' if rises else 'NO'} |")
+            print()
+        rng = np.random.default_rng(2)
+        seen = [score(ds.x_train[rng.choice(len(ds.x_train), len(probe_i), replace=False)]) for _ in range(SEEN_DRAWS)]
+        f_unseen, k_unseen = score(probe)
+        print(f"seen_vs_unseen: {len(probe_i)} train images (seen in training; {SEEN_DRAWS} samples) FID "
+              f"{', '.join(f'{f:.2f}' for f, _ in seen)}, KID x 1000 {', '.join(f'{1000 * k:.2f}' for _, k in seen)}; "
+              f"{len(probe_i)} held-out images FID {f_unseen:.2f}, KID x 1000 {1000 * k_unseen:.2f}")
 
 
 def train_seconds(ds: data.Dataset, steps: int, batch: int = 64) -> tuple[float, float]:
@@ -129,19 +243,35 @@ def main() -> None:
     p.add_argument("--n", type=int, default=10_000, help="samples scored (default 10000)")
     p.add_argument("--steps", type=int, default=300, help="train steps of the reference candidate")
     p.add_argument("--disturbances", action="store_true", help="rank disturbances of real images instead")
+    p.add_argument("--config", help="take [data] and [fitness] from this TOML config (--dataset is then ignored)")
+    p.add_argument("--features", choices=("classifier", "self", "both"), default="both",
+                   help="--disturbances: the feature networks to test (default both)")
+    p.add_argument("--contaminant", help="--disturbances: dataset mixed in (default: fashion_mnist for mnist, "
+                                         "else mnist)")
+    p.add_argument("--contaminant-dir", help="its folder (default: beside the checkout, in shared/data)")
     args = p.parse_args()
 
-    ds = data.load(args.dataset, args.data_dir)
-    cfg = FitnessConfig()
+    if args.config:
+        run_cfg = config.load(args.config)
+        ds, cfg = data.load_config(run_cfg.data), run_cfg.fitness
+    else:
+        ds, cfg = data.load(args.dataset, args.data_dir), FitnessConfig()
+    if args.disturbances:
+        name, where = CONTAMINANTS.get(ds.spec.name, ("mnist", SHARED / "mnist"))
+        name = args.contaminant or name
+        where = args.contaminant_dir or (str(where) if where.is_dir() and not args.contaminant else None)
+        other = contaminant(name, where, ds.spec.shape)
+        kinds = ["classifier", "self"] if args.features == "both" else [args.features]
+        print(f"dataset={ds.spec.name} shape={ds.spec.shape} train={len(ds.x_train)} test={len(ds.x_test)} "
+              f"classes={ds.spec.classes} contaminant={name}")
+        run_disturbances(ds, cfg, kinds, other)
+        return
     t0 = time.perf_counter()
     ref = fitness.reference(ds, cfg)
     print(f"dataset={ds.spec.name}")
     print(f"classifier_accuracy={ref.accuracy:.4f}")
     print(f"feature_dim={ref.feature_dim}")
     print(f"reference_seconds={time.perf_counter() - t0:.2f} (from_cache={ref.from_cache})")
-    if args.disturbances:
-        run_disturbances(ds, ref, n=min(cfg.n_search, len(ds.x_train)))
-        return
 
     from gan_nas import baseline, builder
 

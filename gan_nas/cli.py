@@ -72,7 +72,8 @@ def _emit(result: dict[str, Any], as_json: bool, text: Callable[[dict[str, Any]]
 def cmd_data(args: argparse.Namespace) -> int:
     from gan_nas import data
 
-    ds = data.load(args.dataset, args.data_dir, image_size=args.image_size, channels=args.channels)
+    ds = data.load(args.dataset, args.data_dir, image_size=args.image_size, channels=args.channels,
+                   background=args.background)
     _emit(ds.describe(), args.json)
     return 0
 
@@ -81,7 +82,8 @@ def cmd_fid(args: argparse.Namespace) -> int:
     from gan_nas import config, data, fitness
 
     cfg = config.load(args.config)
-    ds = data.load(args.dataset, args.data_dir, image_size=cfg.data.image_size, channels=cfg.data.channels)
+    ds = data.load(args.dataset, args.data_dir, image_size=cfg.data.image_size, channels=cfg.data.channels,
+                   background=cfg.data.background)
     result = fitness.score_file(ds, args.samples, cfg.fitness)
     _emit(result, args.json)
     return 0
@@ -186,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-dir", help="folder with the dataset's original files")
     d.add_argument("--image-size", type=int, default=28, help="square size for folder: datasets")
     d.add_argument("--channels", type=int, choices=(1, 3), default=1, help="channels for folder: datasets")
+    d.add_argument("--background", default="white",
+                   help="colour that transparency in folder: images is composited onto: white (default), black, "
+                        "gray or #rrggbb")
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.set_defaults(func=cmd_data)
 

@@ -154,12 +154,12 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
         raise GanNasError(f"--steps must be at least 1, got {steps}")
     ds, ref = _resources if _resources is not None else (None, None)
     if ds is None and cfg is not None:  # fail on a bad dataset before creating anything
-        ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
+        ds = data.load_config(cfg.data)
     store, cfg = _open_baseline(None if cfg is None else precision.resolved(cfg), run_dir)
     _limit_threads(cfg)
     with interrupt.stop_on_signals(), store.locked():  # SIGINT/SIGTERM: stop between steps, lock released
         if ds is None:
-            ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
+            ds = data.load_config(cfg.data)
         if ref is None:
             ref = fitness.reference(ds, cfg.fitness)
         shape = tuple(int(s) for s in ds.spec.shape)
@@ -380,7 +380,7 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     base_dir = Path(baseline_dir) if baseline_dir is not None else root / "baseline"
     steps_dir = root / "baseline-steps"
 
-    ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
+    ds = data.load_config(cfg.data)
     ref = fitness.reference(ds, cfg.fitness)
     n, seed = cfg.fitness.n_report, cfg.fitness.noise_seed
     _log(quiet, f"scoring the searched best ({best.get('id')}) on n={n} samples")

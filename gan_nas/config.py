@@ -35,6 +35,7 @@ class DataConfig:
     data_dir: str | None = None  # explicit folder with the dataset's original files; None: search the usual places
     image_size: int = 28  # folder: datasets are resized and center-cropped to this square size
     channels: int = 1  # folder: datasets are read as grayscale (1) or RGB (3)
+    background: str = "white"  # folder: transparency is composited onto this: white, black, gray or #rrggbb
     batch_size: int = 64  # images per train step
     shuffle_buffer: int = 10_000  # tf.data shuffle buffer; the whole train split when it is smaller
 
@@ -62,6 +63,10 @@ class FitnessConfig:
     n_report: int = 10_000  # generated images for reports and comparisons
     noise_seed: int = 1234  # every candidate is scored on the same latent draws
     classifier_epochs: int = 3  # epochs to train the feature classifier (cached per dataset)
+    # feature network behind FID: "classifier" (trained on the classes), "self" (self-supervised, predicting
+    # which of four rotations was applied: needs no labels), or "auto": classifier where the dataset has
+    # 2+ classes of 10+ images, else self
+    features: str = "auto"
     batch_size: int = 500  # images per feature-extraction batch
 
 
@@ -78,6 +83,7 @@ class SpaceConfig:
     max_g_params: int = 4_000_000  # cap on generator parameters
     max_d_params: int = 2_000_000  # cap on discriminator parameters
     latent_sizes: list[int] = field(default_factory=lambda: [64, 100, 128])  # choices of latent size
+    d_head_side: int = 32  # the discriminator downsamples larger images (by stride-2 blocks) to at most this side
 
 
 @dataclass
@@ -152,6 +158,7 @@ _CHOICES = {
     ("search", "objective"): ("fid", "pareto"),
     ("run", "executor"): ("serial", "process", "ray"),
     ("data", "channels"): (1, 3),
+    ("fitness", "features"): ("auto", "classifier", "self"),
     ("training", "mixed_precision"): (True, False, "auto"),
 }
 
@@ -242,11 +249,12 @@ def _check(cfg: Config) -> Config:
         v = getattr(getattr(cfg, section), key)
         if not 0.0 <= v <= 1.0:
             raise ConfigError(f"{section}.{key} must be within [0, 1], got {v!r}")
-    from gan_nas.data import check_image_size  # the data's own bounds, checked when the config loads
+    from gan_nas.data import check_image_size, parse_background  # the data's own bounds, checked at load
     from gan_nas.errors import DataError
 
     try:
         check_image_size(cfg.data.image_size, cfg.data.channels)
+        parse_background(cfg.data.background)
     except DataError as e:
         raise ConfigError(str(e)) from None
     s = cfg.space

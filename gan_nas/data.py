@@ -13,15 +13,19 @@ files of the MNIST family; ``cifar-10-python.tar.gz`` or the extracted
 4. ``tfds.load(name)``, when tfds has the data prepared or can download it.
 
 Two user kinds: ``folder:PATH`` (PNG/JPEG images, resized and center-cropped to
-``image_size``; sub-folders are classes) and ``npz:PATH`` (an ``images`` array,
-N,H,W,C uint8, optional ``labels``). Both hold out a fixed 1/6 as the test split.
+``image_size``, transparency composited onto ``background``; sub-folders are
+classes; read by :mod:`gan_nas.folder`, in parallel and cached) and ``npz:PATH``
+(an ``images`` array, N,H,W,C uint8, optional ``labels``). Both hold out a fixed
+1/6 as the test split.
 
 Every loader returns uint8 arrays (N, H, W, C) and int64 labels.
 
 Files are untrusted input: a bad one raises :class:`DataError` naming it and the
-problem. Nothing in them runs: CIFAR-10's pickles go through an unpickler that
-resolves only numpy's array globals, ``.npz`` arrays of Python objects are
-refused, and Pillow may use only its PNG and JPEG decoders. Sizes are bounded
+problem (in a ``folder:`` dataset, an unreadable image is skipped instead, with
+a count and its name on stderr, as long as enough readable ones remain).
+Nothing in them runs: CIFAR-10's pickles go through an unpickler that resolves
+only numpy's array globals, ``.npz`` arrays of Python objects are refused, and
+Pillow may use only its PNG and JPEG decoders. Sizes are bounded
 before data is read or decoded (see the constants below), so a small file that
 inflates to gigabytes is refused rather than loaded.
 """
@@ -37,6 +41,7 @@ import pickle
 import re
 import stat
 import struct
+import sys
 import tarfile
 import warnings
 import zipfile
@@ -44,11 +49,14 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from gan_nas.errors import DataError, GanNasError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gan_nas.config import DataConfig
 
 DEBIAN_DATASETS = Path("/usr/share/datasets")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -80,6 +88,7 @@ class Dataset:
     y_test: np.ndarray
     source: str
     fingerprint: str = ""
+    notes: tuple[str, ...] = ()  # what the load has to tell the user (files skipped, images upscaled)
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
@@ -94,6 +103,7 @@ class Dataset:
             "shape": list(self.spec.shape),
             "classes": self.spec.classes,
             "source": self.source,
+            **({"notes": list(self.notes)} if self.notes else {}),
         }
 
 
@@ -103,7 +113,7 @@ def fingerprint(*arrays: np.ndarray) -> str:
     for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(str((a.shape, a.dtype.str)).encode())
-        h.update(memoryview(a).cast("B"))
+        h.update(memoryview(a).cast("B") if a.size else b"")  # an empty view cannot be cast
     return h.hexdigest()[:16]
 
 
@@ -583,20 +593,81 @@ def open_image(path: Path, error: type[GanNasError] = DataError) -> Any:
     return im
 
 
-def decode_image(im: Any, path: Path, mode: str, error: type[GanNasError] = DataError) -> Any:
+WHITE = (255, 255, 255)
+BACKGROUNDS = {"white": WHITE, "black": (0, 0, 0), "gray": (128, 128, 128), "grey": (128, 128, 128)}
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # 16-bit grayscale PNGs open as one of these
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def parse_background(value: Any) -> tuple[int, int, int]:
+    """``data.background`` as an RGB triple: ``white``, ``black``, ``gray`` (``grey``) or ``#rrggbb``.
+
+    Raises:
+        DataError: anything else.
+    """
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in BACKGROUNDS:
+            return BACKGROUNDS[v]
+        if re.fullmatch(r"#[0-9a-f]{6}", v):
+            r, g, b = bytes.fromhex(v[1:])
+            return r, g, b
+    raise DataError(f"background must be white, black, gray or a colour #rrggbb (--background, data.background), "
+                    f"got {value!r}")
+
+
+def _eight_bit(im: Any) -> Any:
+    """A 16-bit grayscale image as 8-bit ``L``, scaled by 255/65535.
+
+    Pillow's own conversion clips instead: every value above 255 (nearly all of
+    a 16-bit image) would become white.
+    """
+    from PIL import Image
+
+    a = np.asarray(im, dtype=np.float64)
+    return Image.fromarray(np.clip(np.round(a / 257.0), 0, 255).astype(np.uint8), "L")
+
+
+def _has_alpha(im: Any) -> bool:
+    """Whether ``im`` has transparency: an alpha channel, or a ``tRNS`` colour (palette, L or RGB)."""
+    return im.mode in _ALPHA_MODES or "transparency" in im.info
+
+
+def _composite(im: Any, background: tuple[int, int, int]) -> Any:
+    """``im`` over an opaque ``background``, as RGB.
+
+    Transparent pixels keep whatever colour they happen to store (often black,
+    or a block of the emoji's own colour); dropping the alpha shows it. Blending
+    with the alpha (straight, not premultiplied, as PNG stores it) shows the
+    background instead, as a browser would.
+    """
+    from PIL import Image
+
+    rgba = im.convert("RGBA")  # a palette's or tRNS colour's transparency becomes alpha here
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (*background, 255)), rgba).convert("RGB")
+
+
+def decode_image(im: Any, path: Path, mode: str, error: type[GanNasError] = DataError,
+                 background: tuple[int, int, int] = WHITE) -> Any:
     """Decode an image from :func:`open_image` and convert it to ``mode`` (``L`` or ``RGB``).
 
-    A palette image with transparency goes through RGBA: converting it straight
-    to L or RGB drops the transparency with the same colours but makes Pillow warn
-    ("Palette images with Transparency expressed in bytes ...") on the terminal.
+    Every mode Pillow's PNG and JPEG decoders produce is converted by what it
+    means: 16-bit grayscale is scaled to 8 bits (not clipped); anything with
+    transparency (RGBA, LA, PA, a palette or an L/RGB image with a ``tRNS``
+    colour) is composited onto ``background`` first; CMYK, YCbCr, 1-bit and
+    palette images convert through Pillow. A palette image with transparency
+    goes through RGBA, which also keeps Pillow from warning ("Palette images
+    with Transparency expressed in bytes ...") on the terminal.
 
     Raises:
         error: the pixel data is corrupt or truncated.
     """
     try:
         im.load()
-        if im.mode == "P" and "transparency" in im.info:
-            im = im.convert("RGBA")
+        if im.mode in _SIXTEEN_BIT:
+            im = _eight_bit(im)  # a 16-bit tRNS colour is dropped with the mode: rare enough to ignore
+        if _has_alpha(im):
+            im = _composite(im, background)
         return im.convert(mode)
     except Exception as e:  # noqa: BLE001 - Pillow raises many kinds on a malformed file
         raise error(f"{path}: unreadable image ({_why(e)})") from None
@@ -613,34 +684,12 @@ def _split_holdout(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
     return x[train], y[train], x[test], y[test]
 
 
-def _read_image(path: Path, size: int, channels: int) -> np.ndarray:
-    from PIL import Image
+def _load_folder(path: Path, size: int, channels: int, background: tuple[int, int, int]) -> tuple[Any, ...]:
+    """A folder's images split like every user kind, and the notes its load has for the user."""
+    from gan_nas import folder
 
-    with open_image(path) as opened:
-        im = decode_image(opened, path, "L" if channels == 1 else "RGB")
-    w, h = im.size
-    scale = size / min(w, h)  # resize the short side to `size`, then center-crop
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    im = im.resize((nw, nh), Image.Resampling.BICUBIC)
-    left, top = (nw - size) // 2, (nh - size) // 2
-    im = im.crop((left, top, left + size, top + size))
-    a = np.asarray(im, dtype=np.uint8)
-    return a[..., None] if channels == 1 else a
-
-
-def _load_folder(path: Path, size: int, channels: int) -> tuple[np.ndarray, ...]:
-    require_dir(path, "folder dataset")
-    files = list_images(path, recursive=True)
-    if not files:
-        raise DataError(f"folder dataset {path} holds no PNG or JPEG images (.png, .jpg, .jpeg), "
-                        "in it or its sub-folders")
-    classes = sorted({p.parent.relative_to(path).as_posix() for p in files})
-    index = {c: i for i, c in enumerate(classes)}
-    x = np.stack([_read_image(p, size, channels) for p in files])
-    y = np.array([index[p.parent.relative_to(path).as_posix()] for p in files], dtype=np.int64)
-    if len(x) < 2:
-        raise DataError(f"folder dataset {path} needs at least 2 images, found {len(x)}")
-    return _split_holdout(x, y)
+    got = folder.read_folder(path, size, channels, background)
+    return (*_split_holdout(got.x, got.y), got.notes)
 
 
 def _not_an_npz(path: Path) -> str:
@@ -799,7 +848,8 @@ def _network_reachable(host: str = "storage.googleapis.com", timeout: float = 3.
         return False
 
 
-def load(name: str, data_dir: str | None = None, image_size: int = 28, channels: int = 1) -> Dataset:
+def load(name: str, data_dir: str | None = None, image_size: int = 28, channels: int = 1,
+         background: str = "white") -> Dataset:
     """Load a dataset by name, trying its sources in order.
 
     Args:
@@ -807,20 +857,27 @@ def load(name: str, data_dir: str | None = None, image_size: int = 28, channels:
         data_dir: an explicit folder with the original files (tried first).
         image_size: square size for ``folder:`` datasets.
         channels: 1 (grayscale) or 3 (RGB) for ``folder:`` datasets.
+        background: colour that a ``folder:`` dataset's transparency is composited onto
+            (``white``, ``black``, ``gray`` or ``#rrggbb``; see :func:`parse_background`).
 
     Returns:
         The dataset, with ``source`` telling where it came from.
 
     Raises:
-        DataError: no source has it, a file of it is corrupt, or ``image_size`` or
-            ``channels`` is out of range (checked whatever the dataset: a bad
+        DataError: no source has it, a file of it is corrupt, or ``image_size``,
+            ``channels`` or ``background`` is out of range (checked whatever the dataset: a bad
             value is refused even where it would go unused).
     """
     check_image_size(image_size, channels)
+    rgb = parse_background(background)
     if name.startswith("folder:"):
         path = Path(name[len("folder:"):]).expanduser()
-        x_tr, y_tr, x_te, y_te = _load_folder(path, image_size, channels)
-        return _make(f"folder:{path}", x_tr, y_tr, x_te, y_te, f"folder {path}")
+        x_tr, y_tr, x_te, y_te, notes = _load_folder(path, image_size, channels, rgb)
+        for note in notes:  # every load says so (the cached ones too), on stderr: --json keeps stdout
+            print(f"warning: {note}", file=sys.stderr, flush=True)
+        ds = _make(f"folder:{path}", x_tr, y_tr, x_te, y_te, f"folder {path}")
+        ds.notes = tuple(notes)
+        return ds
     if name.startswith("npz:"):
         path = Path(name[len("npz:"):]).expanduser()
         x_tr, y_tr, x_te, y_te = _load_npz(path)
@@ -854,6 +911,11 @@ def load(name: str, data_dir: str | None = None, image_size: int = 28, channels:
         f"dataset {key} not found; tried: {'; '.join(tried)}. Provide it with --data-dir DIR "
         f"or $GAN_NAS_DATA_DIR/{key}/ holding {entry.files}{debian}"
     )
+
+
+def load_config(cfg: DataConfig) -> Dataset:
+    """:func:`load` with a config's ``[data]`` settings, every one of them (the background too)."""
+    return load(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.channels, cfg.background)
 
 
 def _present(entry: _Named, folder: Path) -> bool:

@@ -73,7 +73,7 @@ def _dataset_and_reference(cfg: Config, ds=None):
         from gan_nas import data, fitness
 
         if ds is None:
-            ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
+            ds = data.load_config(cfg.data)
         _CACHE.clear()
         _CACHE[key] = (ds, fitness.reference(ds, cfg.fitness))
     return _CACHE[key]
@@ -827,7 +827,7 @@ def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool =
                                   f"config; only {', '.join(RESUME_SETTABLE)} may be set")
         if resume_set:
             cfg = config_mod.override(cfg, resume_set)
-    ds = data.load(cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
+    ds = data.load_config(cfg.data)
     if not resume:
         cfg = precision.resolved(cfg)  # "auto" as this machine answers it, recorded in config.json
         preflight(cfg, ds)  # everything that can fail on bad input fails before anything is created
@@ -873,7 +873,7 @@ def preflight(cfg: Config, ds) -> None:
     if cfg.data.batch_size > len(ds.x_train):
         raise ConfigError(f"data.batch_size = {cfg.data.batch_size:,} is larger than the training split "
                           f"({len(ds.x_train):,} images); use at most that")
-    fitness.check_trainable(ds)
+    fitness.check_trainable(ds, cfg.fitness.features)
 
 
 def _journal_or_empty(store) -> list[dict[str, Any]]:

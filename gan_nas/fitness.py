@@ -8,7 +8,11 @@ The pieces are kept apart, in the manner of TF-GAN's ``classifier_metrics.py``:
   the feature map. :func:`reference` caches the classifier and the statistics of
   the real test split under ``$GAN_NAS_CACHE`` (default ``~/.cache/gan-nas``),
   keyed by the data fingerprint and a hash of the classifier's definition, so
-  it is trained once per dataset and retrained when either changes.
+  it is trained once per dataset and retrained when either changes. A dataset
+  without classes (a flat folder, an ``npz`` without labels), or any dataset
+  with ``fitness.features = "self"``, gets the same network trained
+  self-supervised instead (:func:`train_self_supervised`: which of four
+  rotations was applied), cached alike.
 * **distances** -- :func:`frechet_distance` and :func:`kernel_inception_distance`
   work on plain float64 arrays and know nothing of Keras.
 * **scoring** -- :func:`score` (a generator), :func:`score_images` (any samples)
@@ -26,7 +30,14 @@ uint8 round trip is needed by the caller.
 FID and KID are biased by the number of generated samples ``n`` (FID strongly,
 KID not in expectation but its variance depends on ``n``): compare scores only
 at the same ``n`` (``FitnessConfig.n_search`` during a search, ``n_report`` in
-reports). The reference statistics always use the whole real test split.
+reports). The reference statistics always use the whole real test split, and
+only it, small or not: FID's bias grows as the reference shrinks too (a few
+hundred images is small), so every score carries ``n_reference`` beside ``n``,
+and KID (unbiased) beside FID. The train split is never added to the
+reference, however small the test split: the feature network was trained on
+it, and its features of images it has seen are not distributed like those of
+unseen ones, which generated images are (``experiments/bench_fid.py
+--disturbances`` measures the difference).
 """
 
 from __future__ import annotations
@@ -53,6 +64,8 @@ from gan_nas.errors import FitnessError
 
 # Bump when the training procedure changes in a way the definition hash cannot see.
 CLASSIFIER_VERSION = 1
+SELF_VERSION = 1  # the same for self-supervised features
+MIN_SELF_STEPS = 1_000  # self-supervised training steps at least, whatever the dataset's size
 MIN_IMAGES_PER_CLASS = 10  # a class needs this many train images to count
 MIN_TEST_IMAGES = 2  # the reference statistics need at least a covariance
 KID_BLOCK_SIZE = 1000  # images per KID block (TF-GAN's max_block_size is 1024)
@@ -144,29 +157,77 @@ def definition_hash(shape: tuple[int, int, int], classes: int, spec: ClassifierS
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def check_trainable(dataset: Dataset) -> None:
-    """Raise :class:`FitnessError` unless a classifier can be trained and evaluated on ``dataset``."""
+def _usable_classes(dataset: Dataset) -> tuple[int, np.ndarray]:
+    """How many classes have :data:`MIN_IMAGES_PER_CLASS` train images, and every class's count."""
+    y = np.asarray(dataset.y_train).astype(np.int64)
+    if not y.size or y.min() < 0:
+        return 0, np.zeros(1, np.int64)
+    counts = np.bincount(y, minlength=dataset.spec.classes)
+    return int((counts >= MIN_IMAGES_PER_CLASS).sum()), counts
+
+
+def feature_kind(dataset: Dataset, features: str = "auto") -> str:
+    """The feature network that scores ``dataset``: ``classifier`` or ``self`` (self-supervised).
+
+    ``auto`` takes the classifier where the dataset has 2 or more classes of
+    :data:`MIN_IMAGES_PER_CLASS`+ train images, and self-supervised features
+    otherwise (a flat folder, an ``npz`` without labels).
+
+    Raises:
+        FitnessError: ``features`` is none of ``auto``, ``classifier``, ``self``.
+    """
+    if features in ("classifier", "self"):
+        return features
+    if features != "auto":
+        raise FitnessError(f"fitness.features must be auto, classifier or self, got {features!r}")
+    return "classifier" if _usable_classes(dataset)[0] >= 2 else "self"
+
+
+def check_trainable(dataset: Dataset, features: str = "auto") -> None:
+    """Raise :class:`FitnessError` unless the feature network can be trained and evaluated on ``dataset``.
+
+    Args:
+        dataset: the dataset.
+        features: ``auto``, ``classifier`` or ``self``, as ``fitness.features``
+            (see :func:`feature_kind`); a dataset without classes passes under
+            ``auto`` (its features are self-supervised).
+    """
     name = dataset.spec.name
-    y = np.asarray(dataset.y_train)
-    if len(dataset.x_train) != len(y) or len(dataset.x_test) != len(dataset.y_test):
+    if len(dataset.x_train) != len(dataset.y_train) or len(dataset.x_test) != len(dataset.y_test):
         raise FitnessError(f"dataset {name}: images and labels differ in number")
-    for labels in (y, np.asarray(dataset.y_test)):
+    for labels in (np.asarray(dataset.y_train), np.asarray(dataset.y_test)):  # a malformed dataset, whatever scores it
         if labels.size and (labels.min() < 0 or labels.max() >= dataset.spec.classes):
             raise FitnessError(
                 f"dataset {name}: labels must lie in [0, {dataset.spec.classes}), "
                 f"found {int(labels.min())}..{int(labels.max())}"
             )
-    counts = np.bincount(y.astype(np.int64), minlength=dataset.spec.classes) if y.size else np.zeros(1)
-    usable = int((counts >= MIN_IMAGES_PER_CLASS).sum())
+    if feature_kind(dataset, features) == "self":
+        _check_self_trainable(dataset)
+        return
+    usable, counts = _usable_classes(dataset)
     if usable < 2:
         raise FitnessError(
             f"cannot train a feature classifier for dataset {name}: it needs at least 2 classes with "
             f"{MIN_IMAGES_PER_CLASS}+ train images each, found {usable} (class counts {counts.tolist()}); "
-            "give a folder dataset one sub-folder per class"
+            "give a folder dataset one sub-folder per class, or score with self-supervised features "
+            '(fitness.features = "self", or "auto")'
         )
+    _check_test_split(dataset)
+
+
+def _check_self_trainable(dataset: Dataset) -> None:
+    if len(dataset.x_train) < MIN_IMAGES_PER_CLASS:
+        raise FitnessError(
+            f"cannot train self-supervised features for dataset {dataset.spec.name}: it needs at least "
+            f"{MIN_IMAGES_PER_CLASS} train images, found {len(dataset.x_train)}"
+        )
+    _check_test_split(dataset)
+
+
+def _check_test_split(dataset: Dataset) -> None:
     if len(dataset.x_test) < MIN_TEST_IMAGES:
         raise FitnessError(
-            f"dataset {name}: the test split has {len(dataset.x_test)} images, the reference needs "
+            f"dataset {dataset.spec.name}: the test split has {len(dataset.x_test)} images, the reference needs "
             f"at least {MIN_TEST_IMAGES}"
         )
 
@@ -188,7 +249,7 @@ def train_classifier(dataset: Dataset, spec: ClassifierSpec, verbose: bool = Tru
         FitnessError: the dataset has too few classes or images to train on.
     """
     check_trainable(dataset)
-    tf, keras = _quiet_tf()
+    tf, _ = _quiet_tf()
     x, y = dataset.x_train, np.asarray(dataset.y_train, np.int64)
     steps_per_epoch = math.ceil(len(x) / spec.batch_size)
     total = spec.epochs * steps_per_epoch
@@ -206,23 +267,98 @@ def train_classifier(dataset: Dataset, spec: ClassifierSpec, verbose: bool = Tru
         .prefetch(tf.data.AUTOTUNE)
     )
     model = build_classifier(dataset.spec.shape, dataset.spec.classes, spec)
+    if verbose:
+        print(f"training the feature classifier for {dataset.spec.name}: {len(x)} images, "
+              f"{epochs * per_epoch} steps of {spec.batch_size}", file=sys.stderr, flush=True)
+    _fit(model, ds, epochs, per_epoch, spec, verbose)
+    logits = _predict(model, dataset.x_test, batch_size=500)
+    accuracy = float(np.mean(np.argmax(logits, axis=1) == np.asarray(dataset.y_test)))
+    if verbose:
+        print(f"feature classifier for {dataset.spec.name}: test accuracy {100 * accuracy:.2f}% "
+              f"on {len(dataset.x_test)} images", file=sys.stderr, flush=True)
+    return model, accuracy
+
+
+def _fit(model: Any, ds: Any, epochs: int, per_epoch: int, spec: ClassifierSpec, verbose: bool) -> None:
+    """Adam with a cosine decay to zero over the run, cross-entropy on logits; progress to stderr."""
+    _, keras = _quiet_tf()
     schedule = keras.optimizers.schedules.CosineDecay(spec.learning_rate, decay_steps=epochs * per_epoch)
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    if verbose:
-        print(f"training the feature classifier for {dataset.spec.name}: {len(x)} images, "
-              f"{epochs * per_epoch} steps of {spec.batch_size}", file=sys.stderr, flush=True)
     fit_verbose = (1 if sys.stderr.isatty() else 2) if verbose else 0
     with contextlib.redirect_stdout(sys.stderr):
         model.fit(ds, epochs=epochs, steps_per_epoch=per_epoch, verbose=fit_verbose, shuffle=False)
-    logits = _predict(model, dataset.x_test, batch_size=500)
-    accuracy = float(np.mean(np.argmax(logits, axis=1) == np.asarray(dataset.y_test)))
+
+
+# --- self-supervised features --------------------------------------------------
+
+
+def rotations(shape: tuple[int, int, int]) -> tuple[int, ...]:
+    """The quarter turns the self-supervised network tells apart: 0-3 for square images; 0 and 2
+    (0 and 180 degrees) otherwise, as a quarter turn would change their shape."""
+    return (0, 1, 2, 3) if shape[0] == shape[1] else (0, 2)
+
+
+def train_self_supervised(dataset: Dataset, spec: ClassifierSpec, verbose: bool = True) -> tuple[Any, float]:
+    """Fit the feature network without labels: which rotation was applied (Gidaris et al., 2018).
+
+    The network is :func:`build_classifier`'s, with one output per rotation of
+    :func:`rotations`. Each batch holds ``batch_size / r`` train images in all
+    ``r`` rotations (balanced, as in the paper). To tell a rotation, the network
+    must learn what the images show and which way up it belongs (faces, text,
+    horizons, a digit's stroke), features that an FID can compare, with no
+    class labels at all.
+
+    It trains as many steps as the classifier would (``epochs`` x train images
+    / batch), but at least :data:`MIN_SELF_STEPS`: small datasets (a few
+    thousand images) would otherwise give it a few dozen.
+
+    Returns:
+        The network and its rotation accuracy on the test split (every image in every rotation).
+
+    Raises:
+        FitnessError: too few images.
+    """
+    _check_self_trainable(dataset)
+    tf, _ = _quiet_tf()
+    shape = tuple(int(s) for s in dataset.spec.shape)
+    ks = rotations(shape)  # type: ignore[arg-type]
+    per_batch = max(1, spec.batch_size // len(ks))  # source images per batch
+    x = dataset.x_train
+    per_epoch = math.ceil(len(x) / (per_batch * len(ks)))  # steps of an epoch: as many images as the classifier's
+    total = max(spec.epochs * per_epoch, MIN_SELF_STEPS)
+    if spec.max_steps is not None:
+        total = max(1, min(total, spec.max_steps))
+    epochs = math.ceil(total / per_epoch)
+    per_epoch = min(per_epoch, total)
+    labels = tf.constant(np.repeat(np.arange(len(ks), dtype=np.int64), per_batch))
+
+    def rotated(batch: Any) -> tuple[Any, Any]:  # (per_batch, H, W, C) uint8 -> (per_batch * r, H, W, C)
+        batch = tf.cast(batch, tf.float32) / 127.5 - 1.0
+        return tf.concat([tf.image.rot90(batch, k) for k in ks], axis=0), labels
+
+    ds = (
+        tf.data.Dataset.from_tensor_slices(x)
+        .shuffle(min(len(x), 60_000), seed=spec.seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(per_batch, drop_remainder=True)
+        .map(rotated, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    model = build_classifier(shape, len(ks), spec)  # type: ignore[arg-type]
     if verbose:
-        print(f"feature classifier for {dataset.spec.name}: test accuracy {100 * accuracy:.2f}% "
-              f"on {len(dataset.x_test)} images", file=sys.stderr, flush=True)
+        print(f"training self-supervised features for {dataset.spec.name} (which of {len(ks)} rotations): "
+              f"{len(x)} images, {epochs * per_epoch} steps of {per_batch * len(ks)}", file=sys.stderr, flush=True)
+    _fit(model, ds, epochs, per_epoch, spec, verbose)
+    hits = [np.argmax(_predict(model, np.rot90(dataset.x_test, k, axes=(1, 2)), 500), axis=1) == i
+            for i, k in enumerate(ks)]
+    accuracy = float(np.mean(hits))
+    if verbose:
+        print(f"self-supervised features for {dataset.spec.name}: rotation accuracy {100 * accuracy:.2f}% "
+              f"on {len(dataset.x_test)} test images", file=sys.stderr, flush=True)
     return model, accuracy
 
 
@@ -241,12 +377,13 @@ class Reference:
     Attributes:
         dataset_name: the dataset's name.
         image_shape: (H, W, C) of the images it scores.
-        classifier: the trained Keras classifier (logits).
+        kind: ``classifier`` (trained on the classes) or ``self`` (self-supervised, on rotations).
+        classifier: the trained Keras network (logits over classes, or over rotations).
         feature_model: ``classifier`` up to its ``features`` layer: images -> (B, feature_dim).
         mu: (d,) float64 mean of the real test features.
         sigma: (d, d) float64 covariance of the real test features (ddof=1).
         features: (n_test, d) float32 real test features (for KID).
-        accuracy: the classifier's test accuracy in [0, 1].
+        accuracy: the network's test accuracy in [0, 1] (on classes, or on rotations).
         batch_size: the fixed batch of the compiled feature function.
         key: the cache key (data fingerprint + classifier definition).
         digest: a hash of the classifier's weights; equal digests score alike.
@@ -254,9 +391,11 @@ class Reference:
     """
 
     def __init__(self, dataset_name: str, image_shape: tuple[int, int, int], classifier: Any,
-                 accuracy: float, batch_size: int, key: str = "", from_cache: bool = False) -> None:
+                 accuracy: float, batch_size: int, key: str = "", from_cache: bool = False,
+                 kind: str = "classifier") -> None:
         tf, keras = _quiet_tf()
         self.dataset_name = dataset_name
+        self.kind = kind
         self.image_shape = tuple(int(s) for s in image_shape)
         self.classifier = classifier
         self.feature_model = keras.Model(classifier.inputs, classifier.get_layer("features").output,
@@ -285,6 +424,11 @@ class Reference:
     @property
     def feature_dim(self) -> int:
         return int(self.feature_model.output.shape[-1])
+
+    @property
+    def n_reference(self) -> int:
+        """Real images behind the statistics: FID's bias grows as this shrinks (a few hundred is small)."""
+        return int(len(self.features))
 
     def extract(self, images: np.ndarray) -> np.ndarray:
         """Features of images: uint8 in [0, 255] or float in [-1, 1], (N, H, W, C) -> (N, d) float32.
@@ -356,32 +500,43 @@ def _atomic_write(path: Path, write: Any, suffix: str) -> None:
 
 def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike | None = None,
               spec: ClassifierSpec | None = None, verbose: bool = True) -> Reference:
-    """The feature classifier and real test-split statistics of ``dataset``, trained or loaded from cache.
+    """The feature network and real test-split statistics of ``dataset``, trained or loaded from cache.
 
-    The cache entry is ``<cache>/fitness/<dataset>-<key>/`` with ``classifier.keras``,
-    ``meta.json`` (accuracy, fingerprint, spec) and ``reference.npz`` (mu, sigma,
-    features), where ``key`` hashes the data fingerprint and the classifier's
-    definition: changed data or a changed definition trains a new classifier.
+    The cache entry is ``<cache>/fitness/<dataset>-<key>/`` (``<dataset>-self-<key>/``
+    for self-supervised features) with ``classifier.keras``, ``meta.json``
+    (accuracy, fingerprint, spec, features) and ``reference.npz`` (mu, sigma,
+    features), where ``key`` hashes the data fingerprint and the network's
+    definition: changed data or a changed definition trains a new network.
 
     Args:
         dataset: the loaded dataset (its test split is the reference).
-        cfg: fitness settings (``classifier_epochs``, ``batch_size``).
+        cfg: fitness settings (``classifier_epochs``, ``features``, ``batch_size``).
         cache_dir: cache folder; None: ``$GAN_NAS_CACHE`` or ``~/.cache/gan-nas``.
         spec: the classifier definition; None: the default with ``cfg.classifier_epochs``.
         verbose: print training progress and the accuracy to stderr.
 
     Raises:
-        FitnessError: the dataset cannot train a classifier (too few classes or images).
+        FitnessError: the dataset cannot train its feature network (too few classes, with
+            ``features = "classifier"``, or too few images).
     """
     _, keras = _quiet_tf()
     spec = spec or ClassifierSpec(epochs=cfg.classifier_epochs)
-    check_trainable(dataset)
+    kind = feature_kind(dataset, cfg.features)
+    check_trainable(dataset, kind)
     shape = tuple(int(s) for s in dataset.spec.shape)
-    key = hashlib.sha256(
-        f"{dataset.fingerprint}:{definition_hash(shape, dataset.spec.classes, spec)}".encode()
-    ).hexdigest()[:16]
+    if kind == "classifier":
+        key = hashlib.sha256(
+            f"{dataset.fingerprint}:{definition_hash(shape, dataset.spec.classes, spec)}".encode()
+        ).hexdigest()[:16]
+        train, tag = train_classifier, ""
+    else:
+        key = hashlib.sha256(
+            f"{dataset.fingerprint}:self-rotation-{SELF_VERSION}:"
+            f"{definition_hash(shape, len(rotations(shape)), spec)}".encode()  # type: ignore[arg-type]
+        ).hexdigest()[:16]
+        train, tag = train_self_supervised, "self-"
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset.spec.name).strip("_.")[:40] or "dataset"
-    folder = _cache_root(cache_dir) / "fitness" / f"{safe}-{key}"
+    folder = _cache_root(cache_dir) / "fitness" / f"{safe}-{tag}{key}"
     model_path, meta_path, stats_path = folder / "classifier.keras", folder / "meta.json", folder / "reference.npz"
 
     with _locked(folder.with_name(folder.name + ".lock")):
@@ -398,9 +553,10 @@ def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike
                 model, meta = None, None
         if model is None:
             t0 = time.perf_counter()
-            model, accuracy = train_classifier(dataset, spec, verbose=verbose)
-            meta = {"dataset": dataset.spec.name, "fingerprint": dataset.fingerprint, "key": key,
-                    "accuracy": accuracy, "spec": asdict(spec), "version": CLASSIFIER_VERSION,
+            model, accuracy = train(dataset, spec, verbose=verbose)
+            meta = {"dataset": dataset.spec.name, "fingerprint": dataset.fingerprint, "key": key, "features": kind,
+                    "accuracy": accuracy, "spec": asdict(spec),
+                    "version": CLASSIFIER_VERSION if kind == "classifier" else SELF_VERSION,
                     "train_images": len(dataset.x_train), "test_images": len(dataset.x_test),
                     "train_seconds": round(time.perf_counter() - t0, 1)}
             _atomic_write(model_path, lambda p: model.save(p), ".keras")
@@ -408,7 +564,7 @@ def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike
             if stats_path.exists():
                 stats_path.unlink()
 
-        ref = Reference(dataset.spec.name, shape, model, meta["accuracy"], cfg.batch_size, key, from_cache)
+        ref = Reference(dataset.spec.name, shape, model, meta["accuracy"], cfg.batch_size, key, from_cache, kind)
         stats = None
         if stats_path.is_file():
             try:
@@ -546,14 +702,17 @@ def kernel_inception_distance(real_features: np.ndarray, generated_features: np.
 # --- scoring -------------------------------------------------------------------
 
 
-def _result(fid: float, kid: float, kid_std: float, n: int) -> dict[str, Any]:
-    return {"fid": float(fid), "kid": float(kid), "kid_std": float(kid_std), "n": int(n)}
+def _result(fid: float, kid: float, kid_std: float, n: int, ref: Reference) -> dict[str, Any]:
+    """A score: ``n`` generated images against the reference's ``n_reference`` real ones (FID's bias
+    depends on both, so both are reported)."""
+    return {"fid": float(fid), "kid": float(kid), "kid_std": float(kid_std), "n": int(n),
+            "n_reference": ref.n_reference}
 
 
 def _score_features(features: np.ndarray, ref: Reference) -> dict[str, Any]:
     mu, sigma = activation_statistics(features)
     kid, kid_std = kernel_inception_distance(ref.features, features)
-    return _result(frechet_distance(mu, sigma, ref.mu, ref.sigma), kid, kid_std, len(features))
+    return _result(frechet_distance(mu, sigma, ref.mu, ref.sigma), kid, kid_std, len(features), ref)
 
 
 def score_images(images: np.ndarray, ref: Reference) -> dict[str, Any]:
@@ -565,7 +724,7 @@ def score_images(images: np.ndarray, ref: Reference) -> dict[str, Any]:
         ref: the dataset's reference.
 
     Returns:
-        ``{"fid", "kid", "kid_std", "n"}``; fid and kid are ``inf`` for non-finite images.
+        ``{"fid", "kid", "kid_std", "n", "n_reference"}``; fid and kid are ``inf`` for non-finite images.
 
     Raises:
         FitnessError: wrong shape, dtype, or fewer than 2 images.
@@ -581,7 +740,7 @@ def score_images(images: np.ndarray, ref: Reference) -> dict[str, Any]:
     if len(images) < 2:
         raise FitnessError(f"scoring needs at least 2 images, got {len(images)}")
     if images.dtype != np.uint8 and not np.isfinite(images).all():
-        return _result(math.inf, math.inf, math.inf, len(images))
+        return _result(math.inf, math.inf, math.inf, len(images), ref)
     return _score_features(ref.extract(images), ref)
 
 
@@ -603,7 +762,7 @@ def score(generator: Any, ref: Reference, n: int, noise_seed: int, latent_size: 
         batch_size: generator batch; None: the reference's batch size.
 
     Returns:
-        ``{"fid", "kid", "kid_std", "n"}``; fid and kid are ``inf`` if the generator
+        ``{"fid", "kid", "kid_std", "n", "n_reference"}``; fid and kid are ``inf`` if the generator
         emits a non-finite value (a diverged candidate is data, not a crash).
 
     Raises:
@@ -631,7 +790,7 @@ def score(generator: Any, ref: Reference, n: int, noise_seed: int, latent_size: 
                 f"{ref.dataset_name} needs {ref.image_shape}"
             )
         if not np.isfinite(out).all():
-            return _result(math.inf, math.inf, math.inf, n)
+            return _result(math.inf, math.inf, math.inf, n, ref)
         images[start:start + len(out)] = out
     return _score_features(ref.extract(images), ref)
 
@@ -713,7 +872,7 @@ def score_file(dataset: Dataset, samples_path: str | os.PathLike, cfg: FitnessCo
         verbose: print classifier training progress to stderr.
 
     Returns:
-        ``{"fid", "kid", "kid_std", "n"}``.
+        ``{"fid", "kid", "kid_std", "n", "n_reference"}``.
 
     Raises:
         FitnessError: unreadable or ill-shaped samples, fewer than 2, or a dataset

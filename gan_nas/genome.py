@@ -756,6 +756,14 @@ def _validate_in_space(net: NetworkGenome, image_shape: tuple[int, int, int], sp
             raise GenomeError(
                 f"{_name(net, gene)}: kernel {gene.kernel} is outside the space {list(space.kernels)}"
             )
+    if not g:
+        need = space.min_downsamples(image_shape)
+        downs = sum(b.stride > 1 for b in net.blocks)
+        if downs < need:
+            raise GenomeError(
+                f"discriminator: {downs} stride-2 blocks; images of {image_shape[0]}x{image_shape[1]} need "
+                f"{need} to come down to the space's {space.d_head_side}x{space.d_head_side}"
+            )
     if not g and net.pooling not in space.poolings:
         raise GenomeError(
             f"discriminator: pooling {net.pooling!r} is outside the space {list(space.poolings)}"

@@ -75,6 +75,9 @@ class SearchSpace:
     beta2s: tuple[float, ...] = (0.9, 0.999)
     d_steps: tuple[int, ...] = (1, 2)
     stem_sides: tuple[int, int] = (3, 8)  # preferred range of the generator's stem grid side
+    # most pixels on a side of the discriminator's last feature map: larger images need enough stride-2
+    # blocks to come down to it (64x64: 1, 128x128: 2); 32 leaves 28x28 and 32x32 as they always were
+    d_head_side: int = 32
     p_downsample: float = field(default=0.7)  # chance that a sampled discriminator block has stride 2
 
     def __post_init__(self) -> None:
@@ -86,6 +89,8 @@ class SearchSpace:
             raise ConfigError("space: need 1 <= min_filters <= max_filters")
         if not self.latent_sizes or min(self.latent_sizes) <= 0:
             raise ConfigError("space: latent_sizes must be positive")
+        if self.d_head_side < 1:
+            raise ConfigError("space: d_head_side must be positive")
         if not {"deconv", "upsample_conv"} & set(self.g_kinds) or not {"deconv", "conv"} & set(self.g_kinds):
             raise ConfigError(
                 "space: g_kinds needs a kind that upsamples (deconv, upsample_conv) and one that does not (deconv, conv)"
@@ -123,6 +128,7 @@ class SearchSpace:
             max_g_params=cfg.max_g_params,
             max_d_params=cfg.max_d_params,
             latent_sizes=tuple(cfg.latent_sizes),
+            d_head_side=cfg.d_head_side,
         )
 
     @property
@@ -148,6 +154,29 @@ class SearchSpace:
         lo, hi = self.stem_sides
         preferred = [g for g in grids if lo <= min(g) and max(g) <= hi]
         return preferred or [grids[-1]]
+
+    def min_downsamples(self, image_shape: Shape) -> int:
+        """Stride-2 blocks the discriminator needs to bring ``image_shape`` down to :attr:`d_head_side`.
+
+        The generator's upsampling follows the image size (:meth:`stem_grids`);
+        this is the discriminator's side of it. Without it a discriminator at
+        128x128 may keep its full resolution to the head: a few stride-1 convs
+        at 128x128 cost more than a whole 28x28 candidate, and see only patches.
+
+        Raises:
+            GenomeError: the space's ``max_d_blocks`` cannot hold that many.
+        """
+        h, w, _ = _check_image_shape(image_shape)
+        side, need = min(h, w), 0
+        while side > self.d_head_side:
+            side, need = -(-side // 2), need + 1
+        if need > self.max_d_blocks:
+            raise GenomeError(
+                f"discriminator: images of {h}x{w} need {need} stride-2 blocks to come down to "
+                f"{self.d_head_side}x{self.d_head_side}, but the space allows {self.max_d_blocks} blocks; "
+                f"raise space.max_d_blocks"
+            )
+        return need
 
     def ups_choices(self, image_shape: Shape) -> list[int]:
         """Numbers of upsampling layers matching :meth:`stem_grids`, fewest first."""
@@ -305,13 +334,19 @@ def _head_norms(space: SearchSpace) -> list[str]:
 
 def _sample_discriminator(rng: np.random.Generator, space: SearchSpace, shape: Shape) -> NetworkGenome:
     taken: set[str] = set()
-    n = int(rng.integers(space.min_d_blocks, space.max_d_blocks + 1))
+    need = space.min_downsamples(shape)
+    n = int(rng.integers(max(space.min_d_blocks, need), space.max_d_blocks + 1))
     filters = sorted(int(_pick(rng, space.filter_choices)) for _ in range(n))
     side, blocks = min(shape[:2]), []
     for i in range(n):
         stride = 2 if side >= 2 and rng.random() < space.p_downsample else 1
         side = -(-side // stride)
         blocks.append(_sample_d_gene(rng, space, stride, filters[i], _fresh_uid(rng, taken)))
+    flat = [i for i, b in enumerate(blocks) if b.stride == 1]
+    short = need - (n - len(flat))
+    if short > 0:  # too few stride-2 blocks for the image size: random ones of the others downsample too
+        for i in rng.choice(flat, size=short, replace=False).tolist():
+            blocks[i] = replace(blocks[i], stride=2)
     head = LayerGene(
         kind="dense", filters=1, kernel=1, norm=_pick(rng, _head_norms(space)), uid=_fresh_uid(rng, taken)
     )
@@ -741,6 +776,7 @@ def _repair_discriminator(net: NetworkGenome, space: SearchSpace, shape: Shape, 
         blocks.append(
             _filler(space, "discriminator", blocks[-1] if blocks else None, taken, f"d{len(blocks)}")
         )
+    blocks = _enough_downsampling(blocks, space, shape, taken)
     side = min(shape[:2])
     for i, b in enumerate(blocks):  # no stride 2 once the map is 1 pixel wide
         if b.stride > 1 and side < 2:
@@ -754,6 +790,23 @@ def _repair_discriminator(net: NetworkGenome, space: SearchSpace, shape: Shape, 
         minibatch_std=bool(net.minibatch_std),
         pooling=pooling,
     )
+
+
+def _enough_downsampling(
+    blocks: list[LayerGene], space: SearchSpace, shape: Shape, taken: set[str]
+) -> list[LayerGene]:
+    """``blocks`` with at least :meth:`SearchSpace.min_downsamples` stride-2 blocks: the first stride-1
+    blocks downsample (early, where it saves the most compute), then stride-2 fillers are added."""
+    blocks = list(blocks)
+    short = space.min_downsamples(shape) - sum(b.stride > 1 for b in blocks)
+    for i, b in enumerate(blocks):
+        if short > 0 and b.stride == 1:
+            blocks[i], short = replace(b, stride=2), short - 1
+    while short > 0:  # min_downsamples() made sure that max_d_blocks leaves room
+        filler = _filler(space, "discriminator", blocks[-1] if blocks else None, taken, f"d{len(blocks)}")
+        blocks.append(replace(filler, stride=2))
+        short -= 1
+    return blocks
 
 
 def _repair_training(t: TrainingGenes, space: SearchSpace) -> TrainingGenes:
@@ -798,6 +851,8 @@ def _fit_cap(net: NetworkGenome, space: SearchSpace, shape: Shape) -> NetworkGen
             continue
         lo = space.min_g_blocks if g else space.min_d_blocks
         flat = [i for i, b in enumerate(net.blocks) if not b.upsamples]
+        if not g and sum(b.stride > 1 for b in net.blocks) <= space.min_downsamples(shape):
+            flat = [i for i in flat if net.blocks[i].stride == 1]  # keep the downsampling the image size needs
         if len(net.blocks) > lo and flat:
             net = replace(net, blocks=net.blocks[: flat[-1]] + net.blocks[flat[-1] + 1 :])
         elif g and net.latent > min(space.latent_sizes):
@@ -822,7 +877,8 @@ def repair(genome: GanGenome, space: SearchSpace, image_shape: Shape) -> GanGeno
     Clips every gene into the space, drops or adds blocks to the allowed depth,
     fixes the upsampling steps so the generator ends at the image size (moving
     the stem grid where the space allows, flipping layers' strides otherwise),
-    removes strides that cannot downsample, replaces batch norm with layer norm
+    makes the discriminator downsample as much as the image size needs
+    (:meth:`SearchSpace.min_downsamples`), removes strides that cannot downsample, replaces batch norm with layer norm
     under ``wgan_gp``, and shrinks filters (then depth) to the parameter caps.
 
     Raises:

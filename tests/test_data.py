@@ -152,13 +152,15 @@ def test_folder_mixed_sizes_resized_and_cropped(tmp_path):
     rng = np.random.default_rng(1)
     for cls, sizes in {"cats": [(40, 30), (28, 28), (64, 100)], "dogs": [(10, 12), (50, 50), (33, 29)]}.items():
         (tmp_path / "imgs" / cls).mkdir(parents=True)
-        for i, (w, h) in enumerate(sizes):
+        for i, (w, h) in enumerate(sizes * 11):  # 66 images: a folder needs 64 readable ones
             arr = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
             Image.fromarray(arr).save(tmp_path / "imgs" / cls / f"{i}.{'png' if i % 2 else 'jpg'}")
     ds = data.load(f"folder:{tmp_path / 'imgs'}", image_size=16, channels=3)
     assert ds.x_train.shape[1:] == (16, 16, 3)
-    assert len(ds.x_train) + len(ds.x_test) == 6
+    assert len(ds.x_train) + len(ds.x_test) == 66
     assert ds.spec.classes == 2
+    assert ds.notes == ("folder dataset " + str(tmp_path / "imgs") + ": 11 of 66 images are smaller than 16x16 "
+                        "and were upscaled (bicubic), so they are blurrier than the size suggests",)
     gray = data.load(f"folder:{tmp_path / 'imgs'}", image_size=8, channels=1)
     assert gray.x_test.shape[1:] == (8, 8, 1)
 

@@ -12,6 +12,7 @@ import gzip
 import io
 import os
 import pickle
+import shutil
 import struct
 import subprocess
 import sys
@@ -451,13 +452,17 @@ def png_header(path: Path, width: int, height: int) -> Path:
     return path
 
 
-def folder_with(tmp_path: Path, *bad: tuple[str, bytes | None]) -> Path:
-    """A folder of two good PNGs in class ``a`` plus ``bad`` files (name, bytes) in class ``b``."""
+def folder_with(tmp_path: Path, *bad: tuple[str, bytes | None], good: int = 2) -> Path:
+    """A folder of ``good`` good PNGs in class ``a`` plus ``bad`` files (name, bytes) in class ``b``.
+
+    Two good ones (the default) are too few to load (a folder needs 64 readable images), so a
+    bad file's problem ends in the error; with 64, it is skipped with a warning instead.
+    """
     root = tmp_path / "imgs"
     (root / "a").mkdir(parents=True)
     (root / "b").mkdir()
-    for i in range(2):
-        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(root / "a" / f"{i}.png")
+    for i in range(good):
+        Image.fromarray(np.full((8, 8), 4 * i, np.uint8)).save(root / "a" / f"{i}.png")
     for name, raw in bad:
         if raw is not None:
             (root / "b" / name).write_bytes(raw)
@@ -524,11 +529,11 @@ def test_folder_with_a_symlink_loop_or_a_broken_link(tmp_path):
 
 
 def test_folder_with_a_folder_link_loop_loads_each_image_once(tmp_path):
-    root = folder_with(tmp_path)
+    root = folder_with(tmp_path, good=64)
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "b" / "0.png")
     (root / "b" / "up").symlink_to(root)  # not entered: no recursion, no duplicates
     ds = data.load(f"folder:{root}", image_size=8)
-    assert len(ds.x_train) + len(ds.x_test) == 3 and ds.spec.classes == 2
+    assert len(ds.x_train) + len(ds.x_test) == 65 and ds.spec.classes == 2
 
 
 @pytest.mark.parametrize(
@@ -596,17 +601,21 @@ def test_palette_png_with_transparency_loads_without_a_warning(tmp_path, channel
     root = tmp_path / "pal"
     root.mkdir()
     paths = [palette_png(root / "bytes.png", bytes([0, 128, 255, 255, 64])), palette_png(root / "index.png", 2)]
+    for i in range(62):  # a folder needs 64 readable images
+        shutil.copy(paths[i % 2], root / f"copy{i}.png")
     with Image.open(paths[0]) as im:
         assert isinstance(im.info["transparency"], bytes)  # the case Pillow warns about
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ds = data.load(f"folder:{root}", image_size=8, channels=channels)
     mode = "L" if channels == 1 else "RGB"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the old direct conversion: same colours, alpha dropped
-        expected = [np.asarray(Image.open(p).convert(mode)).reshape(8, 8, channels) for p in paths]
-    got = np.concatenate([ds.x_train, ds.x_test])
-    assert sorted(a.tobytes() for a in got) == sorted(a.tobytes() for a in expected)
+    expected = []
+    for p in paths:  # alpha composited onto white, then converted
+        with Image.open(p) as im:
+            rgba = im.convert("RGBA")
+        expected.append(np.asarray(Image.alpha_composite(Image.new("RGBA", (8, 8), "white"), rgba).convert(mode)))
+    got = {a.tobytes() for a in np.concatenate([ds.x_train, ds.x_test])}
+    assert got == {a.reshape(8, 8, channels).tobytes() for a in expected}
 
 
 # --- gan-nas fid samples --------------------------------------------------------------

@@ -267,7 +267,8 @@ def test_score_uses_fixed_noise_and_agrees_with_score_images(shapes_ref) -> None
     g = make_generator(16)
     a = fitness.score(g, ref, n=250, noise_seed=3, batch_size=64)
     assert a == fitness.score(g, ref, n=250, noise_seed=3)  # same draws whatever the batch
-    assert set(a) == {"fid", "kid", "kid_std", "n"} and a["n"] == 250
+    assert set(a) == {"fid", "kid", "kid_std", "n", "n_reference"} and a["n"] == 250
+    assert a["n_reference"] == ref.n_reference == len(ref.features) == N  # the whole test split
     images = np.asarray(g(fitness.latent_noise(250, 16, 3), training=False))
     assert fitness.score_images(images, ref) == a
     assert fitness.score(g, ref, n=250, noise_seed=4) != a
@@ -364,8 +365,8 @@ def test_untrainable_dataset_raises(labels, match) -> None:
     ds = make_dataset(n_train=120, n_test=30)
     spec = data.DatasetSpec("shapes", (28, 28, 1), 20 if labels.max() == 19 else CLASSES)
     bad = data.Dataset(spec, ds.x_train, labels, ds.x_test, ds.y_test % spec.classes, "synthetic")
-    with pytest.raises(FitnessError, match=match):
-        fitness.reference(bad, CFG, spec=QUICK, verbose=False)
+    with pytest.raises(FitnessError, match=match):  # "auto" would score the first two self-supervised
+        fitness.reference(bad, FitnessConfig(batch_size=200, features="classifier"), spec=QUICK, verbose=False)
 
 
 # --- samples from files --------------------------------------------------------------
