@@ -49,6 +49,7 @@ COMPARE_MD = "compare.md"
 COMPARE_JSON = "compare.json"
 CHUNK_SECONDS = 120.0  # a seconds budget trains in chunks of about this long (at least training.steps steps)
 GRID_SAMPLES = 64  # images per side-by-side grid
+SMALL_REFERENCE = 5_000  # fewer real test images than this: compare.md warns that FID's bias is large
 
 
 def _scoring_key(cfg: Config) -> dict[str, Any]:
@@ -425,6 +426,7 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     state = store.read_state() or {}
     result = {
         "run_dir": str(root), "dataset": cfg.data.dataset, "n": int(n), "noise_seed": seed,
+        "n_reference": int(ref.n_reference), "features": ref.kind,
         "compute_seconds": round(compute, 3), "evaluations": len(records), "best_id": best.get("id"),
         "final_seconds": round(seconds_of(r for r in records if r.get("kind") == "final"), 3),
         "best_steps": best_steps, "search_done": bool(state.get("done")), "search_stopped": state.get("stopped"),
@@ -451,8 +453,12 @@ def _markdown(r: dict[str, Any]) -> str:
     lines = [
         "# Searched GAN against the DCGAN at equal compute", "",
         f"Run `{r['run_dir']}` on `{r['dataset']}`. Every model is scored on n={r['n']:,} samples drawn from "
-        f"the same fixed noise (seed {r['noise_seed']}) against the test split, with the run's feature "
-        "classifier; FID depends on n, so compare only rows of one table.", "",
+        f"the same fixed noise (seed {r['noise_seed']}) against the test split"
+        + (f" ({r['n_reference']:,} real images)" if r.get("n_reference") else "")
+        + ", with the run's feature network; FID depends on n, so compare only rows of one table."
+        + (f" With a reference of only {r['n_reference']:,} images FID's bias is large: its values compare "
+           "within this table only, and KID (unbiased) is the figure to quote beside it."
+           if 0 < r.get("n_reference", 0) < SMALL_REFERENCE else ""), "",
         f"Compute: the search's {r['evaluations']} evaluations took {r['compute_seconds']:,.1f} s together "
         "(sum of `seconds.total`: build, training and scoring): the searched model's seconds. "
         f"The DCGAN was trained for that many seconds, and for the {r['best_steps']:,} generator steps "

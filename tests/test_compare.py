@@ -151,6 +151,10 @@ def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
     assert f"| DCGAN, equal seconds | {by_time['fid']:.2f} | " in md
     assert f"| DCGAN, equal steps | {by_steps['fid']:.2f} | " in md
     assert f"**{r['fid_ratio']['equal_seconds']:.3f}** at equal seconds" in md
+    n_ref = r["n_reference"]  # the fixture's whole test split: small, so compare.md says what that means
+    assert 0 < n_ref < compare.SMALL_REFERENCE and r["features"] == "classifier"
+    assert f"against the test split ({n_ref:,} real images)" in md
+    assert f"With a reference of only {n_ref:,} images FID's bias is large" in md
     for name in ("compare_searched.png", "compare_dcgan.png", "compare_grid.png"):
         assert_png(searched_run / name)
         assert name in md
