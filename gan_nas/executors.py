@@ -28,6 +28,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -373,12 +374,25 @@ class ProcessExecutor(Executor):
 
 # -- Ray -------------------------------------------------------------------------------------
 
+RAY_PROBE_SECONDS = 10.0  # how long a cluster's address has to answer before the search gives up on it
+RAY_NO_NODE_GRACE_SECONDS = 120.0  # mid-search: how long no live node may fit a candidate before the search stops
+_RAY_NODE_CHECK_SECONDS = 5.0  # how often a map looks at the cluster's live nodes
+# TensorFlow's logging settings: a Ray node started outside gan-nas has none of them (see forwarded_env)
+FORWARDED_TF_VARIABLES = ("TF_CPP_MIN_LOG_LEVEL", "TF_CPP_MAX_VLOG_LEVEL", "TF_CPP_VMODULE")
+
 
 def _ray_task(fn: TaskFn, task: Task, threads: int, init: Callable[[], None] | None) -> Result:
-    """A Ray task: set threads and run ``init`` once per worker process, then ``fn(task)``."""
+    """A Ray task: once per worker process, set threads, import TensorFlow quietly and run ``init``,
+    as a pool's worker does; then ``fn(task)``.
+
+    TensorFlow prints its start-up lines (absl, oneDNN, CUDA) while it is imported, whatever
+    ``TF_CPP_MIN_LOG_LEVEL`` says, and Ray relays a worker's stderr to the search's terminal;
+    the level (:func:`forwarded_env`) mutes what it logs later (grappler's "remapper failed").
+    """
     key = (threads, init)
     if key not in _ready_in_this_process:
         _init_worker(threads)
+        import_tensorflow_quietly()
         if init is not None:
             init()
         _ready_in_this_process.add(key)
@@ -386,22 +400,112 @@ def _ray_task(fn: TaskFn, task: Task, threads: int, init: Callable[[], None] | N
 
 
 def forwarded_env() -> dict[str, str]:
-    """This process's ``GAN_NAS_*`` variables (data and cache folders), which Ray tasks get too."""
-    return {k: v for k, v in os.environ.items() if k.startswith("GAN_NAS_")}
+    """What Ray tasks get of this process's environment.
+
+    The ``GAN_NAS_*`` variables (data and cache folders) and TensorFlow's
+    logging settings (:data:`FORWARDED_TF_VARIABLES`; the CLI sets
+    ``TF_CPP_MIN_LOG_LEVEL=3``), so that a worker on a node started outside
+    gan-nas reads what this process reads and prints what it prints: Ray
+    relays every worker's stderr to the search's terminal.
+    """
+    return {k: v for k, v in os.environ.items() if k.startswith("GAN_NAS_") or k in FORWARDED_TF_VARIABLES}
+
+
+def _first_line(e: object) -> str:
+    """The first line of an error (its class name if it has no text): Ray's run to pages."""
+    lines = str(e).strip().splitlines()
+    return lines[0].strip() if lines else type(e).__name__
+
+
+def _probe_tcp(address: str, host: str, port: int, timeout: float) -> None:
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(f"run.ray_address={address!r}: nothing answers there within {timeout:g} s "
+                          f"({e.strerror or type(e).__name__})") from None
+
+
+def probe_ray_address(address: str, timeout: float = RAY_PROBE_SECONDS) -> None:
+    """Raise ConfigError unless a Ray cluster answers at ``address`` within ``timeout`` seconds.
+
+    ``ray.init`` retries an address where no cluster answers for many minutes
+    (20 attempts of about 40 s each in Ray 2.60), printing warnings all the
+    while, so the search asks the cluster's GCS for its id first, with a
+    deadline. ``"auto"`` is resolved as Ray resolves it (``RAY_ADDRESS``, then
+    the cluster last started on this machine); ``ray://`` (Ray Client) gets a
+    TCP connect only.
+
+    Raises:
+        ConfigError: Nothing answers (refused, no route, unknown host, no answer within
+            ``timeout``), something that is not a Ray cluster answers, or the cluster wants
+            Ray's authentication token and this process has none it accepts.
+    """
+    where = f"run.ray_address={address!r}"
+    if address.startswith("ray://"):
+        host, _, port = address[len("ray://"):].partition("/")[0].rpartition(":")
+        try:
+            _probe_tcp(address, host.strip("[]"), int(port), timeout)
+        except ValueError:
+            raise ConfigError(f"{where}: a Ray Client address is ray://host:port") from None
+        return
+    try:
+        import grpc
+        from ray._private import gcs_utils, services
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:  # a Ray whose internals moved: check the port at least
+        host, _, port = address.rpartition(":")
+        if address != "auto" and port.isdigit():
+            _probe_tcp(address, host.strip("[]"), int(port), timeout)
+        return
+    try:
+        canonical = services.canonicalize_bootstrap_address(address)
+    except ConnectionError as e:  # "auto", and no cluster known on this machine
+        raise ConfigError(f"{where}: {_first_line(e)}") from None
+    except Exception as e:  # noqa: BLE001 (ValueError, socket.gaierror, ...)
+        raise ConfigError(f"{where}: not the address of a Ray cluster (host:port, auto or ray://host:port): "
+                          f"{_first_line(e)}") from None
+    if canonical is None:  # "auto" and no cluster known here: ray.init says so at once
+        return
+    channel = gcs_utils.create_gcs_channel(canonical)
+    try:
+        gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+            gcs_service_pb2.GetClusterIdRequest(), timeout=timeout)
+    except grpc.RpcError as e:
+        code = e.code()
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            raise ConfigError(f"{where}: the Ray cluster there ({canonical}) wants Ray's authentication token and "
+                              f"refused this one's: set RAY_AUTH_MODE=token, with the cluster's token in "
+                              f"~/.ray/auth_token or RAY_AUTH_TOKEN (`ray get-auth-token` on the head prints it)"
+                              ) from None
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            detail = f"no answer within {timeout:g} s"
+        else:
+            detail = f"{code.name.lower()}: {_first_line(e.details() or code.name)}"
+        raise ConfigError(f"{where}: no Ray cluster answers there ({canonical}: {detail}); give the head's "
+                          f"host:port (its `ray start --head --port`, 6379 by default)") from None
+    finally:
+        channel.close()
 
 
 class RayExecutor(Executor):
     """One Ray task per candidate, on a local Ray instance or a cluster.
 
-    Ray retries a task whose worker died ``max_retries`` times; after that
-    the task is reported as failed. If Ray is already initialized in this
-    process, that instance is used and left running on close. Each task runs
-    with this process's ``GAN_NAS_*`` variables (:func:`forwarded_env`), so a
-    worker reads the data and the feature classifier from where the search
-    does, whatever environment its node started with. Candidates read their
-    parents' checkpoints and write their own in the run directory, so on a
-    cluster of several machines the run directory (and the classifier cache)
-    must be on a filesystem every node mounts at the same path.
+    Ray retries a task whose worker died (its process, or its whole node)
+    ``max_retries`` times; after that the task is reported as failed. If Ray
+    is already initialized in this process, that instance is used and left
+    running on close. Each task runs with :func:`forwarded_env` (the
+    ``GAN_NAS_*`` variables and TensorFlow's logging settings), so a worker
+    reads the data and the feature classifier from where the search does, and
+    prints what it prints, whatever environment its node started with.
+    Candidates read their parents' checkpoints and write their own in the run
+    directory, so on a cluster of several machines the run directory (and the
+    classifier cache) must be on a filesystem every node mounts at the same
+    path.
+
+    A cluster that cannot run a candidate is an error, not a wait: no cluster
+    at the address (:func:`probe_ray_address`), or no live node with the CPUs
+    and GPUs a task asks for, when the executor is made or, mid-search, for
+    ``no_node_grace`` seconds (nodes died and those left are too small).
     """
 
     def __init__(self, address: str | None, workers: int, threads: int, gpus: float, max_retries: int,
@@ -409,8 +513,8 @@ class RayExecutor(Executor):
         """Join or start Ray.
 
         Args:
-            address: A cluster to join ("auto" or host:port); None starts a local instance
-                with ``workers * threads`` CPUs.
+            address: A cluster to join ("auto", host:port or ray://host:port); None starts a
+                local instance with ``workers * threads`` CPUs (even where one runs already).
             workers: Candidates at once on a local instance.
             threads: CPUs reserved by, and TF threads of, each task.
             gpus: GPUs reserved by each task.
@@ -418,30 +522,62 @@ class RayExecutor(Executor):
             init: Run once in each Ray worker process before its first task.
 
         Raises:
-            ConfigError: Ray is not installed, or the cluster cannot be reached.
+            ConfigError: Ray is not installed; no cluster answers at ``address`` within
+                :data:`RAY_PROBE_SECONDS`, or it refuses to be joined; no live node has
+                ``threads`` CPUs and ``gpus`` GPUs.
         """
         try:
             import ray
         except ImportError:
             raise ConfigError("run.executor=ray needs Ray: pip install 'gan-nas[ray]'") from None
         self._ray = ray
-        self.workers, self.threads, self.init = workers, threads, init
+        self.workers, self.threads, self.gpus, self.init = workers, threads, gpus, init
+        self.address = address
+        self.no_node_grace = RAY_NO_NODE_GRACE_SECONDS
         self._started = False
         if not ray.is_initialized():
+            if address:
+                probe_ray_address(address)
             try:
-                ray.init(address=address or None, num_cpus=None if address else workers * threads,
+                # "local": a new instance even where `ray start` runs a cluster, which address=None would join
+                ray.init(address=address or "local", num_cpus=None if address else workers * threads,
                          include_dashboard=False, ignore_reinit_error=True, log_to_driver=True)
-            except ConnectionError as e:
-                raise ConfigError(f"run.ray_address={address!r}: cannot join the Ray cluster: {e}") from None
+            except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as e:
+                what = f"run.ray_address={address!r}: cannot join the Ray cluster" if address else \
+                    "cannot start a local Ray instance"
+                raise ConfigError(f"{what}: {_first_line(e)}") from None
             self._started = True
+        problem = self._no_node_fits()
+        if problem is not None:
+            self.close()
+            raise ConfigError(problem)
         self._options = {"num_cpus": threads, "num_gpus": gpus, "max_retries": max_retries}
+
+    def _no_node_fits(self) -> str | None:
+        """None if a live node has the CPUs and GPUs of one task (or the cluster cannot be asked),
+        else what is missing, as an error message."""
+        try:
+            nodes = [n.get("Resources", {}) for n in self._ray.nodes() if n.get("Alive")]
+        except Exception:  # noqa: BLE001 (the GCS is restarting, say): no verdict
+            return None
+        if any(r.get("CPU", 0) >= self.threads and r.get("GPU", 0) >= self.gpus for r in nodes):
+            return None
+        asks = f"{self.threads} CPU{'s' if self.threads != 1 else ''}"
+        if self.gpus:
+            asks += f" and {self.gpus:g} GPU{'s' if self.gpus != 1 else ''}"
+        has = "; ".join(f"{r.get('CPU', 0):g} CPU, {r.get('GPU', 0):g} GPU" for r in nodes[:8])
+        where = f"the Ray cluster at {self.address}" if self.address else "the local Ray instance"
+        return (f"no live node of {where} has the {asks} that a candidate asks for (run.threads, "
+                f"run.gpus_per_candidate); its {len(nodes)} live node{'s' if len(nodes) != 1 else ''} "
+                f"ha{'ve' if len(nodes) != 1 else 's'}: {has or 'none'}. Lower run.threads or "
+                f"run.gpus_per_candidate, or add a node that has them")
 
     def map_unordered(self, fn: TaskFn, tasks: list[Task], idle: Idle | None = None
                       ) -> Iterator[tuple[int, Result]]:
         ray = self._ray
         options = dict(self._options)
         env = forwarded_env()
-        if env:  # where the data and the classifier cache are, on every node as here
+        if env:  # where the data and the classifier cache are, and TF's log level, on every node as here
             options["runtime_env"] = {"env_vars": env}
         remote = ray.remote(_ray_task).options(**options)
         refs: dict[Any, int] = {}
@@ -456,6 +592,7 @@ class RayExecutor(Executor):
 
         for task in tasks:
             submit(task)
+        next_check, unfit_since = time.monotonic() + _RAY_NODE_CHECK_SECONDS, None
         try:
             while refs:
                 done, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
@@ -465,8 +602,7 @@ class RayExecutor(Executor):
                     try:
                         result = ray.get(ref)
                     except ray.exceptions.RayError as e:  # worker died, node lost, out of memory
-                        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                        result = failed(f"worker died ({type(e).__name__}: {first})", str(e))
+                        result = failed(f"worker died ({type(e).__name__}: {_first_line(e)})", str(e))
                     yield index, result
                 # fewer tasks than workers left: a worker is idle (seconds are since submission)
                 while idle is not None and refs and len(refs) < self.workers:
@@ -475,6 +611,17 @@ class RayExecutor(Executor):
                     if extra is None:
                         break
                     submit(extra)
+                now = time.monotonic()
+                if refs and now >= next_check:  # nodes died: do those left fit a task at all?
+                    next_check = now + _RAY_NODE_CHECK_SECONDS
+                    problem = self._no_node_fits()
+                    if problem is None:
+                        unfit_since = None
+                    elif unfit_since is None:
+                        unfit_since = now
+                    if problem is not None and now - unfit_since >= self.no_node_grace:
+                        raise ConfigError(f"{problem} (none for {now - unfit_since:.0f} s, mid-search: "
+                                          f"what finished is kept; --resume goes on)")
         finally:
             for ref in refs:
                 ray.cancel(ref, force=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -141,16 +142,34 @@ def test_ray_maps_and_fails_softly(ray_executor):
 
 
 @pytest.mark.slow
-def test_ray_tasks_get_the_drivers_gan_nas_variables(ray_executor, monkeypatch):
-    monkeypatch.setenv("GAN_NAS_PROBE", "set-after-ray-started")  # Ray's workers cannot have inherited it
-    res = _collect(ray_executor, _toy_tasks.env_var, [{"name": "GAN_NAS_PROBE"}])
-    assert res[0]["value"] == "set-after-ray-started"
+def test_ray_tasks_get_the_drivers_gan_nas_variables_and_tf_log_level(ray_executor, monkeypatch):
+    monkeypatch.setenv("GAN_NAS_PROBE", "set-after-ray-started")  # Ray's workers cannot have inherited these
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    monkeypatch.setenv("TF_CPP_VMODULE", "remapper=0")
+    names = ["GAN_NAS_PROBE", "TF_CPP_MIN_LOG_LEVEL", "TF_CPP_VMODULE"]
+    res = _collect(ray_executor, _toy_tasks.env_var, [{"name": n} for n in names])
+    assert [res[i]["value"] for i in range(3)] == ["set-after-ray-started", "2", "remapper=0"]
 
 
 @pytest.mark.slow
 def test_ray_gives_an_idle_worker_more_work(ray_executor):
-    _collect(ray_executor, _toy_tasks.square, [{"x": 0}, {"x": 0}])  # both Ray workers up
+    # both Ray workers up, TensorFlow imported (once per worker), so the timing is the tasks'
+    _collect(ray_executor, _toy_tasks.square, [{"x": 0, "sleep": 1.0}, {"x": 0, "sleep": 1.0}])
     _check_idle_gets_more_work(ray_executor)
+
+
+@pytest.mark.slow
+def test_ray_stops_when_no_live_node_fits_a_task(ray_executor, monkeypatch):
+    """Nodes died mid-search and those left are too small: after ``no_node_grace`` seconds the map
+    raises ConfigError (exit 2) and cancels what it submitted, instead of waiting forever."""
+    monkeypatch.setattr(ray_executor, "_no_node_fits", lambda: "no live node of the cluster has 1 CPU")
+    monkeypatch.setattr(ray_executor, "no_node_grace", 0.0)
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match=r"has 1 CPU \(none for 0 s, mid-search: what finished is kept"):
+        list(ray_executor.map_unordered(_toy_tasks.square, [{"x": 1, "sleep": 60.0}]))
+    assert time.monotonic() - t0 < 20  # one look at the nodes, every 5 s
+    monkeypatch.undo()
+    assert _collect(ray_executor, _toy_tasks.square, [{"x": 3}])[0]["y"] == 9  # the executor still works
 
 
 @pytest.mark.slow
