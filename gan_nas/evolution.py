@@ -837,6 +837,10 @@ def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool =
     try:
         with interrupt.stop_on_signals(), store.locked():
             if resume and resume_set:
+                # the run must read back whole before its config.json changes: bad input changes nothing
+                records = {r["id"]: r for r in store.journal()}
+                if (state := store.read_state()) is not None:
+                    check_state(state, records, store.root / "state.json")
                 store.write_json_atomic(store.root / CONFIG, json.loads(cfg.to_json()))
 
             s = Search(cfg, store, tuple(ds.spec.shape), console)

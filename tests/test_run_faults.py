@@ -293,6 +293,8 @@ def test_a_damaged_run_directory_is_one_error_naming_file_and_field(finished_run
     capsys.readouterr()
     one_error(resume(run), capsys.readouterr().err, message)
     assert snapshot(run) == before
+    one_error(resume(run, "--set", "search.wall_clock_seconds=0"), capsys.readouterr().err, message)
+    assert snapshot(run) == before  # a --set on resume does not touch config.json of a damaged run
 
 
 def _edit_state(run: Path, **fields) -> None:
