@@ -145,14 +145,20 @@ def test_self_features_rank_disturbances(self_ref):
         assert increasing(row), row
 
 
+def flat_folder(tmp_path, rng) -> Path:
+    """80 grey 16x16 PNGs in one folder, no sub-folders: a dataset without labels."""
+    root = tmp_path / "flat"
+    root.mkdir()
+    for i in range(80):
+        Image.fromarray(draw(rng, 16)[..., 0], "L").save(root / f"{i}.png")
+    return root
+
+
 def test_cli_fid_on_a_flat_folder(tmp_path, monkeypatch, capsys):
     """`gan-nas fid` on a folder without sub-folders: it used to stop with exit 2, as search did."""
     monkeypatch.setattr(fitness, "MIN_SELF_STEPS", 2)
-    root = tmp_path / "flat"
-    root.mkdir()
     rng = np.random.default_rng(0)
-    for i in range(80):
-        Image.fromarray(draw(rng, 16)[..., 0], "L").save(root / f"{i}.png")
+    root = flat_folder(tmp_path, rng)
     samples = tmp_path / "s.npz"
     np.savez(samples, images=np.stack([draw(rng, 16) for _ in range(20)]))
     cfg = tmp_path / "c.toml"
@@ -168,11 +174,8 @@ def test_cli_fid_on_a_flat_folder(tmp_path, monkeypatch, capsys):
 
 def test_search_on_a_flat_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(fitness, "MIN_SELF_STEPS", 2)
-    root = tmp_path / "flat"
-    root.mkdir()
     rng = np.random.default_rng(0)
-    for i in range(80):
-        Image.fromarray(draw(rng, 16)[..., 0], "L").save(root / f"{i}.png")
+    root = flat_folder(tmp_path, rng)
     cfg = tmp_path / "c.toml"
     cfg.write_text(f"""
 [data]
