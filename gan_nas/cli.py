@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from gan_nas.errors import GanNasError
 from gan_nas.executors import import_tensorflow_quietly as _import_tensorflow_quietly
@@ -39,18 +39,18 @@ def _threads_for(args: argparse.Namespace) -> int:
     look at their config first. A config that cannot be read gives 0: the command
     itself then reports the problem.
     """
-    from gan_nas import config
+    from gan_nas import config, safe_io
 
     try:
         if args.command == "search":
-            cfg = (config.override(config.Config.from_json((Path(args.run_dir) / "config.json").read_text()),
+            cfg = (config.override(config.Config.from_json(safe_io.read_text(Path(args.run_dir) / "config.json")),
                                    args.set or [])
                    if args.resume and args.run_dir else _config(args))
             return cfg.run.threads if cfg.run.executor == "serial" else 0
         if args.command == "baseline" and (args.config or args.set):
             return _config(args).run.threads
         if args.command in ("baseline", "compare"):
-            return config.Config.from_json((Path(args.run_dir) / "config.json").read_text()).run.threads
+            return config.Config.from_json(safe_io.read_text(Path(args.run_dir) / "config.json")).run.threads
     except (GanNasError, OSError, ValueError, KeyError, TypeError):
         return 0
     return 0
@@ -106,7 +106,7 @@ def cmd_genome(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace):
-    from gan_nas import config
+    from gan_nas import config, safe_io
 
     return config.override(config.load(args.config), args.set or [])
 
@@ -179,8 +179,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors in gan-nas's form: one ``error:`` line on stderr, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gan-nas", description=__doc__.splitlines()[0])
+    p = _Parser(prog="gan-nas", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("data", help="load and describe a dataset")

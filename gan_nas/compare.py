@@ -39,16 +39,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gan_nas import interrupt, precision
+from gan_nas import interrupt, precision, safe_io
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError, RunDirError
-from gan_nas.store import CONFIG, RunStore, json_safe, seconds_of
+from gan_nas.store import CONFIG, MAX_COUNT, RunStore, json_safe, seconds_of
 
 BASELINE_FILE = "baseline.json"
 COMPARE_MD = "compare.md"
 COMPARE_JSON = "compare.json"
 CHUNK_SECONDS = 120.0  # a seconds budget trains in chunks of about this long (at least training.steps steps)
 GRID_SAMPLES = 64  # images per side-by-side grid
+MAX_BASELINE_SECONDS = 365 * 24 * 3600  # a budget beyond a year of training is a typo (and inf would overflow)
 SMALL_REFERENCE = 5_000  # fewer real test images than this: compare.md warns that FID's bias is large
 
 
@@ -149,10 +150,10 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
 
     if seconds is None and steps is None:
         raise GanNasError("give the baseline a budget: --seconds S or --steps N (totals over the directory)")
-    if seconds is not None and not seconds > 0:
-        raise GanNasError(f"--seconds must be positive, got {seconds}")
-    if steps is not None and steps < 1:
-        raise GanNasError(f"--steps must be at least 1, got {steps}")
+    if seconds is not None and not 0 < seconds <= MAX_BASELINE_SECONDS:
+        raise GanNasError(f"--seconds must be positive and at most {MAX_BASELINE_SECONDS:,} (a year), got {seconds}")
+    if steps is not None and not 1 <= steps <= MAX_COUNT:
+        raise GanNasError(f"--steps must be from 1 to 2**53, got {steps if steps < 10**30 else 'a larger number'}")
     ds, ref = _resources if _resources is not None else (None, None)
     if ds is None and cfg is not None:  # fail on a bad dataset before creating anything
         ds = data.load_config(cfg.data)
@@ -240,7 +241,7 @@ def _finish_baseline(store: RunStore, cfg: Config, ref, genome, shape, records: 
     old = None
     if path.is_file():
         try:
-            old = json.loads(path.read_text())
+            old = safe_io.read_json(path)
         except (OSError, ValueError):
             old = None
     n = cfg.fitness.n_report

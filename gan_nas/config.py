@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gan_nas import safe_io
 from gan_nas.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -144,9 +145,12 @@ class Config:
     @classmethod
     def from_json(cls, text: str) -> Config:
         try:
-            return from_dict(json.loads(text))
-        except json.JSONDecodeError as e:
+            d = safe_io.parse_json(text)
+        except ValueError as e:  # malformed, nested too deeply, or an integer of thousands of digits
             raise ConfigError(f"config JSON is malformed: {e}") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"config JSON is malformed: a JSON {type(d).__name__}, not an object")
+        return from_dict(d)
 
 
 # Generated images scored per candidate, at most: FID's usual sizes are 10,000 to 50,000, and
@@ -221,6 +225,37 @@ def _sections() -> dict[str, type]:
     return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
 
 
+# Any integer setting above this is a typo, and would overflow where it meets numpy or TensorFlow.
+MAX_INT = 2**53
+# Settings whose useful range is far smaller than MAX_INT; the reason goes into the error.
+_BOUNDS: dict[tuple[str, str], tuple[int, int, str]] = {
+    ("run", "seed"): (0, 2**32 - 1, "a 32-bit seed"),
+    ("fitness", "noise_seed"): (0, 2**32 - 1, "a 32-bit seed"),
+    ("run", "threads"): (0, 1024, "TensorFlow threads per candidate; 0: cores divided by workers"),
+    ("run", "workers"): (1, 1024, "candidates trained at once"),
+    ("run", "max_retries"): (0, 100, "retries of a candidate whose worker died"),
+    ("run", "gpus_per_candidate"): (0, 64, "GPUs one candidate reserves"),
+    ("search", "population"): (1, 10_000, "survivors per generation"),
+    ("search", "offspring"): (1, 10_000, "children per generation"),
+    ("search", "hall_of_fame"): (1, 10_000, "candidates remembered"),
+}
+
+
+def _int_fields() -> list[tuple[str, str]]:
+    """(section, key) of every integer setting."""
+    return [(name, f.name) for name, cls in _sections().items() for f in dataclasses.fields(cls)
+            if _section_types(cls)[f.name] is int]
+
+
+def _short(v: Any) -> str:
+    """A value for an error message, short even for an integer of thousands of digits."""
+    try:
+        text = repr(v)
+    except ValueError:
+        return "a number too large to print"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _check(cfg: Config) -> Config:
     for (section, key), allowed in _CHOICES.items():
         value = getattr(getattr(cfg, section), key)
@@ -245,6 +280,14 @@ def _check(cfg: Config) -> Config:
     for section, key in nonneg:
         if getattr(getattr(cfg, section), key) < 0:
             raise ConfigError(f"{section}.{key} must not be negative")
+    for (section, key), (low, high, why) in _BOUNDS.items():
+        v = getattr(getattr(cfg, section), key)
+        if not low <= v <= high:
+            raise ConfigError(f"{section}.{key} must be between {low:,} and {high:,} ({why}), got {_short(v)}")
+    for section, key in _int_fields():
+        v = getattr(getattr(cfg, section), key)
+        if abs(v) > MAX_INT:
+            raise ConfigError(f"{section}.{key} must be at most 2**53, got {_short(v)}")
     for section, key in [("search", "crossover_rate"), ("search", "mutation_rate")]:
         v = getattr(getattr(cfg, section), key)
         if not 0.0 <= v <= 1.0:
@@ -301,15 +344,22 @@ def load(path: str | Path | None) -> Config:
     if path is None:
         return _check(Config())
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {p} does not exist")
     try:
-        with p.open("rb") as f:
-            d = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+        text = safe_io.read_text(p)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {p} is not valid TOML: not UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"config file {p} cannot be read: {e.strerror or e}") from None
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        raise ConfigError(f"config file {p} holds a value gan-nas cannot read: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {p} is not valid TOML: nested too deeply") from None
     return from_dict(d)
 
 
@@ -319,6 +369,10 @@ def _parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        raise ConfigError(f"override value {text[:40]!r} cannot be read: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"override value {text[:40]!r} is nested too deeply") from None
 
 
 def override(cfg: Config, assignments: list[str]) -> Config:

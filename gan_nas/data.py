@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from gan_nas import safe_io
 from gan_nas.errors import DataError, GanNasError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -222,7 +223,7 @@ def _memory_bytes() -> int:
 def _open(path: Path) -> BinaryIO:
     """``path`` opened for reading; an unreadable one raises :class:`DataError` saying why."""
     try:
-        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+        return safe_io.open_regular(path)  # a FIFO or device is refused, not read without end
     except OSError as e:
         raise DataError(f"{path}: cannot open ({_why(e)})") from None
 
@@ -571,6 +572,7 @@ def open_image(path: Path, error: type[GanNasError] = DataError) -> Any:
 
     bound = f"more than the {MAX_IMAGE_PIXELS:,} (8192x8192) gan-nas reads"
     try:
+        safe_io.check_regular(path)  # a FIFO named like an image would block the read forever
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(path, formats=IMAGE_FORMATS)
@@ -733,12 +735,18 @@ def read_npz(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = 
     """
     require_file(path, "npz file", error)
     try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, EOFError, ValueError):
-        raise error(_not_an_npz(path)) from None
+        fh = safe_io.open_regular(path)  # zipfile would read a FIFO or /dev/zero without end
     except OSError as e:
         raise error(f"{path}: cannot open ({_why(e)})") from None
-    with zf:
+    try:
+        zf = zipfile.ZipFile(fh)
+    except (zipfile.BadZipFile, EOFError, ValueError):
+        fh.close()
+        raise error(_not_an_npz(path)) from None
+    except BaseException:
+        fh.close()
+        raise
+    with fh, zf:
         members = {n[:-4]: zf.getinfo(n) for n in zf.namelist() if n.endswith(".npy")}
         for name in required:
             if name not in members:
@@ -870,6 +878,8 @@ def load(name: str, data_dir: str | None = None, image_size: int = 28, channels:
     """
     check_image_size(image_size, channels)
     rgb = parse_background(background)
+    if name in ("folder:", "npz:"):  # Path("") is the current folder: never scan that by accident
+        raise DataError(f"dataset {name!r} names no path; use {name}PATH")
     if name.startswith("folder:"):
         path = Path(name[len("folder:"):]).expanduser()
         x_tr, y_tr, x_te, y_te, notes = _load_folder(path, image_size, channels, rgb)

@@ -51,7 +51,7 @@ from gan_nas import space as space_mod
 from gan_nas.config import Config
 from gan_nas.errors import CheckpointError, ConfigError, GanNasError, RunDirError
 from gan_nas.genome import GanGenome, step_macs
-from gan_nas.store import valid_id
+from gan_nas.store import MAX_COUNT, valid_id
 
 PRUNED_FILES = ("weights.npz", "optimizers.npz")
 CHECKPOINT_FILES = ("meta.json", "weights.npz")  # what a task that starts from a checkpoint reads
@@ -244,17 +244,20 @@ def check_state(state: dict[str, Any], records: dict[str, dict[str, Any]], path:
     for field, types in (("generation", int), ("population", list), ("hall_of_fame", list),
                          ("next_id", int), ("pending", list), ("rng", dict)):
         need(field, types, state.get(field))
-    if state["generation"] < 0 or state["next_id"] < 0:
-        raise bad("generation" if state["generation"] < 0 else "next_id", "must not be negative")
+    for field in ("generation", "next_id"):
+        if not 0 <= state[field] <= MAX_COUNT:
+            raise bad(field, "must be between 0 and 2**53")
     for field in ("population", "hall_of_fame"):
         for cid in state[field]:
             if cid not in records:
                 raise bad(field, f"names {cid!r}, which the journal does not hold")
-    need("elapsed", (int, float), state.get("elapsed", 0.0))
+    elapsed = need("elapsed", (int, float), state.get("elapsed", 0.0))
+    if not 0 <= elapsed < math.inf:
+        raise bad("elapsed", "must be a non-negative number of seconds")
     try:
         np.random.default_rng().bit_generator.state = state["rng"]
-    except (TypeError, ValueError, KeyError) as e:
-        raise bad("rng", f"is not a random generator's state ({e})") from None
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise bad("rng", f"is not a random generator's state ({str(e)[:80]})") from None
     tasks = [("pending", t) for t in state["pending"]]
     if state.get("final") is not None:
         need("final", dict, state["final"])
@@ -263,6 +266,9 @@ def check_state(state: dict[str, Any], records: dict[str, dict[str, Any]], path:
         need(field, dict, t)
         for key, types in _TASK_FIELDS.items():
             need(f"{field}.{key}", types, t.get(key))
+        for key in ("generation", "steps", "seed"):
+            if not 0 <= t[key] <= MAX_COUNT:
+                raise bad(f"{field}.{key}", "must be between 0 and 2**53")
         for cid in t["parents"]:
             if cid not in records:
                 raise bad(f"{field}.parents", f"names {cid!r}, which the journal does not hold")

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from gan_nas import interrupt, precision
+from gan_nas import interrupt, precision, safe_io
 from gan_nas.errors import CheckpointError, GanNasError
 from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, validate
 from gan_nas.store import json_safe
@@ -171,14 +171,16 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Read ``meta``, layer weights and optimizer state from a checkpoint directory."""
     try:
-        meta = json.loads((path / META_FILE).read_text())
-        with np.load(path / WEIGHTS_FILE) as z:
+        meta = safe_io.read_json(path / META_FILE)
+        with safe_io.open_regular(path / WEIGHTS_FILE) as f, np.load(f, allow_pickle=False) as z:
             weights = {k: z[k] for k in z.files}
         opt: dict[str, np.ndarray] = {}
-        if (path / OPTIMIZERS_FILE).is_file():
-            with np.load(path / OPTIMIZERS_FILE) as z:
+        if os.path.lexists(path / OPTIMIZERS_FILE):
+            with safe_io.open_regular(path / OPTIMIZERS_FILE) as f, np.load(f, allow_pickle=False) as z:
                 opt = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        if not isinstance(meta, dict):
+            raise ValueError(f"{META_FILE} holds a JSON {type(meta).__name__}, not an object")
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError) as e:
         # The run directory's fault, not the genome's: the search stops (exit 2) rather than
         # journal a candidate as failed for good; restored, the run resumes.
         raise CheckpointError(f"checkpoint {path} is missing or damaged ({type(e).__name__}: {e}); restore it "

@@ -33,6 +33,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gan_nas import safe_io
 from gan_nas.errors import GenomeError, RunDirError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -298,8 +299,8 @@ class GanGenome:
     @classmethod
     def from_json(cls, text: str) -> GanGenome:
         try:
-            d = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as e:
+            d = safe_io.parse_json(text)
+        except (ValueError, TypeError) as e:  # malformed, nested too deeply, or an integer of 4,300+ digits
             raise GenomeError(f"genome JSON is malformed: {e}") from None
         return cls.from_dict(d)
 
@@ -806,16 +807,18 @@ def load_genome(source: str, image_shape: tuple[int, int, int] | None = None) ->
                 f"{p} holds no genome: expected {p / 'best' / 'genome.json'} (a run directory) "
                 f"or {p / 'genome.json'} (a candidate directory)"
             )
-    elif p.is_file():
+    elif p.exists():  # a file; one that is not a regular file (a FIFO, a device) is refused on reading
         file = p
     elif p.suffix == ".json" or "/" in source or "\\" in source:
         raise RunDirError(f"{source} does not exist (expected a genome .json file or a run directory)")
     else:
         raise GenomeError(f"unknown genome {source!r}: use 'dcgan', a genome .json file or a run directory")
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise GenomeError(f"cannot read genome file {file}: {e}") from None
+        text = safe_io.read_text(file)
+    except UnicodeDecodeError:
+        raise GenomeError(f"cannot read genome file {file}: not UTF-8 text") from None
+    except OSError as e:
+        raise GenomeError(f"cannot read genome file {file}: {e.strerror or e}") from None
     try:
         genome = GanGenome.from_json(text)
     except GenomeError as e:

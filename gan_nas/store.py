@@ -32,12 +32,14 @@ import os
 import secrets
 import shutil
 import socket
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from gan_nas import safe_io
 from gan_nas.errors import RunDirError
 
 
@@ -62,6 +64,8 @@ _RECORD_FIELDS: dict[str, tuple[type, ...]] = {
     "id": (str,), "generation": (int,), "kind": (str,), "parents": (list,), "genome": (dict,),
     "status": (str,), "params": (dict,), "steps": (int,), "seconds": (dict,),
 }
+# Counters (generation, steps, ids' numbers) above this are damage, not a real run; JSON's exact integers end here.
+MAX_COUNT = 2**53
 
 
 def check_record(rec: dict[str, Any], where: str) -> None:
@@ -76,18 +80,38 @@ def check_record(rec: dict[str, Any], where: str) -> None:
         v = rec[field]
         if not isinstance(v, types) or isinstance(v, bool):
             raise bad(field, f"must be a JSON {'/'.join('number' if t is int else t.__name__ for t in types)}, "
-                             f"got {json.dumps(v)[:40]}")
+                             f"got {_short(v)}")
     if not valid_id(rec["id"]):
         raise bad("id", f"is not a candidate id: {rec['id']!r}")
-    if rec["generation"] < 0 or rec["steps"] < 0:
-        raise bad("generation" if rec["generation"] < 0 else "steps", "must not be negative")
+    for field in ("generation", "steps"):
+        if not 0 <= rec[field] <= MAX_COUNT:
+            raise bad(field, f"must be between 0 and 2**53, got {_short(rec[field])}")
     if rec["status"] not in RECORD_STATUSES:
         raise bad("status", f"must be one of {', '.join(RECORD_STATUSES)}, got {rec['status']!r}")
     if not all(isinstance(p, str) for p in rec["parents"]):
         raise bad("parents", "must be a list of candidate ids")
     f = rec.get("fitness")
-    if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or math.isnan(f)):
-        raise bad("fitness", f"must be a number or null, got {json.dumps(f)[:40]}")
+    if f is not None and not _finite_or_inf(f):
+        raise bad("fitness", f"must be a number or null, got {_short(f)}")
+    for part, v in rec["seconds"].items():
+        if not _finite_or_inf(v) or not 0 <= v < math.inf:
+            raise bad(f"seconds.{part}", f"must be a non-negative number of seconds, got {_short(v)}")
+
+
+def _finite_or_inf(v: Any) -> bool:
+    """A JSON number that is not NaN (infinity stands for a failed candidate's fitness) and not a huge int."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return abs(v) <= MAX_COUNT if isinstance(v, int) else not math.isnan(v)
+
+
+def _short(v: Any) -> str:
+    """A value for an error message: at most 40 characters of its JSON."""
+    try:
+        text = json.dumps(v)
+    except ValueError:  # an int too long for str()
+        return "a number too large"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def valid_id(cid: Any) -> bool:
@@ -123,8 +147,8 @@ def is_pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # exists, owned by another user
         pass
-    stat = _proc_stat(pid)
-    return stat is None or stat[0] != "Z"
+    proc = _proc_stat(pid)
+    return proc is None or proc[0] != "Z"
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
@@ -203,10 +227,10 @@ class RunStore:
         root = Path(run_dir)
         if root.exists() and not root.is_dir():
             raise RunDirError(f"run dir {root} is a file, not a directory; choose another --run-dir")
-        if root.is_dir() and any(root.iterdir()):
-            raise RunDirError(f"run dir {root} already holds a run; use --resume or another --run-dir")
         json.loads(config_json)  # a programming error, not user input, if this fails
         try:
+            if root.is_dir() and any(root.iterdir()):
+                raise RunDirError(f"run dir {root} already holds a run; use --resume or another --run-dir")
             root.mkdir(parents=True, exist_ok=True)
             for sub in ("candidates", "samples", "tb"):
                 (root / sub).mkdir(exist_ok=True)
@@ -220,8 +244,9 @@ class RunStore:
             finally:
                 tmp.unlink(missing_ok=True)
             _fsync_dir(root)
-        except PermissionError as e:
-            raise RunDirError(f"run dir {root} cannot be written: {e.strerror}; choose another --run-dir") from None
+        except OSError as e:  # unwritable, under a file, on a read-only or special file system (/proc)
+            raise RunDirError(f"run dir {root} cannot be created: {e.strerror or e}; choose another --run-dir"
+                              ) from None
         return cls(root)
 
     @classmethod
@@ -242,7 +267,7 @@ class RunStore:
             raise RunDirError(f"run dir {root} does not exist; check the path (a new search needs no --resume)")
         if not root.is_dir():
             raise RunDirError(f"run dir {root} is a file, not a run directory")
-        if not (root / CONFIG).is_file():
+        if not os.path.lexists(root / CONFIG):
             raise RunDirError(f"{root} is not a gan-nas run directory: it has no {CONFIG}")
         store = cls(root)
         store.config_json()  # parse now, so a damaged run fails early
@@ -256,7 +281,7 @@ class RunStore:
         """
         path = self.root / CONFIG
         self.read_json(path, expect=dict)
-        return path.read_text()
+        return safe_io.read_text(path)
 
     # -- the lock -----------------------------------------------------------------------------
 
@@ -275,12 +300,12 @@ class RunStore:
             return
         path = self.root / LOCK
         token = secrets.token_hex(8)
-        stat = _proc_stat(os.getpid())
+        proc = _proc_stat(os.getpid())
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-            "proc_start": stat[1] if stat else None,
+            "proc_start": proc[1] if proc else None,
             "token": token,
         }
         guard = os.open(self.root, os.O_RDONLY)
@@ -302,13 +327,27 @@ class RunStore:
         finally:
             os.close(guard)  # releases the flock
         self._lock_token = token
-        self._recover()
+        try:
+            self._recover()
+        except BaseException:
+            self.unlock()  # a damaged run directory is refused, not left locked
+            raise
 
     def _remove_stale_lock(self, path: Path) -> None:
         """Delete a lock whose holder is dead; raise RunDirError naming a live holder."""
         try:
-            info = json.loads(path.read_text())
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(st.st_mode):  # gan-nas writes a plain file; never delete what a user put there
+            what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+            raise RunDirError(f"{path} is {what}, not a lock gan-nas wrote; remove it if no search is running, "
+                              f"then resume")
+        try:
+            info = safe_io.read_json(path)
             pid, host = int(info["pid"]), str(info["host"])
+            if not 0 < pid < 2**31:
+                raise ValueError(f"pid {pid} is not a process id")
         except FileNotFoundError:
             return
         except (OSError, ValueError, KeyError, TypeError):
@@ -317,8 +356,8 @@ class RunStore:
             path.unlink(missing_ok=True)
             return
         if host == socket.gethostname():
-            stat = _proc_stat(pid)
-            reused = stat is not None and info.get("proc_start") not in (None, stat[1])
+            proc = _proc_stat(pid)
+            reused = proc is not None and info.get("proc_start") not in (None, proc[1])
             if not is_pid_alive(pid) or reused:
                 print(f"warning: removing stale lock left by dead pid {pid}", file=sys.stderr)
                 path.unlink(missing_ok=True)
@@ -333,7 +372,7 @@ class RunStore:
             return
         path = self.root / LOCK
         try:
-            if json.loads(path.read_text()).get("token") == self._lock_token:
+            if safe_io.read_json(path).get("token") == self._lock_token:
                 path.unlink()
                 _fsync_dir(self.root)
         except (OSError, ValueError, AttributeError):
@@ -393,12 +432,10 @@ class RunStore:
         Raises:
             RunDirError: A line is not a valid record; the message gives the line, the field and a fix.
         """
-        try:
-            data = self.journal_path.read_bytes()
-        except FileNotFoundError:
-            return []
-        except OSError as e:
-            raise RunDirError(f"{self.journal_path} cannot be read: {e.strerror}") from None
+        return self._parse_journal(self._journal_bytes(), warn_torn=True)
+
+    def _parse_journal(self, data: bytes, warn_torn: bool) -> list[dict[str, Any]]:
+        """The records in the journal's bytes ``data``; see :meth:`journal`."""
         lines = data.split(b"\n")
         records, seen = [], set()
         for lineno, raw in enumerate(lines, start=1):
@@ -406,13 +443,14 @@ class RunStore:
                 continue
             where = f"{self.journal_path}:{lineno}"
             try:
-                rec = json.loads(raw)
+                rec = safe_io.parse_json(raw)
                 if not isinstance(rec, dict):
                     raise ValueError(f"a JSON {type(rec).__name__}, not an object")
             except (ValueError, UnicodeDecodeError) as e:
                 if lineno == len(lines):  # no newline after it: the write was cut off
-                    print(f"warning: {where}: ignoring a cut-off last journal line (a write interrupted by a "
-                          f"crash); its evaluation will be redone", file=sys.stderr)
+                    if warn_torn:
+                        print(f"warning: {where}: ignoring a cut-off last journal line (a write interrupted by "
+                              f"a crash); its evaluation will be redone", file=sys.stderr)
                     continue
                 raise RunDirError(
                     f"{where}: corrupt journal line ({e}); repair or delete that line and resume, "
@@ -425,21 +463,33 @@ class RunStore:
             records.append(rec)
         return records
 
-    def _drop_torn_journal_tail(self) -> None:
-        """Cut a last journal line that a crash left unfinished, so that appends start on a clean line."""
+    def _journal_bytes(self) -> bytes:
+        """The journal's bytes; empty if there is none yet. RunDirError if it is unreadable or not a file."""
         try:
-            data = self.journal_path.read_bytes()
+            return safe_io.read_bytes(self.journal_path, safe_io.MAX_JOURNAL_BYTES)
         except FileNotFoundError:
-            return
+            return b""
+        except OSError as e:
+            raise RunDirError(f"{self.journal_path} cannot be read: {e.strerror or e}; restore it from a copy "
+                              f"of the run") from None
+
+    def _drop_torn_journal_tail(self) -> None:
+        """Cut a last journal line that a crash left unfinished, so that appends start on a clean line.
+
+        The rest of the journal is checked first (:meth:`journal`): a damaged run is refused without any
+        change, rather than losing its last line before the damage elsewhere is found.
+        """
+        data = self._journal_bytes()
         cut = data.rfind(b"\n") + 1
         tail = data[cut:]
         if not tail.strip():
             return
         try:
-            if isinstance(json.loads(tail), dict):
+            if isinstance(safe_io.parse_json(tail), dict):
                 return  # complete, only its newline is missing (a hand edit): append() adds one
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:  # UnicodeDecodeError included
             pass
+        self._parse_journal(data, warn_torn=False)  # raises on damage before the tail
         lineno = data.count(b"\n") + 1
         print(f"warning: {self.journal_path}:{lineno}: removing a cut-off last journal line (a write "
               f"interrupted by a crash); its evaluation will be redone", file=sys.stderr)
@@ -496,10 +546,12 @@ class RunStore:
         """
         path = Path(path)
         try:
-            value = json.loads(path.read_text())
+            value = safe_io.read_json(path)
         except FileNotFoundError:
             raise RunDirError(f"{path} is missing; the run directory is incomplete") from None
-        except (OSError, ValueError) as e:
+        except OSError as e:
+            raise RunDirError(f"{path} cannot be read: {e.strerror or e}; {fix}") from None
+        except ValueError as e:
             raise RunDirError(f"{path} is corrupt ({e}); {fix}") from None
         if expect is not None and not isinstance(value, expect):
             raise RunDirError(f"{path} is corrupt: expected a JSON {expect.__name__}, got {type(value).__name__}; "

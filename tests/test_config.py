@@ -107,3 +107,37 @@ def test_auto_precision_is_bfloat16_only_with_native_instructions(tmp_path):
     assert cfg.training.mixed_precision is precision.use_bfloat16("auto")  # this machine's answer, recorded
     forced = config.override(config.load(None), ["training.mixed_precision=false"])
     assert precision.resolved(forced) is forced
+
+
+@pytest.mark.parametrize("assignment, match", [
+    ("run.seed=-1", r"run.seed must be between 0 and 4,294,967,295 \(a 32-bit seed\), got -1"),
+    ("run.seed=4294967296", r"run.seed must be between 0 and 4,294,967,295"),
+    ("fitness.noise_seed=-1", r"fitness.noise_seed must be between 0 and 4,294,967,295"),
+    ("run.threads=1000000000", r"run.threads must be between 0 and 1,024"),
+    ("run.workers=100000", r"run.workers must be between 1 and 1,024"),
+    ("search.population=100000000", r"search.population must be between 1 and 10,000"),
+    ("training.steps=100000000000000000000", r"training.steps must be at most 2\*\*53"),
+    ("training.steps=" + "9" * 5000, r"override value '9999.*' cannot be read: Exceeds the limit"),
+    ("space.latent_sizes=" + "[" * 5000 + "]" * 5000, r"override value '\[\[\[.*' is nested too deeply"),
+])
+def test_out_of_range_and_unreadable_values_are_refused_before_anything_runs(assignment, match):
+    with pytest.raises(ConfigError, match=match):
+        config.override(config.load(None), [assignment])
+
+
+def test_config_files_that_cannot_be_parsed_or_read(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("[run]\nseed = " + "9" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="holds a value gan-nas cannot read: Exceeds the limit"):
+        config.load(p)
+    p.write_text("[run]\nx = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError, match="is not valid TOML: nested too deeply"):
+        config.load(p)
+    with pytest.raises(ConfigError, match="cannot be read: a directory, not a regular file"):
+        config.load(tmp_path)
+    with pytest.raises(ConfigError, match="cannot be read: a device, not a regular file"):
+        config.load("/dev/zero")
+    with pytest.raises(ConfigError, match="config JSON is malformed: JSON nested too deeply"):
+        config.Config.from_json("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match="config JSON is malformed: a JSON list, not an object"):
+        config.Config.from_json("[]")

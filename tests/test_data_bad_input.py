@@ -710,3 +710,60 @@ def test_cli_fid_decompression_bomb_prints_one_line_and_creates_nothing(tmp_path
     proc = run_cli(["fid", "--dataset", f"npz:{tmp_path / 'ds.npz'}", "--samples", str(folder)], tmp_path)
     assert_one_error_line(proc, r"samples/bomb.png: image has 400,000,000 pixels, more than the 67,108,864")
     assert files_under(tmp_path) == before  # no classifier cache, no output
+
+
+# --- files that are not regular files: read whole, /dev/zero never ends and a FIFO never answers -----------
+
+
+def test_npz_dataset_or_samples_that_are_a_device_or_a_fifo(tmp_path):
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    for path, kind in (("/dev/zero", "a device"), (fifo, r"a FIFO \(named pipe\)")):
+        with pytest.raises(DataError, match=rf"cannot open \({kind}, not a regular file\)"):
+            data.load(f"npz:{path}")
+        with pytest.raises(FitnessError, match=rf"cannot open \({kind}, not a regular file\)"):
+            fitness.read_samples(path, (8, 8, 1))
+
+
+def test_idx_file_that_is_a_fifo(tmp_path):
+    d = make_mnist_dir(tmp_path / "mnist")
+    target = d / "train-images-idx3-ubyte.gz"
+    target.unlink()
+    os.mkfifo(target)
+    with pytest.raises(DataError, match=r"expected the four MNIST IDX .gz files there \(missing: train-images"):
+        data.load("mnist", d)  # refused, not opened: opening it would wait for a writer forever
+
+
+def test_folder_with_a_fifo_among_its_images_skips_it_and_says_so(tmp_path):
+    root = folder_with(tmp_path)
+    os.mkfifo(root / "b" / "pipe.png")
+    with pytest.raises(DataError, match=r"b/pipe.png: unreadable image \(a FIFO \(named pipe\), not a regular file"):
+        data.load(f"folder:{root}")
+
+
+@pytest.mark.parametrize("name", ["folder:", "npz:"])
+def test_dataset_kind_without_a_path_never_reads_the_current_folder(name):
+    with pytest.raises(DataError, match=rf"dataset '{name}' names no path; use {name}PATH"):
+        data.load(name)
+
+
+def test_cli_usage_errors_are_one_error_line_and_exit_2(tmp_path):
+    for args, match in ((["generate", "run", "--out", "g.png", "--n", "abc"], r"argument --n: invalid int value"),
+                        (["frob"], r"invalid choice: 'frob'"),
+                        (["search", "--bogus"], r"unrecognized arguments: --bogus")):
+        proc = run_cli(args, tmp_path)
+        assert_one_error_line(proc, match)
+
+
+@pytest.mark.parametrize("budget, match", [
+    ({"seconds": float("inf")}, r"--seconds must be positive and at most 31,536,000 \(a year\), got inf"),
+    ({"seconds": float("nan")}, r"--seconds must be positive and at most"),
+    ({"steps": 10**40}, r"--steps must be from 1 to 2\*\*53, got a larger number"),
+])
+def test_baseline_budget_out_of_range_creates_nothing(tmp_path, budget, match):
+    from gan_nas import compare
+    from gan_nas.errors import GanNasError
+
+    with pytest.raises(GanNasError, match=match):
+        compare.train_baseline(None, tmp_path / "b", **budget)
+    assert not (tmp_path / "b").exists()

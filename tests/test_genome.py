@@ -337,3 +337,22 @@ def test_load_errors(tmp_path):
     ok.write_text(dcgan(MNIST).to_json())
     with pytest.raises(GenomeError, match=r"image (channels 3|size 32x32)"):
         load_genome(str(ok), CIFAR)
+
+
+def test_genome_files_that_are_too_deep_too_long_or_not_files(tmp_path):
+    import os
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(GenomeError, match=r"deep.json: genome JSON is malformed: JSON nested too deeply"):
+        load_genome(str(deep))
+    digits = tmp_path / "digits.json"
+    digits.write_text('{"latent_dim": ' + "9" * 5000 + "}")
+    with pytest.raises(GenomeError, match=r"digits.json: genome JSON is malformed: Exceeds the limit"):
+        load_genome(str(digits))
+    with pytest.raises(GenomeError, match=r"cannot read genome file /dev/zero: a device, not a regular file"):
+        load_genome("/dev/zero")
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    with pytest.raises(GenomeError, match=r"pipe.json: a FIFO \(named pipe\), not a regular file"):
+        load_genome(str(fifo))

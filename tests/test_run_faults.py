@@ -284,7 +284,14 @@ def snapshot(d: Path) -> dict[str, bytes]:
      "field 'population' names 'c9999', which the journal does not hold; delete it and resume"),
     (lambda run: _edit_state(run, rng="garbage"), "field 'rng' must be a dict, got \"garbage\""),
     (lambda run: _edit_state(run, rng={"bit_generator": "nope"}), "field 'rng' is not a random generator's state"),
-    (lambda run: _edit_state(run, generation=-2), "field 'generation' must not be negative"),
+    (lambda run: _edit_state(run, generation=-2), "field 'generation' must be between 0 and 2**53"),
+    (lambda run: _edit_state(run, generation=10**100), "field 'generation' must be between 0 and 2**53"),
+    (lambda run: _edit_rng(run, 10**100), "field 'rng' is not a random generator's state"),
+    (lambda run: _edit_state(run, elapsed=-1.0), "field 'elapsed' must be a non-negative number of seconds"),
+    (lambda run: (run / "state.json").write_text("[" * 100_000 + "]" * 100_000),
+     "state.json is corrupt (JSON nested too deeply); delete it and resume"),
+    (lambda run: _edit_journal_seconds(run, {"total": "a"}),
+     "journal.jsonl:2: field 'seconds.total' must be a non-negative number of seconds, got \"a\""),
     (lambda run: _edit_state(run, pending=[{"id": "c0009"}]), "field 'pending.generation' is missing"),
 ])
 def test_a_damaged_run_directory_is_one_error_naming_file_and_field(finished_run, tmp_path, capsys, damage, message):
@@ -296,6 +303,18 @@ def test_a_damaged_run_directory_is_one_error_naming_file_and_field(finished_run
     assert snapshot(run) == before
     one_error(resume(run, "--set", "search.wall_clock_seconds=0"), capsys.readouterr().err, message)
     assert snapshot(run) == before  # a --set on resume does not touch config.json of a damaged run
+
+
+def _edit_rng(run: Path, value: int) -> None:
+    state = json.loads((run / "state.json").read_text())
+    state["rng"]["state"]["state"] = value
+    (run / "state.json").write_text(json.dumps(state))
+
+
+def _edit_journal_seconds(run: Path, seconds: dict) -> None:
+    lines = (run / "journal.jsonl").read_text().splitlines()
+    lines[1] = json.dumps({**json.loads(lines[1]), "seconds": seconds})
+    (run / "journal.jsonl").write_text("\n".join(lines) + "\n")
 
 
 def _edit_state(run: Path, **fields) -> None:

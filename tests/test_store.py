@@ -153,7 +153,12 @@ def test_journal_torn_last_line_is_dropped_with_a_warning_and_cut_by_the_next_wr
     ('{"foo": 1}', "field 'id' is missing"),
     (json.dumps(rec("x", generation="x")), "field 'generation' must be a JSON number, got \"x\""),
     (json.dumps(rec("x", generation=True)), "field 'generation' must be a JSON number"),
-    (json.dumps(rec("x", generation=-1)), "field 'generation' must not be negative"),
+    (json.dumps(rec("x", generation=-1)), "field 'generation' must be between 0 and 2**53, got -1"),
+    (json.dumps(rec("x", steps=10**300)), "field 'steps' must be between 0 and 2**53"),
+    (json.dumps(rec("x", seconds={"total": "a"})), "field 'seconds.total' must be a non-negative number"),
+    (json.dumps(rec("x", seconds={"train": -1.0})), "field 'seconds.train' must be a non-negative number"),
+    ('{"id": "x", "generation": ' + "9" * 5000 + "}", "corrupt journal line (Exceeds the limit"),
+    ("[" * 100_000 + "]" * 100_000, "corrupt journal line (JSON nested too deeply)"),
     (json.dumps(rec("../x")), "field 'id' is not a candidate id"),
     (json.dumps(rec("x", status="great")), "field 'status' must be one of ok, invalid, diverged, failed"),
     (json.dumps(rec("x", parents=[1])), "field 'parents' must be a list of candidate ids"),
@@ -297,3 +302,87 @@ def test_publish_best_recovers_from_a_crash_between_renames(store, monkeypatch):
     with RunStore.open(store.root).locked():  # the next writer finishes the swap
         assert sorted(p.name for p in store.root.iterdir() if p.name.startswith("best")) == ["best"]
         assert json.loads((store.root / "best" / "genome.json").read_text()) == {"tag": "two"}
+
+
+# --- files that are not what they claim to be (the battery's unbounded reads, hangs and tracebacks) ---------
+
+
+@pytest.mark.parametrize("name", ["journal.jsonl", "state.json", "config.json"])
+@pytest.mark.parametrize("kind", ["dev_zero", "fifo", "directory"])
+def test_run_files_that_are_devices_fifos_or_directories_are_refused_without_reading(store, name, kind):
+    path = store.root / name
+    path.unlink(missing_ok=True)
+    if kind == "dev_zero":
+        path.symlink_to("/dev/zero")  # read whole, this never ends
+    elif kind == "fifo":
+        os.mkfifo(path)  # opened for reading, this waits for a writer forever
+    else:
+        path.mkdir()
+    expected = {"dev_zero": "a device", "fifo": r"a FIFO \(named pipe\)", "directory": "a directory"}[kind]
+    with pytest.raises(RunDirError, match=rf"{name} cannot be read: {expected}, not a regular file"):
+        if name == "config.json":
+            RunStore.open(store.root)
+        elif name == "state.json":
+            store.read_state()
+        else:
+            store.journal()
+
+
+def test_a_journal_that_cannot_be_read_leaves_no_lock(store):
+    store.journal_path.mkdir()
+    with pytest.raises(RunDirError, match="journal.jsonl cannot be read: a directory"):
+        store.lock()
+    assert not (store.root / "lock").exists()
+    assert store._lock_token is None
+
+
+def test_torn_tail_is_kept_when_the_journal_is_damaged_elsewhere(store):
+    """A resume refused for damage on line 1 must not first cut the torn last line: nothing is lost."""
+    store.append(rec("a"))
+    store.append(rec("b"))
+    data = store.journal_path.read_bytes()
+    damaged = data.replace(b'"generation": 0', b'"generation": "x"', 1)[:-10]  # line 1 damaged, line 2 torn
+    store.journal_path.write_bytes(damaged)
+    with pytest.raises(RunDirError, match=r"journal.jsonl:1: field 'generation'"):
+        store.lock()
+    assert store.journal_path.read_bytes() == damaged
+    assert not (store.root / "lock").exists()
+
+
+def test_deeply_nested_or_huge_numbers_in_json_files_are_corrupt_not_a_crash(store):
+    (store.root / "state.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(RunDirError, match="state.json is corrupt .*nested too deeply.*delete it and resume"):
+        store.read_state()
+    (store.root / "state.json").write_text('{"generation": ' + "9" * 5000 + "}")
+    with pytest.raises(RunDirError, match="state.json is corrupt .*4300 digits"):
+        store.read_state()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.mkdir(), "is not a regular file, not a lock gan-nas wrote"),
+    (lambda p: p.symlink_to(p.parent / "nowhere"), "is a symbolic link, not a lock gan-nas wrote"),
+])
+def test_a_lock_path_gan_nas_did_not_write_is_refused_and_kept(store, make, message):
+    make(store.root / "lock")
+    with pytest.raises(RunDirError, match=message):
+        store.lock()
+    assert os.path.lexists(store.root / "lock")  # the user's thing, not ours to delete
+
+
+@pytest.mark.parametrize("pid", [10**30, -5, "x", 0])
+def test_a_lock_with_an_impossible_pid_is_taken_over_as_unreadable(store, capsys, pid):
+    (store.root / "lock").write_text(json.dumps({"pid": pid, "host": os.uname().nodename, "token": "old"}))
+    store.lock()
+    assert "removing unreadable lock file" in capsys.readouterr().err
+    store.unlock()
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "proc"])
+def test_a_run_dir_that_cannot_be_created_is_a_run_dir_error(tmp_path, where):
+    if where == "under_a_file":
+        (tmp_path / "afile").write_text("x")
+        target = tmp_path / "afile" / "sub"
+    else:
+        target = "/proc/gan-nas-run"
+    with pytest.raises(RunDirError, match="cannot be created: .*; choose another --run-dir"):
+        RunStore.create(target, CONFIG)
