@@ -42,6 +42,7 @@ from typing import Any
 from gan_nas import interrupt, precision, safe_io
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError, RunDirError
+from gan_nas.fitness import SMALL_REFERENCE
 from gan_nas.store import CONFIG, MAX_COUNT, RunStore, json_safe, seconds_of
 
 BASELINE_FILE = "baseline.json"
@@ -50,7 +51,6 @@ COMPARE_JSON = "compare.json"
 CHUNK_SECONDS = 120.0  # a seconds budget trains in chunks of about this long (at least training.steps steps)
 GRID_SAMPLES = 64  # images per side-by-side grid
 MAX_BASELINE_SECONDS = 365 * 24 * 3600  # a budget beyond a year of training is a typo (and inf would overflow)
-SMALL_REFERENCE = 5_000  # fewer real test images than this: compare.md warns that FID's bias is large
 
 
 def _scoring_key(cfg: Config) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from gan_nas.config import Config
 from gan_nas.errors import GanNasError, RunDirError
+from gan_nas.fitness import SMALL_REFERENCE
 from gan_nas.store import RunStore, seconds_of
 
 REPORT_FILE = "report.md"
@@ -556,6 +557,17 @@ def plot_lineage(chain: list[dict[str, Any]], path: Path) -> Path:
     return _save(fig, path)
 
 
+def _reference_text(records: list[dict[str, Any]]) -> str:
+    """How many real images each score was measured against, as the journal's scores record it."""
+    sizes = {(r.get("metrics") or {}).get("n_reference") for r in records} - {None}
+    if not sizes:
+        return "size not journaled (a run from before n_reference was recorded)"
+    small = min(sizes) < SMALL_REFERENCE
+    return (f"{', '.join(f'{n:,}' for n in sorted(sizes))} real test images"
+            + (f" (fewer than {SMALL_REFERENCE:,}: FID is biased upwards at this size; quote KID, which is not)"
+               if small else ""))
+
+
 def _fmt(v: Any, digits: int = 2) -> str:
     if v is None:
         return "-"
@@ -645,6 +657,10 @@ def report(run_dir: str | Path) -> Path:
         f"search wall time {float(state.get('elapsed', 0.0)):,.1f} s",
         f"- FID: on n={cfg.fitness.n_search} samples per candidate (noise seed {cfg.fitness.noise_seed}); "
         "compare FIDs only at equal n",
+        f"- reference: {_reference_text(records)}; features: "
+        + ("the dataset's classifier (labels)" if cfg.fitness.features == "classifier" else
+           "self-supervised rotation network (no labels)" if cfg.fitness.features == "self" else
+           "auto (the classifier where the dataset has labels, else self-supervised)"),
     ]
     if best is not None:
         lines.append(f"- best: **{best['id']}**, FID {_fmt(fitness_of(best))}, "

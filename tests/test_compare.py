@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from test_report import PNG_MAGIC, assert_one_error_line, assert_png, make_npz, run_cli, tiny_config
 
-from gan_nas import compare, evolution
+from gan_nas import compare, evolution, fitness
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError
 from gan_nas.store import RunStore
@@ -152,7 +152,7 @@ def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
     assert f"| DCGAN, equal steps | {by_steps['fid']:.2f} | " in md
     assert f"**{r['fid_ratio']['equal_seconds']:.3f}** at equal seconds" in md
     n_ref = r["n_reference"]  # the fixture's whole test split: small, so compare.md says what that means
-    assert 0 < n_ref < compare.SMALL_REFERENCE and r["features"] == "classifier"
+    assert 0 < n_ref < fitness.SMALL_REFERENCE and r["features"] == "classifier"
     assert f"against the test split ({n_ref:,} real images)" in md
     assert f"With a reference of only {n_ref:,} images FID's bias is large" in md
     for name in ("compare_searched.png", "compare_dcgan.png", "compare_grid.png"):
@@ -201,7 +201,7 @@ def test_baseline_needs_a_positive_budget(workdir: Path, tmp_path: Path, capsys)
     with pytest.raises(GanNasError, match="--seconds S or --steps N"):
         compare.train_baseline(cfg, tmp_path / "b")
     for flag, value, match in (("--seconds", "0", "--seconds must be positive"),
-                               ("--steps", "0", "--steps must be at least 1")):
+                               ("--steps", "0", "--steps must be from 1 to 2**53, got 0")):
         code, _, err = run_cli(["baseline", "--config", str(workdir / "tiny.toml"), "--run-dir",
                                 str(tmp_path / "b"), flag, value], capsys)
         assert_one_error_line(code, err, match)

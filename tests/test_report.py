@@ -326,3 +326,11 @@ def test_fitness_of() -> None:
     assert report.fitness_of({"status": "ok", "fitness": 3.5}) == 3.5
     assert report.fitness_of({"status": "ok", "fitness": None}) == math.inf
     assert report.fitness_of({"status": "diverged", "fitness": 3.5}) == math.inf
+
+
+def test_report_names_the_reference_size_and_warns_when_it_is_small() -> None:
+    big = [{"metrics": {"n_reference": 10_000}}, {"metrics": {}}]
+    assert report._reference_text(big) == "10,000 real test images"
+    small = [{"metrics": {"n_reference": 631}}]
+    assert report._reference_text(small).startswith("631 real test images (fewer than 5,000: FID is biased")
+    assert "not journaled" in report._reference_text([{"metrics": {}}])
