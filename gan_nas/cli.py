@@ -106,7 +106,7 @@ def cmd_genome(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace):
-    from gan_nas import config, safe_io
+    from gan_nas import config
 
     return config.override(config.load(args.config), args.set or [])
 

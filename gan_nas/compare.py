@@ -25,8 +25,11 @@ compute: the DCGAN trained for as many seconds as all of the search's
 candidates took together, and the DCGAN trained for as many steps as the
 best candidate's lineage received (the checkpoint the equal-seconds run keeps
 at that step count, or a run of its own in ``RUN_DIR/baseline-steps``). All three are scored on
-``fitness.n_report`` samples from the same fixed noise, against the same
-reference (the run's cached feature classifier), since FID depends on n.
+``fitness.n_report`` samples from the same fixed noise, with the run's cached feature network, since
+FID depends on n: against the **test** split on ``fitness.report_noise_seed``'s draws (the figures
+reported, on data and draws that nothing was selected on), and against the validation split on the
+search's own ``fitness.noise_seed`` (``selection``: what the search chose its best on, so that the
+bias of choosing on it is on record).
 """
 
 from __future__ import annotations
@@ -42,10 +45,12 @@ from typing import Any
 from gan_nas import interrupt, precision, safe_io
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError, RunDirError
-from gan_nas.fitness import SMALL_REFERENCE
+from gan_nas.fitness import QUALITY_KEYS, SMALL_REFERENCE
 from gan_nas.store import CONFIG, MAX_COUNT, RunStore, json_safe, seconds_of
 
 BASELINE_FILE = "baseline.json"
+# What score_model gives a model, and baseline.json keeps of it.
+_SCORE_KEYS = ("fid", "kid", "kid_std", "n", "n_reference", *QUALITY_KEYS, "noise_seed", "split", "selection")
 COMPARE_MD = "compare.md"
 COMPARE_JSON = "compare.json"
 CHUNK_SECONDS = 120.0  # a seconds budget trains in chunks of about this long (at least training.steps steps)
@@ -114,6 +119,29 @@ def _chunk_steps(cfg: Config, steps_done: int, secs_done: float, steps: int | No
     return max(1, n)
 
 
+def references(ds, cfg: Config) -> dict[str, Any]:
+    """The dataset's references by split: ``test`` (what is reported) and ``validation`` (what a search
+    selects on), from one cached feature network."""
+    from gan_nas import fitness
+
+    return {split: fitness.reference(ds, cfg.fitness, split=split) for split in fitness.SPLITS}
+
+
+def score_model(gen, refs: dict[str, Any], cfg: Config, latent_size: int | None = None) -> dict[str, Any]:
+    """A model's scores on ``fitness.n_report`` samples: on the test split with ``fitness.report_noise_seed``
+    (the row's figures), and on the validation split with the search's ``fitness.noise_seed`` as
+    ``selection`` (where a searched winner's score carries the bias of having been chosen on it)."""
+    from gan_nas import fitness
+
+    out = {}
+    for split, seed in (("test", cfg.fitness.report_noise_seed), ("validation", cfg.fitness.noise_seed)):
+        scores = fitness.score(gen, refs[split], n=cfg.fitness.n_report, noise_seed=seed, latent_size=latent_size,
+                               batch_size=cfg.fitness.batch_size)
+        out[split] = {**{k: v if isinstance(v, int) else json_safe(float(v)) for k, v in scores.items()},
+                      "noise_seed": seed, "split": split}
+    return {**out["test"], "selection": out["validation"]}
+
+
 def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | None = None,
                    steps: int | None = None, quiet: bool = False, _resources: tuple | None = None,
                    keep_at: int | None = None, start_from: str | Path | None = None) -> dict[str, Any]:
@@ -126,7 +154,7 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
         seconds: total seconds of training (build + train, summed over chunks) to reach.
         steps: total generator steps to reach. With both, training stops at the first reached.
         quiet: no progress lines on stderr.
-        _resources: (dataset, reference) already loaded by the caller (internal).
+        _resources: (dataset, :func:`references`) already loaded by the caller (internal).
         keep_at: if training passes this total step count, a chunk ends exactly there
             and its checkpoint is kept (``state.json`` ``kept``: {steps: chunk id}), so
             that :func:`compare` scores the equal-steps DCGAN without training another.
@@ -136,16 +164,17 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
             so that a steps budget beyond that baseline costs only the extra steps.
 
     Returns:
-        What ``baseline.json`` holds: ``fid``, ``kid``, ``kid_std``, ``n``, ``steps``,
-        ``seconds`` (build + train), ``train_seconds``, ``params`` {g, d}, ``chunks``,
-        ``checkpoint`` (the last chunk's id), ``diverged``, ``noise_seed``, ``run_dir``.
+        What ``baseline.json`` holds: the scores of :func:`score_model` (``fid``, ``kid``, ``kid_std``,
+        ``n``, the quality metrics, ``noise_seed``, ``selection``), ``steps``, ``seconds`` (build +
+        train), ``train_seconds``, ``params`` {g, d}, ``chunks``, ``checkpoint`` (the last chunk's id),
+        ``diverged``, ``run_dir``.
 
     Raises:
         GanNasError: no budget or a non-positive one; a config whose [data] or [fitness]
             differ from the directory's; a directory that is a search run or not empty;
             a baseline that diverged before its first checkpoint.
     """
-    from gan_nas import data, fitness, gan
+    from gan_nas import data, gan
     from gan_nas.baseline import dcgan
 
     if seconds is None and steps is None:
@@ -154,7 +183,7 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
         raise GanNasError(f"--seconds must be positive and at most {MAX_BASELINE_SECONDS:,} (a year), got {seconds}")
     if steps is not None and not 1 <= steps <= MAX_COUNT:
         raise GanNasError(f"--steps must be from 1 to 2**53, got {steps if steps < 10**30 else 'a larger number'}")
-    ds, ref = _resources if _resources is not None else (None, None)
+    ds, refs = _resources if _resources is not None else (None, None)
     if ds is None and cfg is not None:  # fail on a bad dataset before creating anything
         ds = data.load_config(cfg.data)
     store, cfg = _open_baseline(None if cfg is None else precision.resolved(cfg), run_dir)
@@ -162,8 +191,8 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
     with interrupt.stop_on_signals(), store.locked():  # SIGINT/SIGTERM: stop between steps, lock released
         if ds is None:
             ds = data.load_config(cfg.data)
-        if ref is None:
-            ref = fitness.reference(ds, cfg.fitness)
+        if refs is None:
+            refs = references(ds, cfg)
         shape = tuple(int(s) for s in ds.spec.shape)
         genome = dcgan(shape)
         records = store.journal()
@@ -216,7 +245,7 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
         if last is None:
             raise GanNasError(f"the DCGAN baseline diverged before its first checkpoint (see {store.journal_path}); "
                               "check the dataset and [training] settings")
-        return _finish_baseline(store, cfg, ref, genome, shape, records, last, diverged, fork)
+        return _finish_baseline(store, cfg, refs, genome, shape, records, last, diverged, fork)
 
 
 def _fork_point(src: Path) -> dict[str, Any]:
@@ -230,10 +259,10 @@ def _fork_point(src: Path) -> dict[str, Any]:
             "seconds": seconds_of(records), "train_seconds": seconds_of(records, "train")}
 
 
-def _finish_baseline(store: RunStore, cfg: Config, ref, genome, shape, records: list[dict[str, Any]],
+def _finish_baseline(store: RunStore, cfg: Config, refs, genome, shape, records: list[dict[str, Any]],
                      last: dict[str, Any], diverged: bool, fork: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score the last checkpoint (unless baseline.json already holds its score) and publish best/."""
-    from gan_nas import fitness, gan
+    from gan_nas import gan
 
     path = store.root / BASELINE_FILE
     secs = seconds_of(records) + float((fork or {}).get("seconds", 0))
@@ -246,18 +275,16 @@ def _finish_baseline(store: RunStore, cfg: Config, ref, genome, shape, records: 
             old = None
     n = cfg.fitness.n_report
     reuse = (isinstance(old, dict) and old.get("checkpoint") == last["id"] and old.get("n") == n
+             and old.get("noise_seed") == cfg.fitness.report_noise_seed and isinstance(old.get("selection"), dict)
              and store.best_dir() is not None)
     if reuse:
-        scores = {k: (math.inf if old.get(k) is None else float(old[k])) for k in ("fid", "kid", "kid_std")}
+        scores = {k: v for k, v in old.items() if k in _SCORE_KEYS}
     else:
         ckpt = store.candidate_dir(last["id"])
         gen = gan.load_generator(genome, ckpt, shape)
-        scores = fitness.score(gen, ref, n=n, noise_seed=cfg.fitness.noise_seed,
-                               latent_size=genome.generator.latent, batch_size=cfg.fitness.batch_size)
+        scores = score_model(gen, refs, cfg, latent_size=genome.generator.latent)
     summary = {
-        "model": "dcgan", "run_dir": str(store.root),
-        "fid": json_safe(float(scores["fid"])), "kid": json_safe(float(scores["kid"])),
-        "kid_std": json_safe(float(scores["kid_std"])), "n": int(n), "noise_seed": cfg.fitness.noise_seed,
+        "model": "dcgan", "run_dir": str(store.root), **scores,
         "steps": int(last["total_steps"]), "seconds": round(secs, 3), "train_seconds": round(train_secs, 3),
         "params": last["params"], "chunks": len(records), "checkpoint": last["id"], "diverged": diverged,
         "forked_from": fork,
@@ -278,9 +305,9 @@ def _finish_baseline(store: RunStore, cfg: Config, ref, genome, shape, records: 
     return summary
 
 
-def _score_kept(base_dir: Path, steps: int, cfg: Config, ref, shape) -> dict[str, Any] | None:
+def _score_kept(base_dir: Path, steps: int, cfg: Config, refs, shape) -> dict[str, Any] | None:
     """Score the checkpoint a baseline kept at exactly ``steps`` (see ``keep_at``); None if it has none."""
-    from gan_nas import fitness, gan
+    from gan_nas import gan
     from gan_nas.baseline import dcgan
 
     store = RunStore.open(base_dir)
@@ -292,11 +319,7 @@ def _score_kept(base_dir: Path, steps: int, cfg: Config, ref, shape) -> dict[str
     upto = records[: ids.index(cid) + 1]
     genome = dcgan(shape)
     gen = gan.load_generator(genome, store.candidate_dir(cid), shape)
-    n = cfg.fitness.n_report
-    scores = fitness.score(gen, ref, n=n, noise_seed=cfg.fitness.noise_seed, latent_size=genome.generator.latent,
-                           batch_size=cfg.fitness.batch_size)
-    return {"fid": json_safe(float(scores["fid"])), "kid": json_safe(float(scores["kid"])),
-            "kid_std": json_safe(float(scores["kid_std"])), "n": int(n), "params": upto[-1]["params"],
+    return {**score_model(gen, refs, cfg, latent_size=genome.generator.latent), "params": upto[-1]["params"],
             "steps": int(steps), "seconds": round(seconds_of(upto), 3),
             "run_dir": f"{store.root} (checkpoint {cid})", "diverged": False}
 
@@ -325,6 +348,12 @@ def _fmt(v: Any, spec: str) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "inf"
     return format(v, spec)
+
+
+def _gap(row: dict[str, Any]) -> float | None:
+    """A row's FID on the selection split and draws less its FID on the test split (None if either is inf)."""
+    a, b = (row.get("selection") or {}).get("fid"), row.get("fid")
+    return None if a is None or b is None else round(float(a) - float(b), 4)
 
 
 def _ratio(a: Any, b: Any) -> float | None:
@@ -360,7 +389,7 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
         RunDirError: missing or damaged run directory, no best/ yet, a baseline
             directory that holds a search or another dataset.
     """
-    from gan_nas import data, fitness, images
+    from gan_nas import data, images
     from gan_nas.report import load_best_generator, open_run
 
     store, cfg = open_run(run_dir)
@@ -383,14 +412,14 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     steps_dir = root / "baseline-steps"
 
     ds = data.load_config(cfg.data)
-    ref = fitness.reference(ds, cfg.fitness)
-    n, seed = cfg.fitness.n_report, cfg.fitness.noise_seed
+    refs = references(ds, cfg)
+    n, seed = cfg.fitness.n_report, cfg.fitness.report_noise_seed
     _log(quiet, f"scoring the searched best ({best.get('id')}) on n={n} samples")
-    s_scores = fitness.score(searched, ref, n=n, noise_seed=seed, batch_size=cfg.fitness.batch_size)
+    s_scores = score_model(searched, refs, cfg)
     g_s = images.grid(images.sample(searched, GRID_SAMPLES, seed=seed, batch=cfg.fitness.batch_size), cols=8)
     _log(quiet, f"training the DCGAN for {compute:.1f} s (the search's compute) in {base_dir}")
-    b_time = train_baseline(cfg, base_dir, seconds=compute, quiet=quiet, _resources=(ds, ref), keep_at=best_steps)
-    b_steps = _score_kept(base_dir, best_steps, cfg, ref, tuple(int(x) for x in ds.spec.shape))
+    b_time = train_baseline(cfg, base_dir, seconds=compute, quiet=quiet, _resources=(ds, refs), keep_at=best_steps)
+    b_steps = _score_kept(base_dir, best_steps, cfg, refs, tuple(int(x) for x in ds.spec.shape))
     if b_steps is not None:
         _log(quiet, f"the DCGAN at {best_steps} steps (the best lineage's): {b_steps['run_dir']}")
     else:  # the equal-seconds DCGAN never stopped at that step count (it was shorter, or trained past it before)
@@ -399,19 +428,17 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
         fork = base_dir if fresh and b_time["steps"] < best_steps else None
         _log(quiet, f"training the DCGAN for {best_steps} steps (the best lineage's) in {steps_dir}"
              + (f", from the equal-seconds DCGAN's {b_time['steps']}" if fork else ""))
-        b_steps = train_baseline(cfg, steps_dir, steps=best_steps, quiet=quiet, _resources=(ds, ref),
+        b_steps = train_baseline(cfg, steps_dir, steps=best_steps, quiet=quiet, _resources=(ds, refs),
                                  start_from=fork)
 
     rows = [
-        {"model": f"searched ({best.get('id')})", "key": "searched",
-         "fid": json_safe(float(s_scores["fid"])), "kid": json_safe(float(s_scores["kid"])),
-         "kid_std": json_safe(float(s_scores["kid_std"])), "n": int(n),
+        {"model": f"searched ({best.get('id')})", "key": "searched", **s_scores,
          "params": best.get("params", {}), "steps": best_steps, "seconds": round(compute, 3)},
     ]
     for key, label, b in (("dcgan_equal_seconds", "DCGAN, equal seconds", b_time),
                           ("dcgan_equal_steps", "DCGAN, equal steps", b_steps)):
-        rows.append({"model": label, "key": key, **{k: b[k] for k in ("fid", "kid", "kid_std", "n", "params",
-                                                                     "steps", "seconds")},
+        rows.append({"model": label, "key": key, **{k: b[k] for k in (*_SCORE_KEYS, "params", "steps", "seconds")
+                                                   if k in b},
                      "run_dir": b["run_dir"], "diverged": b["diverged"], "forked_from": b.get("forked_from")})
 
     # Side-by-side grids on the scoring noise (the searched grid was drawn before training cleared Keras' session).
@@ -427,13 +454,18 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     state = store.read_state() or {}
     result = {
         "run_dir": str(root), "dataset": cfg.data.dataset, "n": int(n), "noise_seed": seed,
-        "n_reference": int(ref.n_reference), "features": ref.kind,
+        "selection_noise_seed": cfg.fitness.noise_seed, "n_search": cfg.fitness.n_search,
+        "n_reference": int(refs["test"].n_reference), "n_validation": int(refs["validation"].n_reference),
+        "features": refs["test"].kind,
         "compute_seconds": round(compute, 3), "evaluations": len(records), "best_id": best.get("id"),
         "final_seconds": round(seconds_of(r for r in records if r.get("kind") == "final"), 3),
         "best_steps": best_steps, "search_done": bool(state.get("done")), "search_stopped": state.get("stopped"),
         "search_generation": state.get("generation"), "search_generations": cfg.search.generations, "rows": rows,
         "fid_ratio": {"equal_seconds": _ratio(rows[0]["fid"], rows[1]["fid"]),
                       "equal_steps": _ratio(rows[0]["fid"], rows[2]["fid"])},
+        # What choosing the best on the validation split and draws did to its score there: its validation FID
+        # less its test FID, against the same gap of the DCGAN (which nothing chose), in FID points.
+        "selection_gap": {row["key"]: _gap(row) for row in rows},
         "baseline_dirs": {"equal_seconds": str(base_dir), "equal_steps": str(steps_dir)},
         "files": {k: str(v) for k, v in files.items()},
     }
@@ -457,6 +489,12 @@ def _markdown(r: dict[str, Any]) -> str:
         f"the same fixed noise (seed {r['noise_seed']}) against the test split"
         + (f" ({r['n_reference']:,} real images)" if r.get("n_reference") else "")
         + ", with the run's feature network; FID depends on n, so compare only rows of one table."
+        + (f" The search chose its best on another split and other draws: the validation split"
+           f" ({r['n_validation']:,} real images, held out from all training) with noise seed "
+           f"{r['selection_noise_seed']} (its first {r['n_search']:,} draws scored every candidate). The column "
+           "*FID, selection* scores every model there, at this n; the searched model's gap between the two "
+           "columns, beside the DCGAN's (chosen on nothing), is the bias of having been selected."
+           if r.get("n_validation") else "")
         + (f" With a reference of only {r['n_reference']:,} images FID's bias is large: its values compare "
            "within this table only, and KID (unbiased) is the figure to quote beside it."
            if 0 < r.get("n_reference", 0) < SMALL_REFERENCE else ""), "",
@@ -473,15 +511,27 @@ def _markdown(r: dict[str, Any]) -> str:
            "(`search.final_seconds`)." if r.get("final_seconds") else "")
         + "".join(f" The equal-steps DCGAN went on from the equal-seconds one's end ({row['forked_from']['steps']:,} "
                   "steps; its seconds include them)." for row in r["rows"] if row.get("forked_from")), "",
-        "| model | FID | KID ± std | G params | D params | steps | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| model | FID | KID ± std | FID, selection | G params | D params | steps | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in r["rows"]:
         p = row.get("params") or {}
         lines.append(
             f"| {row['model']} | {_fmt(row['fid'], '.2f')} | {_fmt(row['kid'], '.4f')} ± "
-            f"{_fmt(row['kid_std'], '.4f')} | {_fmt(p.get('g'), ',')} | {_fmt(p.get('d'), ',')} | "
-            f"{row['steps']:,} | {row['seconds']:,.1f} |")
+            f"{_fmt(row['kid_std'], '.4f')} | {_fmt(row['selection']['fid'], '.2f') if 'selection' in row else '-'} | "
+            f"{_fmt(p.get('g'), ',')} | {_fmt(p.get('d'), ',')} | {row['steps']:,} | {row['seconds']:,.1f} |")
+    quality = [k for k in QUALITY_KEYS if any(k in row for row in r["rows"])]
+    if quality:
+        lines += ["", "Fidelity and diversity on the same features and samples (test split): precision and "
+                  "recall (k = 3, Kynkäänniemi et al. 2019), density and coverage (k = 5, Naeem et al. 2020)"
+                  + (", and the classes the feature classifier gives the samples: class coverage (the share of "
+                     "classes generated at least half as often as they are real) and the KL divergence of the "
+                     "real class histogram from the generated one (0 is equal)" if "class_kl" in quality else "")
+                  + ". Fidelity falls with precision and density, diversity with recall and coverage.", "",
+                  "| model | " + " | ".join(k.replace("_", " ") for k in quality) + " |",
+                  "|---|" + "---:|" * len(quality)]
+        lines += [f"| {row['model']} | " + " | ".join(_fmt(row[k], ".3f") if k in row else "-" for k in quality) + " |"
+                  for row in r["rows"]]
     fr = r["fid_ratio"]
     lines += [
         "", f"FID ratio searched / DCGAN: **{ratio(fr['equal_seconds'])}** at equal seconds, "

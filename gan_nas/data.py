@@ -18,6 +18,12 @@ classes; read by :mod:`gan_nas.folder`, in parallel and cached) and ``npz:PATH``
 (an ``images`` array, N,H,W,C uint8, optional ``labels``). Both hold out a fixed
 1/6 as the test split.
 
+Every dataset then holds out a **validation** split from its train split
+(:func:`split_validation`): as many images as the test split has, at most a fifth
+of the train split (MNIST: 10,000 of the 60,000). Neither the GANs nor the feature
+network train on it; a search selects its candidates on it, and reports score on
+the test split, which nothing was chosen on.
+
 Every loader returns uint8 arrays (N, H, W, C) and int64 labels.
 
 Files are untrusted input: a bad one raises :class:`DataError` naming it and the
@@ -78,9 +84,27 @@ class DatasetSpec:
     classes: int
 
 
+VALIDATION_SEED = 1  # the validation split's shuffle (the user kinds' test holdout uses seed 0)
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, n_test: int) -> tuple[np.ndarray, ...]:
+    """(x_train, y_train, x_val, y_val): ``min(n_test, len(x) // 5)`` images of a train split, drawn by a
+    fixed shuffle, held out as the validation split; the rest stays in order."""
+    n_val = min(int(n_test), len(x) // 5)
+    held = np.sort(np.random.default_rng(VALIDATION_SEED).permutation(len(x))[:n_val])
+    keep = np.setdiff1d(np.arange(len(x)), held)
+    return x[keep], y[keep], x[held], y[held]
+
+
 @dataclass
 class Dataset:
-    """A loaded dataset: uint8 images (N, H, W, C), int64 labels, and where they came from."""
+    """A loaded dataset: uint8 images (N, H, W, C), int64 labels, and where they came from.
+
+    Three splits: ``train`` (what GANs and the feature network train on), ``val`` (what a search
+    selects on) and ``test`` (what reports score on). Given no validation split, the constructor
+    holds one out of the train split it is given (:func:`split_validation`), so every loader and
+    every test fixture splits alike.
+    """
 
     spec: DatasetSpec
     x_train: np.ndarray
@@ -90,16 +114,31 @@ class Dataset:
     source: str
     fingerprint: str = ""
     notes: tuple[str, ...] = ()  # what the load has to tell the user (files skipped, images upscaled)
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.x_val is None or self.y_val is None:
+            self.x_train, self.y_train, self.x_val, self.y_val = split_validation(
+                self.x_train, self.y_train, len(self.x_test))
         if not self.fingerprint:
-            self.fingerprint = fingerprint(self.x_train, self.y_train, self.x_test, self.y_test)
+            self.fingerprint = fingerprint(self.x_train, self.y_train, self.x_val, self.y_val,
+                                           self.x_test, self.y_test)
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(images, labels) of the split ``validation`` or ``test``: the two that FID references use."""
+        if name == "validation":
+            return self.x_val, self.y_val  # type: ignore[return-value]
+        if name == "test":
+            return self.x_test, self.y_test
+        raise ValueError(f"unknown reference split {name!r}: validation or test")
 
     def describe(self) -> dict[str, Any]:
         """The summary that ``gan-nas data`` prints."""
         return {
             "dataset": self.spec.name,
             "train": int(len(self.x_train)),
+            "validation": int(len(self.x_val)),  # type: ignore[arg-type]
             "test": int(len(self.x_test)),
             "shape": list(self.spec.shape),
             "classes": self.spec.classes,

@@ -67,7 +67,8 @@ _CACHE: dict[str, Any] = {}
 
 
 def _dataset_and_reference(cfg: Config, ds=None):
-    """Load the dataset (unless given, already loaded) and its fitness reference once per process."""
+    """Load the dataset (unless given, already loaded) and its fitness reference once per process: the
+    validation split, which a search selects on (reports score on the test split)."""
     key = json_key(cfg)
     if key not in _CACHE:
         from gan_nas import data, fitness
@@ -75,7 +76,7 @@ def _dataset_and_reference(cfg: Config, ds=None):
         if ds is None:
             ds = data.load_config(cfg.data)
         _CACHE.clear()
-        _CACHE[key] = (ds, fitness.reference(ds, cfg.fitness))
+        _CACHE[key] = (ds, fitness.reference(ds, cfg.fitness, split="validation"))
     return _CACHE[key]
 
 
@@ -173,9 +174,18 @@ def crowding_distance(points: list[tuple[float, float]], front: list[int]) -> di
     return dist
 
 
+# The second objective of each NSGA-II objective, to minimise beside FID.
+SECOND_OBJECTIVES: dict[str, Callable[[dict[str, Any]], float]] = {
+    "pareto": lambda c: float(c["params"]["g"]),  # generator size
+    # coverage in [0, 1] (Naeem et al. 2020), which falls when a generator drops modes; none counts as 0
+    "fid_coverage": lambda c: -float((c.get("metrics") or {}).get("coverage", 0.0)),
+}
+
+
 def select_survivors(cands: list[dict[str, Any]], mu: int, objective: str, diversity_weight: float = 0.0
                      ) -> list[dict[str, Any]]:
-    """The ``mu`` survivors: elitist by FID, or NSGA-II on (FID, generator parameters).
+    """The ``mu`` survivors: elitist by FID, or NSGA-II on FID and a second objective
+    (:data:`SECOND_OBJECTIVES`: generator parameters for ``pareto``, coverage for ``fid_coverage``).
 
     Failed candidates (fitness inf) come last. With ``diversity_weight`` > 0
     (objective ``fid``), survivors are picked greedily by FID x (1 + w x the
@@ -184,8 +194,8 @@ def select_survivors(cands: list[dict[str, Any]], mu: int, objective: str, diver
     """
     ok = [c for c in cands if math.isfinite(_fit(c))]
     bad = [c for c in cands if not math.isfinite(_fit(c))]
-    if objective == "pareto" and ok:
-        pts = [(_fit(c), float(c["params"]["g"])) for c in ok]
+    if objective in SECOND_OBJECTIVES and ok:
+        pts = [(_fit(c), SECOND_OBJECTIVES[objective](c)) for c in ok]
         chosen: list[dict[str, Any]] = []
         for front in non_dominated_fronts(pts):
             crowd = crowding_distance(pts, front)
@@ -404,9 +414,9 @@ class Search:
         return tasks
 
     def rank_key(self, pop: list[dict[str, Any]]) -> Callable[[dict[str, Any]], Any]:
-        if self.cfg.search.objective != "pareto":
+        if self.cfg.search.objective not in SECOND_OBJECTIVES:
             return _fit
-        order = {c["id"]: i for i, c in enumerate(select_survivors(pop, len(pop), "pareto"))}
+        order = {c["id"]: i for i, c in enumerate(select_survivors(pop, len(pop), self.cfg.search.objective))}
         return lambda c: order[c["id"]]
 
     # -- the loop

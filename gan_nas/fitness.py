@@ -13,8 +13,13 @@ The pieces are kept apart, in the manner of TF-GAN's ``classifier_metrics.py``:
   with ``fitness.features = "self"``, gets the same network trained
   self-supervised instead (:func:`train_self_supervised`: which of four
   rotations was applied), cached alike.
+* **references** -- a :class:`Reference` holds the statistics of one real split:
+  ``validation`` during a search (selection), ``test`` in ``compare``, ``report``
+  and ``gan-nas fid`` (what is reported was chosen on nothing). Both come from the
+  same network, trained on the train split only.
 * **distances** -- :func:`frechet_distance` and :func:`kernel_inception_distance`
-  work on plain float64 arrays and know nothing of Keras.
+  work on plain float64 arrays and know nothing of Keras; :mod:`gan_nas.quality`
+  adds precision/recall, density/coverage and class coverage on the same features.
 * **scoring** -- :func:`score` (a generator), :func:`score_images` (any samples)
   and :func:`score_file` (an ``.npz`` or a folder of images, for ``gan-nas fid``).
 
@@ -30,14 +35,14 @@ uint8 round trip is needed by the caller.
 FID and KID are biased by the number of generated samples ``n`` (FID strongly,
 KID not in expectation but its variance depends on ``n``): compare scores only
 at the same ``n`` (``FitnessConfig.n_search`` during a search, ``n_report`` in
-reports). The reference statistics always use the whole real test split, and
-only it, small or not: FID's bias grows as the reference shrinks too (a few
-hundred images is small), so every score carries ``n_reference`` beside ``n``,
-and KID (unbiased) beside FID. The train split is never added to the
-reference, however small the test split: the feature network was trained on
-it, and its features of images it has seen are not distributed like those of
-unseen ones, which generated images are (``experiments/bench_fid.py
---disturbances`` measures the difference).
+reports). The reference statistics always use one whole real split, and only
+it, small or not: FID's bias grows as the reference shrinks too (a few hundred
+images is small), so every score carries ``n_reference`` beside ``n``, and KID
+(unbiased) beside FID. The train split is never added to a reference, however
+small the split: the feature network was trained on it, and its features of
+images it has seen are not distributed like those of unseen ones, which
+generated images are (``experiments/bench_fid.py --disturbances`` measures the
+difference).
 """
 
 from __future__ import annotations
@@ -70,7 +75,8 @@ CLASSIFIER_VERSION = 1
 SELF_VERSION = 1  # the same for self-supervised features
 MIN_SELF_STEPS = 1_000  # self-supervised training steps at least, whatever the dataset's size
 MIN_IMAGES_PER_CLASS = 10  # a class needs this many train images to count
-MIN_TEST_IMAGES = 2  # the reference statistics need at least a covariance
+MIN_TEST_IMAGES = 2  # the reference statistics need at least a covariance 
+SPLITS = ("validation", "test")  # the real splits a reference can hold
 KID_BLOCK_SIZE = 1000  # images per KID block (TF-GAN's max_block_size is 1024)
 
 
@@ -196,9 +202,10 @@ def check_trainable(dataset: Dataset, features: str = "auto") -> None:
             ``auto`` (its features are self-supervised).
     """
     name = dataset.spec.name
-    if len(dataset.x_train) != len(dataset.y_train) or len(dataset.x_test) != len(dataset.y_test):
+    if any(len(x) != len(y) for x, y in ((dataset.x_train, dataset.y_train), dataset.split("validation"),
+                                         dataset.split("test"))):
         raise FitnessError(f"dataset {name}: images and labels differ in number")
-    for labels in (np.asarray(dataset.y_train), np.asarray(dataset.y_test)):  # a malformed dataset, whatever scores it
+    for labels in (np.asarray(dataset.y_train), np.asarray(dataset.y_val), np.asarray(dataset.y_test)):  # a malformed dataset, whatever scores it
         if labels.size and (labels.min() < 0 or labels.max() >= dataset.spec.classes):
             raise FitnessError(
                 f"dataset {name}: labels must lie in [0, {dataset.spec.classes}), "
@@ -228,11 +235,13 @@ def _check_self_trainable(dataset: Dataset) -> None:
 
 
 def _check_test_split(dataset: Dataset) -> None:
-    if len(dataset.x_test) < MIN_TEST_IMAGES:
-        raise FitnessError(
-            f"dataset {dataset.spec.name}: the test split has {len(dataset.x_test)} images, the reference needs "
-            f"at least {MIN_TEST_IMAGES}"
-        )
+    for split in SPLITS:
+        n = len(dataset.split(split)[0])
+        if n < MIN_TEST_IMAGES:
+            raise FitnessError(
+                f"dataset {dataset.spec.name}: the {split} split has {n} images, its reference needs "
+                f"at least {MIN_TEST_IMAGES}"
+            )
 
 
 def _to_unit_range(images: np.ndarray) -> np.ndarray:
@@ -375,17 +384,20 @@ def _predict(model: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 class Reference:
-    """The feature network of a dataset and the activation statistics of its real test split.
+    """The feature network of a dataset and the activation statistics of one real split.
 
     Attributes:
         dataset_name: the dataset's name.
         image_shape: (H, W, C) of the images it scores.
         kind: ``classifier`` (trained on the classes) or ``self`` (self-supervised, on rotations).
+        split: the real split behind the statistics: ``validation`` (a search selects on it) or ``test``.
         classifier: the trained Keras network (logits over classes, or over rotations).
         feature_model: ``classifier`` up to its ``features`` layer: images -> (B, feature_dim).
-        mu: (d,) float64 mean of the real test features.
-        sigma: (d, d) float64 covariance of the real test features (ddof=1).
-        features: (n_test, d) float32 real test features (for KID).
+        mu: (d,) float64 mean of the split's features.
+        sigma: (d, d) float64 covariance of the split's features (ddof=1).
+        features: (n, d) float32 features of the split (for KID and the k-NN quality metrics).
+        labels: (n,) int64 class labels of the split where the network is a classifier (class coverage
+            compares the classes it gives generated images with these), else None.
         accuracy: the network's test accuracy in [0, 1] (on classes, or on rotations).
         batch_size: the fixed batch of the compiled feature function.
         key: the cache key (data fingerprint + classifier definition).
@@ -395,14 +407,20 @@ class Reference:
 
     def __init__(self, dataset_name: str, image_shape: tuple[int, int, int], classifier: Any,
                  accuracy: float, batch_size: int, key: str = "", from_cache: bool = False,
-                 kind: str = "classifier") -> None:
+                 kind: str = "classifier", split: str = "test") -> None:
         tf, keras = _quiet_tf()
+        if split not in SPLITS:
+            raise FitnessError(f"unknown reference split {split!r}: {' or '.join(SPLITS)}")
         self.dataset_name = dataset_name
         self.kind = kind
+        self.split = split
         self.image_shape = tuple(int(s) for s in image_shape)
         self.classifier = classifier
         self.feature_model = keras.Model(classifier.inputs, classifier.get_layer("features").output,
                                          name="feature_extractor")
+        # Features and the network's own logits in one pass: class coverage reads the classes from them.
+        self._both_model = keras.Model(classifier.inputs, [classifier.get_layer("features").output,
+                                                           classifier.outputs[0]], name="features_and_logits")
         self.accuracy = float(accuracy)
         self.batch_size = int(batch_size)
         self.key = key
@@ -410,6 +428,8 @@ class Reference:
         self.mu = np.zeros(0)
         self.sigma = np.zeros((0, 0))
         self.features = np.zeros((0, 0), np.float32)
+        self.labels: np.ndarray | None = None
+        self._real_radii: dict[tuple[int, ...], np.ndarray] = {}  # quality's k-NN radii of the real split
         self.trace_count = 0  # times the feature function was traced (1 after first use, ever)
         # The classifier's identity: two processes score alike only if their weights are the same.
         self.digest = hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes()
@@ -419,7 +439,7 @@ class Reference:
             self.trace_count += 1  # Python side effect: runs only while tracing
             x = tf.clip_by_value(x, -1.0, 1.0)
             x = tf.round((x + 1.0) * 127.5) / 127.5 - 1.0  # the uint8 grid, as a saved image
-            return self.feature_model(x, training=False)
+            return self._both_model(x, training=False)
 
         signature = [tf.TensorSpec((self.batch_size, *self.image_shape), tf.float32)]
         self._feature_fn = tf.function(_features, input_signature=signature)
@@ -433,8 +453,25 @@ class Reference:
         """Real images behind the statistics: FID's bias grows as this shrinks (a few hundred is small)."""
         return int(len(self.features))
 
+    @property
+    def n_classes(self) -> int | None:
+        """Classes of the network's logits, where they are the dataset's classes (a classifier)."""
+        return int(self.classifier.outputs[0].shape[-1]) if self.kind == "classifier" else None
+
+    def real_radii(self, ks: tuple[int, ...]) -> np.ndarray:
+        """:func:`gan_nas.quality.knn_radii` of the split's features, computed once per reference."""
+        from gan_nas import quality
+
+        if ks not in self._real_radii:
+            self._real_radii[ks] = quality.knn_radii(self.features, ks)
+        return self._real_radii[ks]
+
     def extract(self, images: np.ndarray) -> np.ndarray:
-        """Features of images: uint8 in [0, 255] or float in [-1, 1], (N, H, W, C) -> (N, d) float32.
+        """Features of images: uint8 in [0, 255] or float in [-1, 1], (N, H, W, C) -> (N, d) float32."""
+        return self.extract_with_logits(images)[0]
+
+    def extract_with_logits(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(features (N, d), logits (N, outputs)) of images: uint8 in [0, 255] or float in [-1, 1].
 
         Runs in fixed batches of :attr:`batch_size` (the last one zero-padded),
         so the compiled function is traced once for the life of the reference.
@@ -449,9 +486,11 @@ class Reference:
                 f"{', '.join(map(str, self.image_shape))})"
             )
         out = np.empty((len(images), self.feature_dim), np.float32)
+        logits = np.empty((len(images), int(self.classifier.outputs[0].shape[-1])), np.float32)
         for start, m, chunk in fixed_batches(images, self.batch_size):
-            out[start:start + m] = self._feature_fn(_to_unit_range(chunk)).numpy()[:m]
-        return out
+            f, lg = self._feature_fn(_to_unit_range(chunk))
+            out[start:start + m], logits[start:start + m] = f.numpy()[:m], lg.numpy()[:m]
+        return out, logits
 
 
 def fixed_batches(x: np.ndarray, b: int):
@@ -502,17 +541,19 @@ def _atomic_write(path: Path, write: Any, suffix: str) -> None:
 
 
 def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike | None = None,
-              spec: ClassifierSpec | None = None, verbose: bool = True) -> Reference:
-    """The feature network and real test-split statistics of ``dataset``, trained or loaded from cache.
+              spec: ClassifierSpec | None = None, verbose: bool = True, split: str = "test") -> Reference:
+    """The feature network and one real split's statistics of ``dataset``, trained or loaded from cache.
 
     The cache entry is ``<cache>/fitness/<dataset>-<key>/`` (``<dataset>-self-<key>/``
     for self-supervised features) with ``classifier.keras``, ``meta.json``
-    (accuracy, fingerprint, spec, features) and ``reference.npz`` (mu, sigma,
+    (accuracy, fingerprint, spec, features) and ``reference-<split>.npz`` (mu, sigma,
     features), where ``key`` hashes the data fingerprint and the network's
     definition: changed data or a changed definition trains a new network.
 
     Args:
-        dataset: the loaded dataset (its test split is the reference).
+        dataset: the loaded dataset.
+        split: the real split behind the statistics: ``validation`` (what a search selects on)
+            or ``test`` (what reports score on).
         cfg: fitness settings (``classifier_epochs``, ``features``, ``batch_size``).
         cache_dir: cache folder; None: ``$GAN_NAS_CACHE`` or ``~/.cache/gan-nas``.
         spec: the classifier definition; None: the default with ``cfg.classifier_epochs``.
@@ -523,6 +564,8 @@ def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike
             ``features = "classifier"``, or too few images).
     """
     _, keras = _quiet_tf()
+    if split not in SPLITS:
+        raise FitnessError(f"unknown reference split {split!r}: {' or '.join(SPLITS)}")
     spec = spec or ClassifierSpec(epochs=cfg.classifier_epochs)
     kind = feature_kind(dataset, cfg.features)
     check_trainable(dataset, kind)
@@ -540,7 +583,7 @@ def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike
         train, tag = train_self_supervised, "self-"
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset.spec.name).strip("_.")[:40] or "dataset"
     folder = _cache_root(cache_dir) / "fitness" / f"{safe}-{tag}{key}"
-    model_path, meta_path, stats_path = folder / "classifier.keras", folder / "meta.json", folder / "reference.npz"
+    model_path, meta_path, stats_path = folder / "classifier.keras", folder / "meta.json", folder / f"reference-{split}.npz"
 
     with _locked(folder.with_name(folder.name + ".lock")):
         folder.mkdir(parents=True, exist_ok=True)
@@ -564,10 +607,12 @@ def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike
                     "train_seconds": round(time.perf_counter() - t0, 1)}
             _atomic_write(model_path, lambda p: model.save(p), ".keras")
             _atomic_write(meta_path, lambda p: Path(p).write_text(json.dumps(meta, indent=2)), ".json")
-            if stats_path.exists():
-                stats_path.unlink()
+            for old in SPLITS:  # statistics of an earlier network are not this one's
+                folder.joinpath(f"reference-{old}.npz").unlink(missing_ok=True)
 
-        ref = Reference(dataset.spec.name, shape, model, meta["accuracy"], cfg.batch_size, key, from_cache, kind)
+        ref = Reference(dataset.spec.name, shape, model, meta["accuracy"], cfg.batch_size, key, from_cache, kind,
+                        split)
+        x_real, y_real = dataset.split(split)
         stats = None
         if stats_path.is_file():
             try:
@@ -576,7 +621,7 @@ def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike
             except Exception:  # noqa: BLE001 - recompute a damaged file
                 stats = None
         if stats is None:
-            feats = ref.extract(dataset.x_test)
+            feats = ref.extract(x_real)
             mu, sigma = activation_statistics(feats)
             stats = {"mu": mu, "sigma": sigma, "features": feats}
 
@@ -586,6 +631,7 @@ def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike
 
             _atomic_write(stats_path, _save, ".npz")
     ref.mu, ref.sigma, ref.features = stats["mu"], stats["sigma"], stats["features"]
+    ref.labels = np.asarray(y_real, np.int64) if kind == "classifier" else None
     return ref
 
 
@@ -705,17 +751,36 @@ def kernel_inception_distance(real_features: np.ndarray, generated_features: np.
 # --- scoring -------------------------------------------------------------------
 
 
-def _result(fid: float, kid: float, kid_std: float, n: int, ref: Reference) -> dict[str, Any]:
+def _result(fid: float, kid: float, kid_std: float, n: int, ref: Reference,
+            quality: dict[str, float] | None = None) -> dict[str, Any]:
     """A score: ``n`` generated images against the reference's ``n_reference`` real ones (FID's bias
-    depends on both, so both are reported)."""
+    depends on both, so both are reported), and ``quality``'s metrics where they could be measured
+    (not for images that are not finite, nor with k or fewer images on a side)."""
     return {"fid": float(fid), "kid": float(kid), "kid_std": float(kid_std), "n": int(n),
-            "n_reference": ref.n_reference}
+            "n_reference": ref.n_reference, **(quality or {})}
 
 
-def _score_features(features: np.ndarray, ref: Reference) -> dict[str, Any]:
+# Fidelity and diversity beside FID (gan_nas.quality), with every score: the k-NN ones always, the class
+# ones where the feature network is a classifier; k as their papers recommend.
+QUALITY_KEYS = ("precision", "recall", "density", "coverage", "class_coverage", "class_kl")
+K_PRECISION_RECALL = 3  # Kynkäänniemi et al. 2019
+K_DENSITY_COVERAGE = 5  # Naeem et al. 2020
+
+
+def _score_features(features: np.ndarray, logits: np.ndarray, ref: Reference) -> dict[str, Any]:
+    from gan_nas import quality
+
     mu, sigma = activation_statistics(features)
     kid, kid_std = kernel_inception_distance(ref.features, features)
-    return _result(frechet_distance(mu, sigma, ref.mu, ref.sigma), kid, kid_std, len(features), ref)
+    ks = (K_PRECISION_RECALL, K_DENSITY_COVERAGE)
+    if min(len(features), len(ref.features)) > max(ks):  # k-NN radii need k + 1 points in each set
+        q = quality.quality_scores(ref.features, features, *ks, real_radii=ref.real_radii(ks))
+        if ref.labels is not None:
+            q["class_coverage"] = quality.class_coverage(logits, ref.labels, ref.n_classes)
+            q["class_kl"] = quality.class_kl(logits, ref.labels, ref.n_classes)
+    else:
+        q = {}
+    return _result(frechet_distance(mu, sigma, ref.mu, ref.sigma), kid, kid_std, len(features), ref, q)
 
 
 def score_images(images: np.ndarray, ref: Reference) -> dict[str, Any]:
@@ -727,7 +792,7 @@ def score_images(images: np.ndarray, ref: Reference) -> dict[str, Any]:
         ref: the dataset's reference.
 
     Returns:
-        ``{"fid", "kid", "kid_std", "n", "n_reference"}``; fid and kid are ``inf`` for non-finite images.
+        ``{"fid", "kid", "kid_std", "n", "n_reference"}`` and the quality metrics (see :func:`_result`); fid and kid are ``inf`` for non-finite images.
 
     Raises:
         FitnessError: wrong shape, dtype, or fewer than 2 images.
@@ -744,7 +809,7 @@ def score_images(images: np.ndarray, ref: Reference) -> dict[str, Any]:
         raise FitnessError(f"scoring needs at least 2 images, got {len(images)}")
     if images.dtype != np.uint8 and not np.isfinite(images).all():
         return _result(math.inf, math.inf, math.inf, len(images), ref)
-    return _score_features(ref.extract(images), ref)
+    return _score_features(*ref.extract_with_logits(images), ref)
 
 
 def latent_noise(n: int, latent_size: int, noise_seed: int) -> np.ndarray:
@@ -765,7 +830,7 @@ def score(generator: Any, ref: Reference, n: int, noise_seed: int, latent_size: 
         batch_size: generator batch; None: the reference's batch size.
 
     Returns:
-        ``{"fid", "kid", "kid_std", "n", "n_reference"}``; fid and kid are ``inf`` if the generator
+        ``{"fid", "kid", "kid_std", "n", "n_reference"}`` and the quality metrics (see :func:`_result`); fid and kid are ``inf`` if the generator
         emits a non-finite value (a diverged candidate is data, not a crash).
 
     Raises:
@@ -795,7 +860,7 @@ def score(generator: Any, ref: Reference, n: int, noise_seed: int, latent_size: 
         if not np.isfinite(out).all():
             return _result(math.inf, math.inf, math.inf, n, ref)
         images[start:start + len(out)] = out
-    return _score_features(ref.extract(images), ref)
+    return _score_features(*ref.extract_with_logits(images), ref)
 
 
 # --- samples from files (gan-nas fid) ------------------------------------------
@@ -875,7 +940,7 @@ def score_file(dataset: Dataset, samples_path: str | os.PathLike, cfg: FitnessCo
         verbose: print classifier training progress to stderr.
 
     Returns:
-        ``{"fid", "kid", "kid_std", "n", "n_reference"}``.
+        ``{"fid", "kid", "kid_std", "n", "n_reference"}`` and the quality metrics (see :func:`_result`).
 
     Raises:
         FitnessError: unreadable or ill-shaped samples, fewer than 2, or a dataset

@@ -99,6 +99,20 @@ def _knn_sqradii(x: np.ndarray, ks, block: int) -> np.ndarray:
     return out
 
 
+def knn_radii(real, ks: tuple[int, ...], block: int = 1024) -> np.ndarray:
+    """Squared k-NN radii (len(ks), N) of a real set, for :func:`quality_scores`' ``real_radii``.
+
+    They depend on the real set only, so a reference computes them once and scores every generated
+    set against them; the points are centred on their own mean, as :func:`quality_scores` centres them.
+    """
+    for k in ks:
+        _check_int(k, "k")
+    real = _features(real, "real")
+    if len(real) <= max(ks):
+        raise QualityError(f"k={max(ks)} needs at least k+1 = {max(ks) + 1} real points, got {len(real)}")
+    return _knn_sqradii(real - real.mean(axis=0), ks, block)
+
+
 def _cross(real, fake, r2_real: np.ndarray, r2_fake: np.ndarray, block: int):
     """Ball memberships between the sets, fake rows ``block`` at a time against all real points.
 
@@ -166,18 +180,23 @@ def _class_counts(probs_or_labels, n_classes: int, name: str) -> np.ndarray:
     return np.bincount(a.astype(np.int64), minlength=n_classes)
 
 
-def class_coverage(probs_or_labels_fake, real_labels, n_classes: int, min_share: float | None = None) -> float:
-    """Share of the classes that get at least ``min_share`` of the generated samples.
+def class_coverage(probs_or_labels_fake, real_labels, n_classes: int, min_ratio: float = 0.5) -> float:
+    """Share of the real data's classes whose share of the generated samples is at least ``min_ratio``
+    times their share of the real ones.
 
-    The classes counted are those present in ``real_labels`` (all ``n_classes`` when it is None).
-    ``min_share`` defaults to 0.5 / n_classes, half a uniform share: far above the sampling noise of a
-    balanced generator (10 classes, 10,000 samples: 1,000 +- 30 each) yet a nearly dropped class fails.
-    For strongly unbalanced data, pass a threshold suited to the rarest class.
+    The classes counted are those present in ``real_labels`` (None: all ``n_classes``, taken as
+    equally frequent). The default, half its real share, is far above the sampling noise of a
+    faithful generator (10 balanced classes, 10,000 samples: 1,000 +- 30 each) yet a nearly dropped
+    class fails; being relative, it treats the rare classes of unbalanced data (emoji: 2% to 60%)
+    like the common ones.
     """
+    if not (isinstance(min_ratio, (int, float)) and 0 < min_ratio <= 1):
+        raise QualityError(f"min_ratio must be in (0, 1], got {min_ratio!r}")
     counts = _class_counts(probs_or_labels_fake, n_classes, "generated")
-    ref = np.ones(n_classes, bool) if real_labels is None else _class_counts(real_labels, n_classes, "real") > 0
-    share = counts / counts.sum()
-    return float((share[ref] >= (0.5 / n_classes if min_share is None else min_share)).mean())
+    real = np.ones(n_classes) if real_labels is None else _class_counts(real_labels, n_classes, "real")
+    p, q = real / real.sum(), counts / counts.sum()
+    present = p > 0
+    return float((q[present] >= min_ratio * p[present]).mean())
 
 
 def class_kl(probs_or_labels_fake, real_labels, n_classes: int, eps: float = 1e-6) -> float:
@@ -196,17 +215,24 @@ def class_kl(probs_or_labels_fake, real_labels, n_classes: int, eps: float = 1e-
 
 
 def quality_scores(real_feats, fake_feats, k_pr: int = 3, k_dc: int = 5, fake_class=None, real_class=None,
-                   n_classes: int | None = None, block: int = 1024) -> dict[str, float]:
+                   n_classes: int | None = None, block: int = 1024, real_radii=None) -> dict[str, float]:
     """precision, recall (k_pr), density, coverage (k_dc) and, given classes of the generated samples,
     class_coverage (and class_kl when ``real_class`` is given too). Every distance is computed once.
 
     ``fake_class``: labels (M,) or class probabilities (M, n_classes); ``n_classes`` is read from the
-    probabilities' shape when omitted, and must be given with hard labels.
+    probabilities' shape when omitted, and must be given with hard labels. ``real_radii``:
+    ``knn_radii(real_feats, (k_pr, k_dc))``, computed beforehand (None: computed here).
     """
     _check_int(k_pr, "k_pr")
     _check_int(k_dc, "k_dc")
     real, fake = _prepare(real_feats, fake_feats, max(k_pr, k_dc), k_pr, block)
-    r2_real = _knn_sqradii(real, (k_pr, k_dc), block)
+    if real_radii is None:
+        r2_real = _knn_sqradii(real, (k_pr, k_dc), block)
+    else:
+        r2_real = np.asarray(real_radii, dtype=np.float64)
+        if r2_real.shape != (2, len(real)):
+            raise QualityError(f"real_radii must have shape (2, {len(real)}) (k_pr and k_dc radii of every "
+                               f"real point), got {r2_real.shape}")
     n_in, covered, in_fake = _cross(real, fake, r2_real, _knn_sqradii(fake, (k_pr,), block), block)
     scores = {"precision": float((n_in[0] > 0).mean()), "recall": float(in_fake[0].mean()),
               "density": float(n_in[1].sum() / (k_dc * len(fake))), "coverage": float(covered[1].mean())}

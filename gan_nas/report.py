@@ -26,7 +26,7 @@ import numpy as np
 
 from gan_nas.config import Config
 from gan_nas.errors import GanNasError, RunDirError
-from gan_nas.fitness import SMALL_REFERENCE
+from gan_nas.fitness import QUALITY_KEYS, SMALL_REFERENCE
 from gan_nas.store import RunStore, seconds_of
 
 REPORT_FILE = "report.md"
@@ -563,7 +563,7 @@ def _reference_text(records: list[dict[str, Any]]) -> str:
     if not sizes:
         return "size not journaled (a run from before n_reference was recorded)"
     small = min(sizes) < SMALL_REFERENCE
-    return (f"{', '.join(f'{n:,}' for n in sorted(sizes))} real test images"
+    return (f"{', '.join(f'{n:,}' for n in sorted(sizes))} real validation images"
             + (f" (fewer than {SMALL_REFERENCE:,}: FID is biased upwards at this size; quote KID, which is not)"
                if small else ""))
 
@@ -655,8 +655,9 @@ def report(run_dir: str | Path) -> Path:
         f"- evaluations: {len(records)} (" + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) + ")",
         f"- compute: {seconds:,.1f} s in candidates (sum of seconds.total); "
         f"search wall time {float(state.get('elapsed', 0.0)):,.1f} s",
-        f"- FID: on n={cfg.fitness.n_search} samples per candidate (noise seed {cfg.fitness.noise_seed}); "
-        "compare FIDs only at equal n",
+        f"- FID: on n={cfg.fitness.n_search} samples per candidate (noise seed {cfg.fitness.noise_seed}) against "
+        "the validation split, which the search selects on (`gan-nas compare` reports on the test split, with "
+        f"noise seed {cfg.fitness.report_noise_seed}); compare FIDs only at equal n",
         f"- reference: {_reference_text(records)}; features: "
         + ("the dataset's classifier (labels)" if cfg.fitness.features == "classifier" else
            "self-supervised rotation network (no labels)" if cfg.fitness.features == "self" else
@@ -666,6 +667,10 @@ def report(run_dir: str | Path) -> Path:
         lines.append(f"- best: **{best['id']}**, FID {_fmt(fitness_of(best))}, "
                      f"G {_fmt(best['params']['g'])} / D {_fmt(best['params']['d'])} parameters, "
                      f"{_fmt(best.get('total_steps'))} steps along its lineage")
+        quality = [(k, (best.get("metrics") or {}).get(k)) for k in QUALITY_KEYS]
+        if any(v is not None for _, v in quality):
+            lines.append("- best's fidelity and diversity (validation split): " + ", ".join(
+                f"{k.replace('_', ' ')} {_fmt(v, 3)}" for k, v in quality if v is not None))
     by_id = {r["id"]: r for r in records}
     for r in records:
         if r.get("kind") == "final" and r.get("parents") and r["parents"][0] in by_id:

@@ -120,6 +120,10 @@ def test_baseline_trains_continues_and_rescores(workdir: Path, tmp_path: Path, c
     assert (tmp_path / "g.png").read_bytes()[:8] == PNG_MAGIC
 
 
+def _fmt_md(v: float) -> str:
+    return f"{v:.2f}"
+
+
 @pytest.mark.slow
 def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
     code, out, err = run_cli(["compare", str(searched_run), "--json", "--quiet"], capsys)
@@ -146,7 +150,20 @@ def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
     assert json.loads((searched_run / "compare.json").read_text()) == r
 
     md = (searched_run / "compare.md").read_text()
-    assert "| model | FID | KID ± std | G params | D params | steps | seconds |" in md
+    assert "| model | FID | KID ± std | FID, selection | G params | D params | steps | seconds |" in md
+    # reported on the test split with the report seed; "selection" on the validation split with the search's
+    cfg = json.loads((searched_run / "config.json").read_text())["fitness"]
+    assert r["noise_seed"] == cfg["report_noise_seed"] != r["selection_noise_seed"] == cfg["noise_seed"]
+    for row in r["rows"]:
+        assert (row["split"], row["noise_seed"]) == ("test", cfg["report_noise_seed"])
+        assert (row["selection"]["split"], row["selection"]["noise_seed"]) == ("validation", cfg["noise_seed"])
+        assert row["selection"]["n_reference"] == r["n_validation"] and row["n_reference"] == r["n_reference"]
+        assert r["selection_gap"][row["key"]] == pytest.approx(row["selection"]["fid"] - row["fid"], abs=1e-3)
+        assert 0 <= row["precision"] <= 1 and 0 <= row["coverage"] <= 1 and row["class_kl"] >= 0
+        assert f"| {_fmt_md(row['selection']['fid'])} |" in md
+    # the searched best's selection score at n_search is the journal's, on the same split and first draws
+    assert best["metrics"]["n_reference"] == r["n_validation"]
+    assert "| model | precision | recall | density | coverage | class coverage | class kl |" in md
     assert f"| searched ({best['id']}) | {searched['fid']:.2f} | " in md
     assert f"| DCGAN, equal seconds | {by_time['fid']:.2f} | " in md
     assert f"| DCGAN, equal steps | {by_steps['fid']:.2f} | " in md

@@ -74,7 +74,9 @@ def _no_env(monkeypatch, tmp_path):
 def test_mnist_from_data_dir(tmp_path):
     root = make_mnist_dir(tmp_path / "m")
     ds = data.load("mnist", str(root))
-    assert ds.x_train.shape == (50, 28, 28, 1) and ds.x_train.dtype == np.uint8
+    # 50 train images: a fifth (fewer than the test split's 20) is held out as the validation split
+    assert ds.x_train.shape == (40, 28, 28, 1) and ds.x_train.dtype == np.uint8
+    assert ds.x_val.shape == (10, 28, 28, 1) and ds.y_val.dtype == np.int64
     assert ds.x_test.shape == (20, 28, 28, 1) and ds.y_test.dtype == np.int64
     assert ds.spec == data.DatasetSpec("mnist", (28, 28, 1), 10)
     assert ds.source == str(root)
@@ -95,7 +97,7 @@ def test_cifar_extracted_and_tarball(tmp_path):
     a = data.load("cifar10", str(make_cifar_extracted(tmp_path / "a")))
     b = data.load("cifar10", str(make_cifar_tar(tmp_path / "b")))
     for ds in (a, b):
-        assert ds.x_train.shape == (20, 32, 32, 3) and ds.x_test.shape == (4, 32, 32, 3)
+        assert ds.x_train.shape == (16, 32, 32, 3) and ds.x_test.shape == (4, 32, 32, 3)  # validation: 4 of 20
         assert ds.spec.shape == (32, 32, 3)
     np.testing.assert_array_equal(a.x_train, b.x_train)
     # channel layout: CIFAR stores planes R, G, B; pixel (0, 0) of image 0
@@ -157,7 +159,7 @@ def test_folder_mixed_sizes_resized_and_cropped(tmp_path):
             Image.fromarray(arr).save(tmp_path / "imgs" / cls / f"{i}.{'png' if i % 2 else 'jpg'}")
     ds = data.load(f"folder:{tmp_path / 'imgs'}", image_size=16, channels=3)
     assert ds.x_train.shape[1:] == (16, 16, 3)
-    assert len(ds.x_train) + len(ds.x_test) == 66
+    assert len(ds.x_train) + len(ds.x_val) + len(ds.x_test) == 66
     assert ds.spec.classes == 2
     assert ds.notes == ("folder dataset " + str(tmp_path / "imgs") + ": 11 of 66 images are smaller than 16x16 "
                         "and were upscaled (bicubic), so they are blurrier than the size suggests",)
@@ -169,7 +171,7 @@ def test_npz(tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (12, 8, 8, 3)).astype(np.uint8)
     np.savez(tmp_path / "d.npz", images=x)
     ds = data.load(f"npz:{tmp_path / 'd.npz'}")
-    assert len(ds.x_train) + len(ds.x_test) == 12 and ds.spec.shape == (8, 8, 3)
+    assert len(ds.x_train) + len(ds.x_val) + len(ds.x_test) == 12 and ds.spec.shape == (8, 8, 3)
 
 
 def test_tfds_path_with_mock_data():
@@ -177,7 +179,7 @@ def test_tfds_path_with_mock_data():
     with tfds.testing.mock_data(num_examples=12):
         ds = data.load("mnist")
     assert ds.source == "tfds"
-    assert ds.x_train.shape == (12, 28, 28, 1) and ds.x_train.dtype == np.uint8
+    assert ds.x_train.shape == (10, 28, 28, 1) and ds.x_train.dtype == np.uint8  # 2 of 12 to validation
 
 
 def test_nothing_found_lists_what_was_tried(tmp_path, monkeypatch):
@@ -279,7 +281,7 @@ def test_cli_data_json_and_errors(tmp_path, capsys):
     import json
 
     out = json.loads(capsys.readouterr().out)
-    assert out == {"dataset": "mnist", "train": 50, "test": 20, "shape": [28, 28, 1], "classes": 10,
+    assert out == {"dataset": "mnist", "train": 40, "validation": 10, "test": 20, "shape": [28, 28, 1], "classes": 10,
                    "source": str(root)}
     assert cli.main(["data", "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
@@ -295,3 +297,20 @@ def test_real_mnist():
     ds = data.load("mnist", str(SHARED_MNIST))
     assert (len(ds.x_train), len(ds.x_test), ds.spec.shape) == (60000, 10000, (28, 28, 1))
     assert np.bincount(ds.y_train).tolist()[:2] == [5923, 6742]
+
+
+def test_validation_split_is_held_out_of_train_deterministically():
+    x = np.arange(250, dtype=np.uint8).reshape(250, 1, 1, 1)  # each image its own value: splits are checkable
+    y = np.arange(250) % 3
+    a = data.Dataset(data.DatasetSpec("v", (1, 1, 1), 3), x, y, x[:25], y[:25], "t")
+    b = data.Dataset(data.DatasetSpec("v", (1, 1, 1), 3), x, y, x[:25], y[:25], "t")
+    assert len(a.x_val) == 25 and len(a.x_train) == 225  # as many as the test split (under a fifth of train)
+    assert not set(a.x_val.ravel()) & set(a.x_train.ravel())  # disjoint, and nothing lost
+    assert sorted([*a.x_val.ravel(), *a.x_train.ravel()]) == list(range(250))
+    np.testing.assert_array_equal(a.x_val, b.x_val)  # the same every load
+    np.testing.assert_array_equal(a.y_val, a.x_val.ravel() % 3)  # labels travel with their images
+    assert a.split("validation")[0] is a.x_val and a.split("test")[0] is a.x_test
+    big_test = data.Dataset(data.DatasetSpec("v", (1, 1, 1), 3), x, y, x[:200], y[:200], "t")
+    assert len(big_test.x_val) == 50  # at most a fifth of the train split
+    with pytest.raises(ValueError, match="unknown reference split"):
+        a.split("train")

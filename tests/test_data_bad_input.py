@@ -533,7 +533,7 @@ def test_folder_with_a_folder_link_loop_loads_each_image_once(tmp_path):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "b" / "0.png")
     (root / "b" / "up").symlink_to(root)  # not entered: no recursion, no duplicates
     ds = data.load(f"folder:{root}", image_size=8)
-    assert len(ds.x_train) + len(ds.x_test) == 65 and ds.spec.classes == 2
+    assert len(ds.x_train) + len(ds.x_val) + len(ds.x_test) == 65 and ds.spec.classes == 2
 
 
 @pytest.mark.parametrize(

@@ -267,7 +267,7 @@ def test_score_uses_fixed_noise_and_agrees_with_score_images(shapes_ref) -> None
     g = make_generator(16)
     a = fitness.score(g, ref, n=250, noise_seed=3, batch_size=64)
     assert a == fitness.score(g, ref, n=250, noise_seed=3)  # same draws whatever the batch
-    assert set(a) == {"fid", "kid", "kid_std", "n", "n_reference"} and a["n"] == 250
+    assert set(a) == {"fid", "kid", "kid_std", "n", "n_reference", *fitness.QUALITY_KEYS} and a["n"] == 250
     assert a["n_reference"] == ref.n_reference == len(ref.features) == N  # the whole test split
     images = np.asarray(g(fitness.latent_noise(250, 16, 3), training=False))
     assert fitness.score_images(images, ref) == a
@@ -481,3 +481,34 @@ def test_real_mnist_fid_rises_with_noise_and_blur(tmp_cache) -> None:
     blurs = [fitness.score_images(blur(x, s), ref)["fid"] for s in (0.5, 1.0, 1.5, 2.0)]
     assert increasing([same, *noise]) and increasing([same, *blurs])
     assert same < 0.2 * min(noise[0], blurs[0])
+
+
+# --- splits and quality --------------------------------------------------------------
+
+
+def test_validation_and_test_references_share_the_network_not_the_images() -> None:
+    ds = make_dataset(n_train=600, n_test=100)
+    val = fitness.reference(ds, CFG, spec=TINY, verbose=False, split="validation")
+    test = fitness.reference(ds, CFG, spec=TINY, verbose=False, split="test")
+    assert val.digest == test.digest and test.from_cache  # one network, trained once, on the train split
+    assert (val.split, test.split) == ("validation", "test")
+    assert val.n_reference == len(ds.x_val) == 100 and test.n_reference == len(ds.x_test) == 100
+    np.testing.assert_array_equal(val.features, val.extract(ds.x_val))
+    assert not np.allclose(val.mu, test.mu)
+    np.testing.assert_array_equal(val.labels, ds.y_val)
+    with pytest.raises(FitnessError, match="unknown reference split 'train'"):
+        fitness.reference(ds, CFG, spec=TINY, verbose=False, split="train")
+
+
+def test_quality_tells_dropped_classes_from_noise(shapes_ref) -> None:
+    ref, x, y = shapes_ref
+    full = fitness.score_images(x, ref)
+    collapsed = fitness.score_images(drop_classes(x, y, 3), ref)  # 3 of the 6 classes missing
+    noisy = fitness.score_images(add_noise(x, 0.3), ref)
+    assert full["class_coverage"] == 1.0 and collapsed["class_coverage"] == 0.5
+    assert collapsed["class_kl"] > full["class_kl"] + 0.3
+    # dropping classes costs diversity (recall, coverage) far more than fidelity (precision)
+    assert full["recall"] - collapsed["recall"] > 2 * max(full["precision"] - collapsed["precision"], 0.05)
+    assert full["coverage"] - collapsed["coverage"] > 0.2
+    # noise costs fidelity
+    assert full["precision"] - noisy["precision"] > 0.2 and full["density"] > noisy["density"]

@@ -207,7 +207,7 @@ def test_unreadable_files_are_skipped_with_a_count_and_their_names(tmp_path, cap
     fill(root / "a", 64)
     bad = corrupt(root / "b", 3)
     ds = data.load(f"folder:{root}", image_size=8, channels=3)
-    assert len(ds.x_train) + len(ds.x_test) == 64 and ds.spec.classes == 1  # "b" had no readable image
+    assert len(ds.x_train) + len(ds.x_val) + len(ds.x_test) == 64 and ds.spec.classes == 1  # "b" had no readable image
     (note,) = ds.notes
     assert note.startswith(f"folder dataset {root}: skipped 3 of 67 image files that could not be read: ")
     assert all(f"{p}: unreadable image (" in note for p in bad)
@@ -324,8 +324,8 @@ def test_listing_fingerprint_sees_size_and_time(tmp_path):
 @pytest.mark.skipif(not EMOJI.is_dir(), reason="the emoji set is not beside the checkout")
 def test_real_emoji_sit_on_white():
     ds = data.load(f"folder:{EMOJI}", image_size=32, channels=3)
-    assert (len(ds.x_train), len(ds.x_test), ds.spec.classes, ds.notes) == (3150, 631, 9, ())
-    x = np.concatenate([ds.x_train, ds.x_test])
+    assert (len(ds.x_train), len(ds.x_val), len(ds.x_test), ds.spec.classes, ds.notes) == (2520, 630, 631, 9, ())
+    x = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
     corners = x[:, [0, 0, -1, -1], [0, -1, 0, -1]]  # (N, 4, 3)
     white = (corners >= 250).all(axis=(1, 2))
     assert white.mean() > 0.9  # flags and a few square symbols fill their frame; the rest sit on white

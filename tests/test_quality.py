@@ -10,7 +10,14 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from gan_nas.errors import FitnessError
-from gan_nas.quality import class_coverage, class_kl, density_coverage, precision_recall, quality_scores
+from gan_nas.quality import (
+    class_coverage,
+    class_kl,
+    density_coverage,
+    knn_radii,
+    precision_recall,
+    quality_scores,
+)
 
 
 def col(*values: float) -> np.ndarray:
@@ -171,11 +178,20 @@ def test_class_scores_uniform_vs_one_class():
 
 def test_class_coverage_threshold_and_reference_classes():
     gen = np.repeat(np.arange(10), [4, 6, 10, 10, 10, 10, 10, 10, 10, 20])  # 100 samples
-    # default min_share 0.5/10 = 5%: class 0 (4%) is not covered, class 1 (6%) is
+    # no real labels: 10 equal shares of 10%, covered at half of it: class 0 (4%) is not, class 1 (6%) is
     assert class_coverage(gen, None, 10) == 0.9
-    assert class_coverage(gen, None, 10, min_share=0.07) == 0.8
-    # only the classes the real data holds count: 0..4 -> class 0 fails: 4/5
-    assert class_coverage(gen, np.arange(5), 10) == 0.8
+    assert class_coverage(gen, None, 10, min_ratio=0.7) == 0.8  # 7%: class 1 fails too
+    # only the classes the real data holds count, each against its real share (here 20%):
+    # 0..4 -> classes 0 (4%) and 1 (6%) are below 10%: 3/5
+    assert class_coverage(gen, np.arange(5), 10) == 0.6
+
+
+def test_class_coverage_is_relative_to_each_real_share():
+    # unbalanced real data: class 0 is 2% of it, class 1 98%; a generator that makes class 0 1.5% of
+    # the time covers both (an absolute threshold of half a uniform share, 25%, would fail class 0)
+    real = np.repeat([0, 1], [2, 98])
+    assert class_coverage(np.repeat([0, 1], [15, 985]), real, 2) == 1.0
+    assert class_coverage(np.repeat([0, 1], [5, 995]), real, 2) == 0.5  # 0.5% < half of 2%
 
 
 def test_class_probabilities_are_read_by_argmax():
@@ -210,6 +226,8 @@ def test_class_probabilities_are_read_by_argmax():
     (lambda: precision_recall(col(0, 1, 2), col(0, 1, 2), k=1, block=0), "block must be"),
     (lambda: class_coverage([0, 1, 10], None, 10), "must lie in \\[0, 10\\)"),
     (lambda: class_coverage([0.5, 1], None, 10), "integers"),
+    (lambda: class_coverage([0, 1], None, 10, min_ratio=0), "min_ratio must be in"),
+    (lambda: quality_scores(col(*range(9)), col(*range(9)), real_radii=np.zeros((2, 3))), "real_radii must"),
     (lambda: class_kl(np.ones((4, 3)), [0, 1], 4), "shape \\(n, 4\\)"),
     (lambda: class_kl([0, 1], [], 4), "real labels must be a non-empty"),
     (lambda: quality_scores(col(*range(9)), col(*range(9)), fake_class=[0, 1]), "n_classes is needed"),
@@ -219,6 +237,12 @@ def test_bad_input_raises_value_error(call, match):
     with pytest.raises(ValueError, match=match) as info:
         call()
     assert isinstance(info.value, FitnessError)  # the CLI reports it as one line, exit code 2
+
+
+def test_precomputed_real_radii_give_the_same_scores():
+    rng = np.random.default_rng(4)
+    real, fake = rng.normal(size=(300, 5)) + 40.0, rng.normal(size=(200, 5)) + 40.3  # far from the origin
+    assert quality_scores(real, fake, real_radii=knn_radii(real, (3, 5))) == quality_scores(real, fake)
 
 
 def test_density_coverage_needs_only_one_fake_point():

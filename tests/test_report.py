@@ -330,7 +330,7 @@ def test_fitness_of() -> None:
 
 def test_report_names_the_reference_size_and_warns_when_it_is_small() -> None:
     big = [{"metrics": {"n_reference": 10_000}}, {"metrics": {}}]
-    assert report._reference_text(big) == "10,000 real test images"
+    assert report._reference_text(big) == "10,000 real validation images"
     small = [{"metrics": {"n_reference": 631}}]
-    assert report._reference_text(small).startswith("631 real test images (fewer than 5,000: FID is biased")
+    assert report._reference_text(small).startswith("631 real validation images (fewer than 5,000: FID is biased")
     assert "not journaled" in report._reference_text([{"metrics": {}}])

@@ -181,10 +181,11 @@ def test_a_stop_request_is_acted_on_inside_a_candidate(fixture_dir, tmp_path, mo
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-@pytest.mark.parametrize("executor", ["serial", "process"])
+# Each signal once, each executor once: the handler is one and the same for both signals, and a pair of
+# pairs took as long as the rest of the file.
+@pytest.mark.parametrize("executor, sig, code", [("serial", signal.SIGINT, 130), ("process", signal.SIGTERM, 143)])
 def test_signals_stop_a_search_process_cleanly(fixture_dir, tmp_path, sig, code, executor):
-    cfgp = write_config(fixture_dir, f"sig-{executor}", generations=3)
+    cfgp = write_config(fixture_dir, f"sig-{executor}", generations=1)
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "gan_nas.cli", "search", "--config", str(cfgp), "--run-dir",
                              str(run), "--set", f"run.executor={executor}", "--set", "run.workers=2",
@@ -212,7 +213,7 @@ def test_signals_stop_a_search_process_cleanly(fixture_dir, tmp_path, sig, code,
 
 @pytest.mark.parametrize("setting, message", [
     ("space.latent_sizes=[100000000]", "cannot fit the parameter cap"),
-    ("data.batch_size=100000000", "data.batch_size = 100,000,000 is larger than the training split (600 images)"),
+    ("data.batch_size=100000000", "data.batch_size = 100,000,000 is larger than the training split (480 images)"),
     ("fitness.n_search=100000000000", "fitness.n_search must be at most 100,000"),
     ("training.max_seconds=nan", "training.max_seconds must be a finite number"),
     ("search.wall_clock_seconds=nan", "search.wall_clock_seconds must be a finite number"),
@@ -223,7 +224,8 @@ def test_impossible_configs_exit_2_before_creating_the_run(fixture_dir, tmp_path
     run = tmp_path / "run"
     one_error(search(cfgp, run, "--set", setting), capsys.readouterr().err, message)
     assert not run.exists()
-    assert search(cfgp, run) == 0  # the corrected command then runs in that place
+    if setting.startswith("space."):  # a check made after the run directory exists: it was removed, and
+        assert search(cfgp, run) == 0  # the corrected command then runs in that place (once is enough)
 
 
 def test_a_dataset_that_cannot_be_scored_creates_nothing(fixture_dir, tmp_path, capsys):
