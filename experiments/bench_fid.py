@@ -8,7 +8,13 @@ path every candidate takes), and their ratio (target: under 10%).
     python experiments/bench_fid.py --dataset mnist --data-dir ../shared/data/mnist
 
 ``--disturbances``: is FID a sound metric with this dataset's feature network?
-For each feature kind (``classifier``, trained on the classes, and ``self``,
+With FID and KID it prints gan_nas.quality's metrics on the same features:
+precision and density (fidelity), recall and coverage (diversity), and class
+coverage and class KL where the features are a classifier's; and, per
+disturbance, whether it costs what it should: the fidelity disturbances (noise,
+blur, rectangles, salt-and-pepper) fidelity, dropping categories diversity
+(each at least 1.5x the other's relative loss). For each feature kind
+(``classifier``, trained on the classes, and ``self``,
 self-supervised on rotations; ``--features`` picks one), the held-out test
 split is cut in two halves that the network never saw: a reference half and a
 probe half. The probe is scored against the reference (FID and KID) clean and
@@ -136,22 +142,65 @@ def contaminant(name: str, data_dir: str | None, shape: tuple[int, int, int]) ->
     return out
 
 
-class Scorer:
-    """FID and KID of images against fixed reference features (the reference half)."""
+# The metrics of a table, as (key, heading, scale): FID and KID, then gan_nas.quality's on the same features.
+METRICS = [("fid", "FID", 1.0), ("kid", "KID x 1000", 1000.0), ("precision", "precision", 1.0),
+           ("density", "density", 1.0), ("recall", "recall", 1.0), ("coverage", "coverage", 1.0),
+           ("class_coverage", "class coverage", 1.0), ("class_kl", "class KL", 1.0)]
+FIDELITY, DIVERSITY = ("precision", "density"), ("recall", "coverage")
+FIDELITY_KINDS = ("noise", "blur", "rectangles", "salt_pepper")  # what should cost fidelity, not diversity
+CLEARLY = 1.5  # "clearly more": the one relative loss at least this many times the other
 
-    def __init__(self, ref: fitness.Reference, reference_images: np.ndarray) -> None:
+
+class Scorer:
+    """FID, KID and the quality metrics of images against fixed reference features (the reference half)."""
+
+    def __init__(self, ref: fitness.Reference, reference_images: np.ndarray, reference_labels: np.ndarray) -> None:
+        from gan_nas import quality
+
         self.ref = ref
         self.features = ref.extract(reference_images)
+        self.labels = reference_labels if ref.kind == "classifier" else None
         self.mu, self.sigma = fitness.activation_statistics(self.features)
+        self.ks = (fitness.K_PRECISION_RECALL, fitness.K_DENSITY_COVERAGE)
+        self.radii = quality.knn_radii(self.features, self.ks)
 
-    def __call__(self, images: np.ndarray | list[np.ndarray]) -> tuple[float, float]:
-        """(FID, KID) of ``images``; of a list of image sets, the means of theirs."""
+    def __call__(self, images: np.ndarray | list[np.ndarray]) -> dict[str, float]:
+        """The metrics of ``images``; of a list of image sets, the means of theirs."""
+        from gan_nas import quality
+
         if isinstance(images, list):
-            return tuple(np.mean([self(x) for x in images], axis=0))  # type: ignore[return-value]
-        f = self.ref.extract(images)
+            each = [self(x) for x in images]
+            return {k: float(np.mean([e[k] for e in each])) for k in each[0]}
+        f, logits = self.ref.extract_with_logits(images)
         mu, sigma = fitness.activation_statistics(f)
-        return fitness.frechet_distance(mu, sigma, self.mu, self.sigma), fitness.kernel_inception_distance(
-            self.features, f)[0]
+        out = {"fid": fitness.frechet_distance(mu, sigma, self.mu, self.sigma),
+               "kid": fitness.kernel_inception_distance(self.features, f)[0],
+               **quality.quality_scores(self.features, f, *self.ks, real_radii=self.radii)}
+        if self.labels is not None:
+            n_classes = self.ref.n_classes
+            out["class_coverage"] = quality.class_coverage(logits, self.labels, n_classes)
+            out["class_kl"] = quality.class_kl(logits, self.labels, n_classes)
+        return out
+
+
+def relative_loss(values: list[dict[str, float]], keys: tuple[str, ...]) -> float:
+    """Mean over strengths 1-4 and over ``keys`` of the loss relative to strength 0: (v0 - v) / v0."""
+    return float(np.mean([(values[0][k] - v[k]) / values[0][k] for v in values[1:] for k in keys
+                          if values[0][k] > 0]))
+
+
+def validity_line(name: str, values: list[dict[str, float]]) -> str:
+    """Whether a row costs what it should: fidelity for the fidelity kinds, diversity for the others."""
+    fid_loss, div_loss = relative_loss(values, FIDELITY), relative_loss(values, DIVERSITY)
+    if name.split(" ")[0] in FIDELITY_KINDS:
+        ok, want = fid_loss >= CLEARLY * div_loss, "fidelity"
+    elif name.startswith("drop_categories"):
+        cls = relative_loss(values, ("class_coverage",)) if "class_coverage" in values[0] else None
+        ok = div_loss >= CLEARLY * fid_loss and (cls is None or cls >= CLEARLY * fid_loss)
+        want = "diversity" + ("" if cls is None else f" (class coverage loss {cls:.3f})")
+    else:
+        return f"| {name} | {fid_loss:.3f} | {div_loss:.3f} | (either) | - |"
+    return f"| {name} | {fid_loss:.3f} | {div_loss:.3f} | {want} | {'yes' if ok else 'NO'} |"
 
 
 def disturbance_rows(probe: np.ndarray, probe_y: np.ndarray, other: np.ndarray) -> list[tuple[str, list[str], list[np.ndarray]]]:
@@ -201,27 +250,39 @@ def run_disturbances(ds: data.Dataset, cfg: FitnessConfig, kinds: list[str], oth
     for kind in kinds:
         t0 = time.perf_counter()
         ref = fitness.reference(ds, dataclasses.replace(cfg, features=kind))
-        score = Scorer(ref, ds.x_test[ref_i])
+        score = Scorer(ref, ds.x_test[ref_i], ds.y_test[ref_i])
         print(f"\n### {ds.spec.name}, features={kind} (accuracy {100 * ref.accuracy:.2f}% on "
               f"{'classes' if kind == 'classifier' else 'rotations'}; reference {len(ref_i)} test images, probe "
               f"{len(probe_i)} others; {time.perf_counter() - t0:.0f} s to train or load)\n")
         table = [(name, labels, [score(x) for x in sets])
                  for name, labels, sets in disturbance_rows(probe, probe_y, other)]
-        for metric, j, fmt in (("FID", 0, "{:.2f}"), ("KID x 1000", 1, "{:.2f}")):
-            print(f"| {metric} | strengths | 0 | 1 | 2 | 3 | 4 | rises |")
+        for key, metric, scale in METRICS:
+            if key not in table[0][2][0]:
+                continue
+            worse = "rises" if key in ("fid", "kid", "class_kl") else "falls"
+            print(f"| {metric} | strengths | 0 | 1 | 2 | 3 | 4 | {worse} |")
             print("|---|---|---:|---:|---:|---:|---:|---|")
             for name, labels, values in table:
-                v = [1000 * s[j] if j else s[j] for s in values]
-                rises = all(a < b for a, b in zip(v, v[1:]))
-                cells = [fmt.format(x) for x in v] + [""] * (5 - len(v))
-                print(f"| {name} | {' / '.join(labels[1:])} | {' | '.join(cells)} | {'yes' if rises else 'NO'} |")
+                v = [scale * s[key] for s in values]
+                monotone = all(a < b if worse == "rises" else a > b for a, b in zip(v, v[1:]))
+                cells = [f"{x:.2f}" if key in ("fid", "kid") else f"{x:.3f}" for x in v] + [""] * (5 - len(v))
+                print(f"| {name} | {' / '.join(labels[1:])} | {' | '.join(cells)} | {'yes' if monotone else 'NO'} |")
             print()
+        print(f"Relative loss over strengths 1-4 (mean of (v0 - v) / v0): fidelity = precision and density, "
+              f"diversity = recall and coverage; 'as it should' = the expected one at least {CLEARLY}x the other.\n")
+        print("| disturbance | fidelity loss | diversity loss | should cost | as it should |")
+        print("|---|---:|---:|---|---|")
+        for name, _, values in table:
+            print(validity_line(name, values))
+        print()
         rng = np.random.default_rng(2)
         seen = [score(ds.x_train[rng.choice(len(ds.x_train), len(probe_i), replace=False)]) for _ in range(SEEN_DRAWS)]
-        f_unseen, k_unseen = score(probe)
+        unseen = score(probe)
+        seen_fid = ", ".join(f"{s['fid']:.2f}" for s in seen)
+        seen_kid = ", ".join(f"{1000 * s['kid']:.2f}" for s in seen)
         print(f"seen_vs_unseen: {len(probe_i)} train images (seen in training; {SEEN_DRAWS} samples) FID "
-              f"{', '.join(f'{f:.2f}' for f, _ in seen)}, KID x 1000 {', '.join(f'{1000 * k:.2f}' for _, k in seen)}; "
-              f"{len(probe_i)} held-out images FID {f_unseen:.2f}, KID x 1000 {1000 * k_unseen:.2f}")
+              f"{seen_fid}, KID x 1000 {seen_kid}; "
+              f"{len(probe_i)} held-out images FID {unseen['fid']:.2f}, KID x 1000 {1000 * unseen['kid']:.2f}")
 
 
 def train_seconds(ds: data.Dataset, steps: int, batch: int = 64) -> tuple[float, float]:

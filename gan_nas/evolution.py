@@ -51,6 +51,14 @@ from gan_nas import space as space_mod
 from gan_nas.config import Config
 from gan_nas.errors import CheckpointError, ConfigError, GanNasError, RunDirError
 from gan_nas.genome import GanGenome, step_macs
+from gan_nas.selection import (
+    SECOND_OBJECTIVES,
+    crowding_distance,
+    fitness_of,
+    non_dominated_fronts,
+    select_survivors,
+    tournament,
+)
 from gan_nas.store import MAX_COUNT, valid_id
 
 PRUNED_FILES = ("weights.npz", "optimizers.npz")
@@ -117,104 +125,6 @@ def continuation_seed(run_seed: int, survivor: str, generation: int) -> int:
     """The seed of survivor's continuation in ``generation``: from these alone, so it can run ahead."""
     digest = hashlib.sha256(f"{run_seed}/{survivor}/{generation}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % (2**31 - 1)
-
-
-def _fit(r: dict[str, Any]) -> float:
-    f = r.get("fitness")
-    return math.inf if f is None or r.get("status") != "ok" else float(f)
-
-
-def tournament(pop: list[dict[str, Any]], k: int, size: int, rng: np.random.Generator,
-               key: Callable[[dict[str, Any]], Any] = _fit) -> list[dict[str, Any]]:
-    """``k`` winners of tournaments of ``size`` drawn (with replacement) from ``pop``."""
-    out = []
-    for _ in range(k):
-        idx = rng.choice(len(pop), size=min(size, len(pop)), replace=False)
-        out.append(min((pop[i] for i in idx), key=key))
-    return out
-
-
-def non_dominated_fronts(points: list[tuple[float, float]]) -> list[list[int]]:
-    """Fast non-dominated sorting (NSGA-II) of points to minimise; returns fronts of indices."""
-    n = len(points)
-    dominated: list[list[int]] = [[] for _ in range(n)]
-    count = [0] * n
-    fronts: list[list[int]] = [[]]
-    for i in range(n):
-        for j in range(n):
-            a, b = points[i], points[j]
-            if a[0] <= b[0] and a[1] <= b[1] and a != b:
-                dominated[i].append(j)
-            elif b[0] <= a[0] and b[1] <= a[1] and a != b:
-                count[i] += 1
-        if count[i] == 0:
-            fronts[0].append(i)
-    while fronts[-1]:
-        nxt = []
-        for i in fronts[-1]:
-            for j in dominated[i]:
-                count[j] -= 1
-                if count[j] == 0:
-                    nxt.append(j)
-        fronts.append(nxt)
-    return fronts[:-1]
-
-
-def crowding_distance(points: list[tuple[float, float]], front: list[int]) -> dict[int, float]:
-    """NSGA-II crowding distance of each index of ``front``; boundary points get inf."""
-    dist = {i: 0.0 for i in front}
-    for m in range(2):
-        ordered = sorted(front, key=lambda i: points[i][m])
-        lo, hi = points[ordered[0]][m], points[ordered[-1]][m]
-        dist[ordered[0]] = dist[ordered[-1]] = math.inf
-        if hi == lo:
-            continue
-        for a, i, b in zip(ordered, ordered[1:], ordered[2:]):
-            dist[i] += (points[b][m] - points[a][m]) / (hi - lo)
-    return dist
-
-
-# The second objective of each NSGA-II objective, to minimise beside FID.
-SECOND_OBJECTIVES: dict[str, Callable[[dict[str, Any]], float]] = {
-    "pareto": lambda c: float(c["params"]["g"]),  # generator size
-    # coverage in [0, 1] (Naeem et al. 2020), which falls when a generator drops modes; none counts as 0
-    "fid_coverage": lambda c: -float((c.get("metrics") or {}).get("coverage", 0.0)),
-}
-
-
-def select_survivors(cands: list[dict[str, Any]], mu: int, objective: str, diversity_weight: float = 0.0
-                     ) -> list[dict[str, Any]]:
-    """The ``mu`` survivors: elitist by FID, or NSGA-II on FID and a second objective
-    (:data:`SECOND_OBJECTIVES`: generator parameters for ``pareto``, coverage for ``fid_coverage``).
-
-    Failed candidates (fitness inf) come last. With ``diversity_weight`` > 0
-    (objective ``fid``), survivors are picked greedily by FID x (1 + w x the
-    number of already picked genomes within genome distance 1), a simple
-    fitness sharing that keeps near-copies from filling the population.
-    """
-    ok = [c for c in cands if math.isfinite(_fit(c))]
-    bad = [c for c in cands if not math.isfinite(_fit(c))]
-    if objective in SECOND_OBJECTIVES and ok:
-        pts = [(_fit(c), SECOND_OBJECTIVES[objective](c)) for c in ok]
-        chosen: list[dict[str, Any]] = []
-        for front in non_dominated_fronts(pts):
-            crowd = crowding_distance(pts, front)
-            chosen += [ok[i] for i in sorted(front, key=lambda i: (-crowd[i], pts[i][0]))]
-        ok = chosen
-    elif diversity_weight > 0 and ok:
-        rest, chosen = sorted(ok, key=_fit), []
-        genomes = {c["id"]: GanGenome.from_dict(c["genome"]) for c in rest}
-        while rest and len(chosen) < mu:
-            def shared(c: dict[str, Any]) -> float:
-                close = sum(space_mod.distance(genomes[c["id"]], genomes[s["id"]]) < 1.0 for s in chosen)
-                return _fit(c) * (1.0 + diversity_weight * close)
-            best = min(rest, key=shared)
-            chosen.append(best)
-            rest.remove(best)
-        ok = chosen + rest
-    else:
-        ok = sorted(ok, key=_fit)
-    return (ok + bad)[:mu]
 
 
 # --- reading back -------------------------------------------------------------------
@@ -415,7 +325,7 @@ class Search:
 
     def rank_key(self, pop: list[dict[str, Any]]) -> Callable[[dict[str, Any]], Any]:
         if self.cfg.search.objective not in SECOND_OBJECTIVES:
-            return _fit
+            return fitness_of
         order = {c["id"]: i for i, c in enumerate(select_survivors(pop, len(pop), self.cfg.search.objective))}
         return lambda c: order[c["id"]]
 
@@ -563,9 +473,9 @@ class Search:
         if s.objective != "fid" or s.diversity_weight > 0:
             return []
         unfinished = [t for t in state["pending"] if t["id"] not in self.records]
-        ok = [r for r in self.selection_pool(state) if math.isfinite(_fit(r))]
+        ok = [r for r in self.selection_pool(state) if math.isfinite(fitness_of(r))]
         return [r for r in ok
-                if sum(_fit(o) <= _fit(r) for o in ok if o is not r) + len(unfinished) < s.population]
+                if sum(fitness_of(o) <= fitness_of(r) for o in ok if o is not r) + len(unfinished) < s.population]
 
     def idle_work(self, state: dict[str, Any], tasks: list[dict[str, Any]],
                   running: list[tuple[int, float]]) -> dict[str, Any] | None:
@@ -730,8 +640,8 @@ class Search:
 
     def update_hall_of_fame(self, state: dict[str, Any], done: list[dict[str, Any]]) -> None:
         """Merge finished evaluations into the hall of fame; publish best/ when the best changes."""
-        hof = [self.records[i] for i in state["hall_of_fame"]] + [r for r in done if math.isfinite(_fit(r))]
-        hof = sorted({r["id"]: r for r in hof}.values(), key=_fit)[: self.cfg.search.hall_of_fame]
+        hof = [self.records[i] for i in state["hall_of_fame"]] + [r for r in done if math.isfinite(fitness_of(r))]
+        hof = sorted({r["id"]: r for r in hof}.values(), key=fitness_of)[: self.cfg.search.hall_of_fame]
         old_best = state["hall_of_fame"][0] if state["hall_of_fame"] else None
         state["hall_of_fame"] = [r["id"] for r in hof]
         if hof and hof[0]["id"] != old_best:
@@ -751,11 +661,11 @@ class Search:
         self.store.publish_best(fill)
 
     def log_generation(self, state: dict[str, Any], done: list[dict[str, Any]], survivors) -> None:
-        fits = [_fit(r) for r in survivors if math.isfinite(_fit(r))]
+        fits = [fitness_of(r) for r in survivors if math.isfinite(fitness_of(r))]
         best = self.records[state["hall_of_fame"][0]] if state["hall_of_fame"] else None
         if fits:
             self.log(f"generation {state['generation']}: best fid {min(fits):.2f}, median {statistics.median(fits):.2f}"
-                     f", best ever {best['id'] if best else '-'} ({_fit(best) if best else math.inf:.2f})")
+                     f", best ever {best['id'] if best else '-'} ({fitness_of(best) if best else math.inf:.2f})")
         self.tensorboard(state, survivors, fits)
         if best is not None:
             self.generation_grid(state["generation"], best)
@@ -768,9 +678,9 @@ class Search:
             if fits:
                 tf.summary.scalar("fid/best", min(fits))
                 tf.summary.scalar("fid/median", statistics.median(fits))
-            ok = [r for r in survivors if math.isfinite(_fit(r))]
+            ok = [r for r in survivors if math.isfinite(fitness_of(r))]
             if ok:
-                tf.summary.scalar("params/generator_of_best", min(ok, key=_fit)["params"]["g"])
+                tf.summary.scalar("params/generator_of_best", min(ok, key=fitness_of)["params"]["g"])
                 tf.summary.scalar("params/generator_median", statistics.median(r["params"]["g"] for r in ok))
         writer.flush()
         writer.close()
@@ -801,7 +711,7 @@ class Search:
         return {
             "run_dir": str(self.store.root), "generations": state["generation"], "done": bool(state.get("done")),
             "stopped": state.get("stopped"), "evaluations": len(self.records),
-            "best_id": best["id"] if best else None, "best_fid": _fit(best) if best else None,
+            "best_id": best["id"] if best else None, "best_fid": fitness_of(best) if best else None,
             "best_params": best["params"] if best else None, "candidate_seconds": round(seconds, 1),
             "wall_seconds": round(float(state.get("elapsed", 0.0)), 1),
         }

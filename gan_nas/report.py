@@ -27,6 +27,7 @@ import numpy as np
 from gan_nas.config import Config
 from gan_nas.errors import GanNasError, RunDirError
 from gan_nas.fitness import QUALITY_KEYS, SMALL_REFERENCE
+from gan_nas.selection import fitness_of
 from gan_nas.store import RunStore, seconds_of
 
 REPORT_FILE = "report.md"
@@ -34,17 +35,6 @@ PLOTS_DIR = "report"
 
 
 # --- reading a run directory -----------------------------------------------------------------
-
-
-def fitness_of(record: dict[str, Any]) -> float:
-    """A journal record's FID: ``inf`` unless its status is ``ok`` and it has a finite fitness."""
-    f = record.get("fitness")
-    if record.get("status") != "ok" or f is None:
-        return math.inf
-    try:
-        return float(f)
-    except (TypeError, ValueError):
-        return math.inf
 
 
 def open_run(run_dir: str | Path) -> tuple[RunStore, Config]:
