@@ -282,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                 return int(args.func(args))
         finally:
             _JSON_OUT = None
-    except GanNasError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except GanNasError as e:  # one line, whatever a library's message it quotes spans (numpy's span three)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except Interrupted as e:  # SIGINT or SIGTERM, acted on at a safe point: 130 or 143, as a shell reports them
         print(f"error: interrupted by {e}", file=sys.stderr)

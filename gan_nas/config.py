@@ -244,6 +244,14 @@ _BOUNDS: dict[tuple[str, str], tuple[int, int, str]] = {
     ("search", "population"): (1, 10_000, "survivors per generation"),
     ("search", "offspring"): (1, 10_000, "children per generation"),
     ("search", "hall_of_fame"): (1, 10_000, "candidates remembered"),
+    # A block at least doubles or halves a side, or adds a layer: 32 is far past any image size's need,
+    # and a bound keeps sampling a genome from looping over millions of blocks.
+    ("space", "min_g_blocks"): (1, 32, "generator blocks"),
+    ("space", "max_g_blocks"): (1, 32, "generator blocks"),
+    ("space", "min_d_blocks"): (1, 32, "discriminator blocks"),
+    ("space", "max_d_blocks"): (1, 32, "discriminator blocks"),
+    ("space", "min_filters"): (1, 65_536, "filters of a conv block"),
+    ("space", "max_filters"): (1, 65_536, "filters of a conv block"),
 }
 
 

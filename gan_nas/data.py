@@ -841,6 +841,9 @@ def _load_npz(path: Path) -> tuple[np.ndarray, ...]:
     if min(x.shape[1:3]) < MIN_IMAGE_SIZE:
         raise DataError(f"{path}: images are {x.shape[1]}x{x.shape[2]}; gan-nas needs at least "
                         f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} (the feature classifier pools twice by 2)")
+    if max(x.shape[1:3]) > MAX_IMAGE_SIZE:
+        raise DataError(f"{path}: images are {x.shape[1]}x{x.shape[2]}; gan-nas takes at most "
+                        f"{MAX_IMAGE_SIZE}x{MAX_IMAGE_SIZE} (resize them, or use folder:PATH with data.image_size)")
     y = arrays["labels"] if "labels" in arrays else np.zeros(len(x), dtype=np.int64)
     return _split_holdout(x, _labels(y, len(x), str(path)))
 

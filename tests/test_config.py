@@ -141,3 +141,15 @@ def test_config_files_that_cannot_be_parsed_or_read(tmp_path):
         config.Config.from_json("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ConfigError, match="config JSON is malformed: a JSON list, not an object"):
         config.Config.from_json("[]")
+
+
+@pytest.mark.parametrize("setting, match", [
+    ("space.max_g_blocks=100000", "space.max_g_blocks must be between 1 and 32"),
+    ("space.max_d_blocks=9007199254740992", "space.max_d_blocks must be between 1 and 32"),
+    ("space.max_filters=10000000", "space.max_filters must be between 1 and 65,536"),
+    ("fitness.report_noise_seed=1234", "must differ from fitness.noise_seed"),
+    ("search.objective='size'", "search.objective must be one of"),
+])
+def test_space_bounds_and_seeds_are_checked(setting, match):
+    with pytest.raises(ConfigError, match=match):
+        config.override(config.Config(), [setting])

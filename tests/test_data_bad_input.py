@@ -767,3 +767,21 @@ def test_baseline_budget_out_of_range_creates_nothing(tmp_path, budget, match):
     with pytest.raises(GanNasError, match=match):
         compare.train_baseline(None, tmp_path / "b", **budget)
     assert not (tmp_path / "b").exists()
+
+
+def test_npz_images_larger_than_gan_nas_takes(tmp_path):
+    path = save_npz(tmp_path, images=imgs(n=2, h=1030, w=8))
+    with pytest.raises(DataError, match=r"images are 1030x8; gan-nas takes at most 1024x1024"):
+        data.load(f"npz:{path}")
+
+
+def test_a_many_line_message_is_one_error_line(tmp_path, capsys):
+    # numpy refuses a header over 10,000 bytes with a message of three lines
+    buf = io.BytesIO()
+    header = {"descr": "|u1", "fortran_order": False, "shape": (2, 8, 8, 1), "pad": "x" * 20_000}
+    np.lib.format.write_array_header_2_0(buf, header)
+    with zipfile.ZipFile(tmp_path / "h.npz", "w") as z:
+        z.writestr("images.npy", buf.getvalue() + bytes(128))
+    assert cli.main(["data", "--dataset", f"npz:{tmp_path / 'h.npz'}"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and "h.npz" in err, err
