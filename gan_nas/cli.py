@@ -90,13 +90,12 @@ def cmd_fid(args: argparse.Namespace) -> int:
 
 
 def cmd_genome(args: argparse.Namespace) -> int:
-    from gan_nas import data, genome
+    from gan_nas import builder, data, runs
 
     shape = tuple(data.REGISTRY[args.dataset].shape) if args.dataset in data.REGISTRY else None
     if shape is None:
         raise GanNasError(f"--dataset must be one of {', '.join(data.REGISTRY)} to fix the image shape")
-    g = genome.load_genome(args.source, shape)
-    from gan_nas import builder
+    g = runs.load_genome(args.source, shape)
 
     if args.json:
         print(g.to_json())

@@ -390,7 +390,7 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
             directory that holds a search or another dataset.
     """
     from gan_nas import data, images
-    from gan_nas.report import load_best_generator, open_run
+    from gan_nas.runs import load_best_generator, open_run
 
     store, cfg = open_run(run_dir)
     _limit_threads(cfg)  # the baseline gets the threads each of the search's candidates had

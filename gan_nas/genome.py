@@ -30,11 +30,10 @@ import json
 import math
 import re
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gan_nas import safe_io
-from gan_nas.errors import GenomeError, RunDirError
+from gan_nas.errors import GenomeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from gan_nas.space import SearchSpace
@@ -49,7 +48,6 @@ __all__ = [
     "validate_network",
     "count_params",
     "layer_shapes",
-    "load_genome",
     "KINDS",
     "NORMS",
     "ACTIVATIONS",
@@ -773,56 +771,3 @@ def _validate_in_space(net: NetworkGenome, image_shape: tuple[int, int, int], sp
     n = count_params(net, image_shape)
     if n > cap:
         raise GenomeError(f"{net.role}: {n:,} parameters exceed the cap of {cap:,}")
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def load_genome(source: str, image_shape: tuple[int, int, int] | None = None) -> GanGenome:
-    """Load a genome by name or from disk.
-
-    Args:
-        source: ``dcgan`` (the baseline, needs ``image_shape``); a genome
-            ``.json`` file; a run directory (its ``best/genome.json``); or a
-            candidate directory ``RUN_DIR/candidates/ID`` (its ``genome.json``).
-        image_shape: (height, width, channels); needed for ``dcgan``, and when
-            given, the loaded genome is validated against it.
-
-    Raises:
-        GenomeError: unknown source, malformed or invalid genome.
-        RunDirError: ``source`` looks like a path but does not exist.
-    """
-    if source == "dcgan":
-        if image_shape is None:
-            raise GenomeError("the dcgan genome needs an image shape (height, width, channels)")
-        from gan_nas.baseline import dcgan
-
-        return dcgan(image_shape)
-    p = Path(source)
-    if p.is_dir():
-        candidates = [p / "genome.json", p / "best" / "genome.json"]
-        file = next((f for f in candidates if f.is_file()), None)
-        if file is None:
-            raise RunDirError(
-                f"{p} holds no genome: expected {p / 'best' / 'genome.json'} (a run directory) "
-                f"or {p / 'genome.json'} (a candidate directory)"
-            )
-    elif p.exists():  # a file; one that is not a regular file (a FIFO, a device) is refused on reading
-        file = p
-    elif p.suffix == ".json" or "/" in source or "\\" in source:
-        raise RunDirError(f"{source} does not exist (expected a genome .json file or a run directory)")
-    else:
-        raise GenomeError(f"unknown genome {source!r}: use 'dcgan', a genome .json file or a run directory")
-    try:
-        text = safe_io.read_text(file)
-    except UnicodeDecodeError:
-        raise GenomeError(f"cannot read genome file {file}: not UTF-8 text") from None
-    except OSError as e:
-        raise GenomeError(f"cannot read genome file {file}: {e.strerror or e}") from None
-    try:
-        genome = GanGenome.from_json(text)
-    except GenomeError as e:
-        raise GenomeError(f"{file}: {e}") from None
-    if image_shape is not None:
-        validate(genome, image_shape)
-    return genome

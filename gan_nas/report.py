@@ -1,7 +1,7 @@
 """Reading a finished (or running) search: sample images and a markdown report with plots.
 
-Both functions read only the run directory (see DESIGN.md, "Run directory
-contract") and never take its lock, so they work while a search is writing it:
+Both functions read only the run directory (through :mod:`gan_nas.runs`; the layout is in
+ARCHITECTURE.md and :mod:`gan_nas.store`) and never take its lock, so they work while a search is writing it:
 
 * :func:`generate` -- an image grid, raw samples (``.npz`` for ``gan-nas fid``)
   and a latent interpolation sheet from the best generator (``best/generator.keras``)
@@ -17,8 +17,6 @@ from __future__ import annotations
 import math
 import os
 import statistics
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import numpy as np
 from gan_nas.config import Config
 from gan_nas.errors import GanNasError, RunDirError
 from gan_nas.fitness import QUALITY_KEYS, SMALL_REFERENCE
+from gan_nas.runs import best_record, image_shape, load_best_generator, load_candidate_generator, open_run
 from gan_nas.selection import fitness_of
 from gan_nas.store import RunStore, seconds_of
 
@@ -35,119 +34,6 @@ PLOTS_DIR = "report"
 
 
 # --- reading a run directory -----------------------------------------------------------------
-
-
-def open_run(run_dir: str | Path) -> tuple[RunStore, Config]:
-    """Open a run directory for reading and parse its config.
-
-    Raises:
-        RunDirError: the directory is missing, has no config.json, or it is corrupt.
-    """
-    store = RunStore.open(run_dir)
-    try:
-        cfg = Config.from_json(store.config_json())
-    except GanNasError as e:
-        raise RunDirError(f"{store.root / 'config.json'} is damaged: {e}") from None
-    return store, cfg
-
-
-def image_shape(cfg: Config) -> tuple[int, int, int]:
-    """The (height, width, channels) of the run's images, loading the dataset only where needed.
-
-    Raises:
-        DataError: an ``npz:`` dataset that can no longer be read.
-    """
-    from gan_nas import data
-
-    name = cfg.data.dataset
-    key = name.replace("-", "_")
-    if key in data.REGISTRY:
-        return tuple(data.REGISTRY[key].shape)  # type: ignore[return-value]
-    if name.startswith("folder:"):
-        return (cfg.data.image_size, cfg.data.image_size, cfg.data.channels)
-    ds = data.load(name, cfg.data.data_dir, cfg.data.image_size, cfg.data.channels)
-    return tuple(int(s) for s in ds.spec.shape)  # type: ignore[return-value]
-
-
-def best_record(store: RunStore, records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The best candidate's journal record: the head of the hall of fame, else the lowest FID on record."""
-    by_id = {r.get("id"): r for r in records}
-    state = store.read_state()
-    if state and state.get("hall_of_fame"):
-        head = state["hall_of_fame"][0]
-        if head in by_id:
-            return by_id[head]
-    ok = [r for r in records if math.isfinite(fitness_of(r))]
-    return min(ok, key=fitness_of) if ok else None
-
-
-def load_best_generator(store: RunStore):
-    """The published best generator (``best/generator.keras``), loaded with plain Keras.
-
-    Raises:
-        RunDirError: there is no best/ yet, or its generator.keras is missing or damaged.
-    """
-    import keras
-
-    best = store.best_dir()
-    if best is None:
-        raise RunDirError(
-            f"{store.root} has no best/ yet: no generation of the search has finished; "
-            "wait for one, or name a candidate with --candidate ID")
-    path = best / "generator.keras"
-    if not path.is_file():
-        raise RunDirError(f"{path} is missing; the run directory is incomplete")
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as e:  # noqa: BLE001 - Keras raises many kinds on a damaged archive
-        raise RunDirError(f"{path} is damaged ({type(e).__name__}: {_first_line(e)}); "
-                          "restore it or resume the search to publish it again") from None
-
-
-def load_candidate_generator(store: RunStore, cfg: Config, cid: str):
-    """Candidate ``cid``'s generator, built from its genome and its checkpoint's weights.
-
-    Raises:
-        RunDirError: no such candidate, or its weights were pruned (only the
-            population and hall of fame keep them) or are damaged.
-        DataError: the run's ``npz:`` dataset, which gives the image shape, can no longer be read.
-    """
-    from gan_nas import gan
-    from gan_nas.genome import GanGenome
-
-    records = {r.get("id"): r for r in store.journal()}
-    if cid not in records:
-        known = ", ".join(sorted(str(k) for k in records)[:20]) or "none yet"
-        raise RunDirError(f"run dir {store.root} has no evaluated candidate {cid!r}; known ids: {known}")
-    candidates = store.root / "candidates"
-    # A journaled candidate whose folder is gone was pruned as a whole: the same answer as pruned weights.
-    ckpt = store.candidate_dir(cid, create=False) if (candidates / cid).is_dir() else candidates / cid
-    if not (ckpt / gan.WEIGHTS_FILE).is_file():
-        kept = [] if not candidates.is_dir() else sorted(
-            d.name for d in candidates.iterdir() if (d / gan.WEIGHTS_FILE).is_file())
-        raise RunDirError(
-            f"candidate {cid} has no weights in {ckpt} (pruned: only the population and the hall of fame "
-            f"keep theirs); candidates with weights: {', '.join(kept) or 'none'}")
-    try:
-        genome = GanGenome.from_dict(records[cid]["genome"])
-    except (GanNasError, KeyError, TypeError) as e:
-        raise RunDirError(f"journal record of {cid} has a damaged genome: {e}") from None
-    shape = image_shape(cfg)
-    try:
-        return gan.load_generator(genome, ckpt, shape)
-    except GanNasError as e:
-        raise RunDirError(str(e)) from None
-    # load_checkpoint turns OSError and ValueError into GanNasError, but a truncated or
-    # corrupt zip raises BadZipFile, and weights of the wrong shape a ValueError in set_weights.
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as e:
-        raise RunDirError(f"candidate {cid}'s weights {ckpt / gan.WEIGHTS_FILE} are damaged "
-                          f"({type(e).__name__}: {_first_line(e)}); generate from another candidate") from None
-
-
-def _first_line(e: BaseException) -> str:
-    """The first line of an exception's message (Keras and NumPy messages run over many lines)."""
-    text = str(e)
-    return text.splitlines()[0] if text else ""
 
 
 # --- generate ---------------------------------------------------------------------------------
@@ -723,5 +609,4 @@ def report(run_dir: str | Path) -> Path:
     return path
 
 
-__all__ = ["generate", "report", "open_run", "image_shape", "best_record", "load_best_generator",
-           "load_candidate_generator", "generation_stats", "pareto_front", "lineage", "fitness_of"]
+__all__ = ["generate", "report", "generation_stats", "pareto_front", "lineage"]

@@ -10,7 +10,8 @@ from keras import layers
 from gan_nas.baseline import dcgan
 from gan_nas.builder import build_discriminator, build_generator
 from gan_nas.errors import GenomeError
-from gan_nas.genome import count_params, load_genome, validate
+from gan_nas.genome import count_params, validate
+from gan_nas.runs import load_genome
 from gan_nas.space import SearchSpace
 
 MNIST = (28, 28, 1)

@@ -16,10 +16,10 @@ from gan_nas.genome import (
     NetworkGenome,
     count_params,
     forward_macs,
-    load_genome,
     step_macs,
     validate,
 )
+from gan_nas.runs import load_genome
 from gan_nas.space import SearchSpace, sample
 
 MNIST = (28, 28, 1)

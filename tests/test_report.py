@@ -22,6 +22,7 @@ from PIL import Image
 from gan_nas import cli, images, report
 from gan_nas.baseline import dcgan
 from gan_nas.config import Config
+from gan_nas.selection import fitness_of
 from gan_nas.store import RunStore
 
 SHAPE = (16, 16, 1)
@@ -323,9 +324,9 @@ def test_report_needs_evaluations(tmp_path: Path, capsys) -> None:
 
 
 def test_fitness_of() -> None:
-    assert report.fitness_of({"status": "ok", "fitness": 3.5}) == 3.5
-    assert report.fitness_of({"status": "ok", "fitness": None}) == math.inf
-    assert report.fitness_of({"status": "diverged", "fitness": 3.5}) == math.inf
+    assert fitness_of({"status": "ok", "fitness": 3.5}) == 3.5
+    assert fitness_of({"status": "ok", "fitness": None}) == math.inf
+    assert fitness_of({"status": "diverged", "fitness": 3.5}) == math.inf
 
 
 def test_report_names_the_reference_size_and_warns_when_it_is_small() -> None:
