@@ -1,6 +1,6 @@
 """The run directory: config, journal, state, candidates, best, and a lock.
 
-Layout (see DESIGN.md, "Run directory contract")::
+Layout (the lifecycle of what it holds: ARCHITECTURE.md)::
 
     RUN_DIR/config.json        resolved config; created once, never rewritten
     RUN_DIR/journal.jsonl      one JSON object per finished evaluation, appended and fsynced
