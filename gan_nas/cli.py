@@ -9,26 +9,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from gan_nas import runtime
 from gan_nas.errors import GanNasError
-from gan_nas.executors import import_tensorflow_quietly as _import_tensorflow_quietly
 from gan_nas.interrupt import Interrupted
 from gan_nas.store import json_safe
 
-# Keep TensorFlow's native log lines off the terminal: its start-up chatter, and an
-# ERROR-level grappler line ("remapper failed: ... LeakyReluGrad") that TF 2.21 prints
-# once per traced train step with a leaky ReLU and that changes nothing. Real failures
-# raise Python exceptions, which gan-nas reports. TF_CPP_MIN_LOG_LEVEL=0 shows them all.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# On a GPU, TensorFlow reserves all of its memory by default, so that a second process (a pool's
-# next worker, compare's scoring) cannot start there; grow the reservation as needed instead.
-# Workers inherit both variables (and _init_worker sets the second for Ray's).
-os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+runtime.quiet_environment()  # before anything imports TensorFlow; workers inherit it
 
 
 def _threads_for(args: argparse.Namespace) -> int:
@@ -268,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command != "data":
-            _import_tensorflow_quietly(_threads_for(args))
+            runtime.start_tensorflow(_threads_for(args))
         if not getattr(args, "json", False):
             return int(args.func(args))
         # --json: stdout holds the one JSON object and nothing else; whatever a library

@@ -42,7 +42,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gan_nas import interrupt, precision, safe_io
+from gan_nas import interrupt, precision, runtime, safe_io
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError, RunDirError
 from gan_nas.fitness import QUALITY_KEYS, SMALL_REFERENCE
@@ -63,14 +63,6 @@ def _scoring_key(cfg: Config) -> dict[str, Any]:
     the data, the scoring, and the precision the networks train in."""
     d = cfg.to_dict()
     return {"data": d["data"], "fitness": d["fitness"], "precision": d["training"]["mixed_precision"]}
-
-
-def _limit_threads(cfg: Config) -> None:
-    """Give TensorFlow in this process ``run.threads`` threads, as a serial search's candidates had (0: all)."""
-    if cfg.run.threads > 0:
-        from gan_nas.executors import _init_worker
-
-        _init_worker(cfg.run.threads)
 
 
 def _log(quiet: bool, line: str) -> None:
@@ -187,7 +179,7 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
     if ds is None and cfg is not None:  # fail on a bad dataset before creating anything
         ds = data.load_config(cfg.data)
     store, cfg = _open_baseline(None if cfg is None else precision.resolved(cfg), run_dir)
-    _limit_threads(cfg)
+    runtime.limit_threads(cfg.run.threads)  # as many as each of a serial search's candidates had
     with interrupt.stop_on_signals(), store.locked():  # SIGINT/SIGTERM: stop between steps, lock released
         if ds is None:
             ds = data.load_config(cfg.data)
@@ -393,7 +385,7 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     from gan_nas.runs import load_best_generator, open_run
 
     store, cfg = open_run(run_dir)
-    _limit_threads(cfg)  # the baseline gets the threads each of the search's candidates had
+    runtime.limit_threads(cfg.run.threads)  # the baseline gets the threads each of the search's candidates had
     root = store.root
     records = store.journal()
     if not records:

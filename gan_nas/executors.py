@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from gan_nas import interrupt
+from gan_nas import interrupt, runtime
 from gan_nas.config import RunConfig
 from gan_nas.errors import ConfigError
 
@@ -46,30 +46,6 @@ TaskFn = Callable[[Task], Result]
 Idle = Callable[[list[tuple[int, float]]], "Task | None"]
 
 _ready_in_this_process: set[tuple[int, Callable[[], None] | None]] = set()  # Ray workers: init done once
-
-
-def _init_worker(threads: int) -> None:
-    """Limit a worker's threads; call before TensorFlow is imported.
-
-    Sets ``OMP_NUM_THREADS``, ``TF_NUM_INTRAOP_THREADS`` (= ``threads``) and
-    ``TF_NUM_INTEROP_THREADS`` (= 1), which TensorFlow reads when its runtime
-    starts; if TensorFlow is already imported, also sets them through
-    ``tf.config.threading`` (ignored once the runtime has started).
-
-    Args:
-        threads: Intra-op threads for this worker.
-    """
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # workers share a GPU's memory, not grab it
-    tf = sys.modules.get("tensorflow")
-    if tf is not None:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # the runtime is already initialized
-            pass
 
 
 def failed(error: str, tb: str | None = None, error_type: str | None = None) -> Result:
@@ -145,10 +121,9 @@ class SerialExecutor(Executor):
 
         Args:
             init: Run once, now.
-            threads: If positive, limit this process's TF threads (see :func:`_init_worker`).
+            threads: If positive, limit this process's TF threads (see :func:`gan_nas.runtime.limit_threads`).
         """
-        if threads > 0:
-            _init_worker(threads)
+        runtime.limit_threads(threads)
         if init is not None:
             init()
 
@@ -159,31 +134,6 @@ class SerialExecutor(Executor):
 
 
 # -- process pool ----------------------------------------------------------------------------
-
-
-def import_tensorflow_quietly(threads: int = 0) -> None:
-    """Import TensorFlow with native stderr muted: its C++ start-up banner is not for users.
-
-    Args:
-        threads: If positive, TensorFlow's intra-op threads (set before its runtime starts).
-    """
-    if "tensorflow" in sys.modules:
-        return
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    sys.stderr.flush()
-    os.dup2(null, 2)
-    try:
-        import keras  # noqa: F401
-        import tensorflow as tf
-
-        if threads > 0:
-            _init_worker(threads)  # before the runtime starts on the next line
-        tf.constant(0.0) + 1.0  # device set-up logs once, here
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
-    tf.get_logger().setLevel("ERROR")  # e.g. "triggered tf.function retracing": one function per candidate is by design
 
 
 def _die_with(parent_pid: int) -> None:
@@ -209,8 +159,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, threads: int,
     """A worker process: set threads, run ``init``, then answer ``(index, fn, task)`` messages."""
     _die_with(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _init_worker(threads)
-    import_tensorflow_quietly()  # TensorFlow's native start-up lines, muted as in the parent
+    runtime.start_tensorflow(threads)  # TensorFlow's native start-up lines muted, as in the parent
     init_error = None
     if init is not None:
         try:
@@ -391,8 +340,7 @@ def _ray_task(fn: TaskFn, task: Task, threads: int, init: Callable[[], None] | N
     """
     key = (threads, init)
     if key not in _ready_in_this_process:
-        _init_worker(threads)
-        import_tensorflow_quietly()
+        runtime.start_tensorflow(threads)
         if init is not None:
             init()
         _ready_in_this_process.add(key)

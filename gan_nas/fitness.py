@@ -110,7 +110,9 @@ def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
 
 def _quiet_tf() -> Any:
     """Import TensorFlow and Keras (lazily: the distance functions need neither)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from gan_nas import runtime
+
+    runtime.quiet_environment()
     import keras
     import tensorflow as tf
 

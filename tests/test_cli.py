@@ -36,7 +36,7 @@ def test_threads_come_from_the_config_a_command_trains_under(tmp_path) -> None:
 
 
 def test_thread_limit_reaches_tensorflow() -> None:
-    code = ("from gan_nas import cli; cli._import_tensorflow_quietly(1); import tensorflow as tf; "
+    code = ("from gan_nas import cli; cli.runtime.start_tensorflow(1); import tensorflow as tf; "
             "print(tf.config.threading.get_intra_op_parallelism_threads())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split()[-1] == "1"
