@@ -444,7 +444,7 @@ class Reference:
             return self._both_model(x, training=False)
 
         signature = [tf.TensorSpec((self.batch_size, *self.image_shape), tf.float32)]
-        self._feature_fn = tf.function(_features, input_signature=signature)
+        self._feature_fn = tf.function(_features, input_signature=signature, autograph=False)  # no Python control flow
 
     @property
     def feature_dim(self) -> int:
