@@ -29,5 +29,5 @@ workers=$(python3 -c "import tensorflow as tf; print(max(1, len(tf.config.list_p
 time timeout 300 gan-nas search --config experiments/quickstart.toml --run-dir "$out/run" --quiet --json \
   --set data.dataset=mnist --set "data.data_dir=\"$mnist\"" --set run.executor=process \
   --set run.workers="$workers" --set run.threads=2 --set search.generations=1 --set search.population=2 \
-  --set search.offspring=2 --set training.mixed_precision=true
+  --set search.offspring=2 --set training.mixed_precision=true --set run.gpus_per_candidate=1
 echo "run directory: $out/run"

@@ -121,7 +121,9 @@ class RunConfig:
     workers: int = 1  # parallel candidates for process and ray executors
     threads: int = 0  # TF threads per worker (0: cores divided by workers)
     ray_address: str | None = None  # join this Ray cluster; None starts a local one
-    gpus_per_candidate: float = 0.0  # Ray: GPUs reserved per candidate
+    # GPUs per candidate: Ray reserves this share (fractions allowed); the process pool pins each worker to
+    # one GPU of its own (1 only: workers take the visible GPUs in turn); serial uses what TensorFlow sees
+    gpus_per_candidate: float = 0.0
     max_retries: int = 2  # Ray/process: retries of a candidate whose worker died
     train_ahead: bool = True  # Ray/process: a worker idle at a generation's end trains a sure survivor's next steps
 
@@ -323,6 +325,9 @@ def _check(cfg: Config) -> Config:
         raise ConfigError("space.min_filters must not exceed space.max_filters")
     if not s.latent_sizes or any(v <= 0 for v in s.latent_sizes):
         raise ConfigError("space.latent_sizes must be a non-empty list of positive integers")
+    if cfg.run.executor == "process" and cfg.run.gpus_per_candidate not in (0, 1):
+        raise ConfigError(f"run.gpus_per_candidate = {cfg.run.gpus_per_candidate:g}: the process pool gives each "
+                          'worker one whole GPU (1) or none (0); fractions or several need run.executor = "ray"')
     if cfg.fitness.report_noise_seed == cfg.fitness.noise_seed:
         raise ConfigError("fitness.report_noise_seed must differ from fitness.noise_seed: reports would score "
                           "the winner on the very latent draws it was selected on")

@@ -155,10 +155,12 @@ def _die_with(parent_pid: int) -> None:
 
 
 def _worker_main(conn: multiprocessing.connection.Connection, threads: int,
-                 init: Callable[[], None] | None, parent_pid: int) -> None:
-    """A worker process: set threads, run ``init``, then answer ``(index, fn, task)`` messages."""
+                 init: Callable[[], None] | None, parent_pid: int, gpu: str | None = None) -> None:
+    """A worker process: set threads (and its GPU), run ``init``, then answer ``(index, fn, task)`` messages."""
     _die_with(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if gpu is not None:  # before TensorFlow starts: it sees this one GPU only, as its /GPU:0
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     runtime.start_tensorflow(threads)  # TensorFlow's native start-up lines muted, as in the parent
     init_error = None
     if init is not None:
@@ -210,7 +212,7 @@ class ProcessExecutor(Executor):
     """
 
     def __init__(self, workers: int, threads: int, max_retries: int,
-                 init: Callable[[], None] | None = None) -> None:
+                 init: Callable[[], None] | None = None, gpus: list[str] | None = None) -> None:
         """Start the pool's workers.
 
         Args:
@@ -218,14 +220,23 @@ class ProcessExecutor(Executor):
             threads: TF intra-op threads per worker.
             max_retries: Extra attempts for a task whose worker died.
             init: Run once in each worker after its thread settings, e.g. to load a dataset.
+            gpus: GPU ids (as ``CUDA_VISIBLE_DEVICES`` names them): worker slot ``i`` sees only
+                ``gpus[i % len(gpus)]``, so that each candidate trains on a GPU of its own while there
+                are as many workers as GPUs. None: workers see what this process sees.
         """
         self.workers, self.threads, self.max_retries, self.init = workers, threads, max_retries, init
+        self.gpus = list(gpus) if gpus else None
         self._ctx = multiprocessing.get_context("spawn")
-        self._pool: list[_Worker | None] = [self._start() for _ in range(workers)]
+        self._pool: list[_Worker | None] = [self._start(slot) for slot in range(workers)]
 
-    def _start(self) -> _Worker:
+    def gpu_of(self, slot: int) -> str | None:
+        """The GPU that worker slot ``slot`` is pinned to (None: not pinned)."""
+        return None if self.gpus is None else self.gpus[slot % len(self.gpus)]
+
+    def _start(self, slot: int) -> _Worker:
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_worker_main, args=(child, self.threads, self.init, os.getpid()),
+        proc = self._ctx.Process(target=_worker_main,
+                                 args=(child, self.threads, self.init, os.getpid(), self.gpu_of(slot)),
                                  daemon=True, name="gan-nas-worker")
         proc.start()
         child.close()
@@ -274,7 +285,7 @@ class ProcessExecutor(Executor):
                         pending.append(len(tasks) - 1)
                     if w is None or not w.process.is_alive():
                         self._stop(slot)
-                        w = self._pool[slot] = self._start()
+                        w = self._pool[slot] = self._start(slot)
                     w.index = pending.popleft()
                     attempts[w.index] += 1
                     started[w.index] = time.monotonic()
@@ -580,6 +591,37 @@ class RayExecutor(Executor):
             self._started = False
 
 
+def pool_gpus(run_cfg: RunConfig, visible: list[str] | None = None) -> list[str]:
+    """The GPUs a process pool pins its workers to, one each (``run.gpus_per_candidate = 1``).
+
+    Args:
+        run_cfg: the run settings.
+        visible: the GPU ids this process may use; None: ``CUDA_VISIBLE_DEVICES`` where it is set,
+            else the GPUs TensorFlow finds (numbered 0..n-1).
+
+    Raises:
+        ConfigError: a share other than one whole GPU (the pool cannot split or join GPUs: Ray can),
+            or no GPU to use.
+    """
+    if run_cfg.gpus_per_candidate != 1:
+        raise ConfigError(f"run.gpus_per_candidate = {run_cfg.gpus_per_candidate:g}: the process pool gives each "
+                          "worker one whole GPU (1); fractions or several GPUs per candidate need run.executor = "
+                          '"ray"')
+    if visible is None:
+        env = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if env is not None:
+            visible = [g.strip() for g in env.split(",") if g.strip() and not g.strip().startswith("-")]
+        else:
+            runtime.start_tensorflow()
+            import tensorflow as tf
+
+            visible = [str(i) for i in range(len(tf.config.list_physical_devices("GPU")))]
+    if not visible:
+        raise ConfigError("run.gpus_per_candidate = 1, but this machine shows TensorFlow no GPU "
+                          "(CUDA_VISIBLE_DEVICES, drivers); set it to 0 to train on the CPU")
+    return visible
+
+
 def make_executor(run_cfg: RunConfig, init: Callable[[], None] | None = None) -> Executor:
     """The executor that ``run_cfg`` asks for.
 
@@ -595,7 +637,8 @@ def make_executor(run_cfg: RunConfig, init: Callable[[], None] | None = None) ->
     if run_cfg.executor == "serial":
         return SerialExecutor(init, threads=run_cfg.threads)
     if run_cfg.executor == "process":
-        return ProcessExecutor(run_cfg.workers, threads, run_cfg.max_retries, init)
+        return ProcessExecutor(run_cfg.workers, threads, run_cfg.max_retries, init,
+                               gpus=pool_gpus(run_cfg) if run_cfg.gpus_per_candidate > 0 else None)
     if run_cfg.executor == "ray":
         return RayExecutor(run_cfg.ray_address, run_cfg.workers, threads, run_cfg.gpus_per_candidate,
                            run_cfg.max_retries, init)

@@ -153,3 +153,9 @@ def test_config_files_that_cannot_be_parsed_or_read(tmp_path):
 def test_space_bounds_and_seeds_are_checked(setting, match):
     with pytest.raises(ConfigError, match=match):
         config.override(config.Config(), [setting])
+
+
+def test_the_process_pool_takes_whole_gpus_only():
+    with pytest.raises(ConfigError, match="one whole GPU"):
+        config.override(config.Config(), ["run.executor='process'", "run.gpus_per_candidate=0.5"])
+    assert config.override(config.Config(), ["run.executor='process'", "run.gpus_per_candidate=1"])

@@ -182,3 +182,30 @@ def test_ray_missing_is_a_config_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ConfigError, match=r"needs Ray: pip install 'gan-nas\[ray\]'"):
         make_executor(RunConfig(executor="ray"))
+
+
+def test_pool_gpus_come_from_the_visible_devices(monkeypatch):
+    from gan_nas.executors import pool_gpus
+
+    one = RunConfig(executor="process", workers=2, gpus_per_candidate=1)
+    assert pool_gpus(one, visible=["0", "1", "2"]) == ["0", "1", "2"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3, 5")
+    assert pool_gpus(one) == ["3", "5"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # CUDA's way to hide every GPU
+    with pytest.raises(ConfigError, match="shows TensorFlow no GPU"):
+        pool_gpus(one)
+    with pytest.raises(ConfigError, match="one whole GPU"):
+        pool_gpus(RunConfig(executor="process", gpus_per_candidate=0.5), visible=["0"])
+
+
+@pytest.mark.slow
+def test_process_pool_pins_each_worker_to_its_gpu():
+    """Worker slot i sees only GPU gpus[i % n] (as CUDA_VISIBLE_DEVICES), also after a restart."""
+    ex = ProcessExecutor(workers=3, threads=1, max_retries=1, gpus=["4", "7"])
+    try:
+        assert [ex.gpu_of(s) for s in range(3)] == ["4", "7", "4"]
+        tasks = [{"name": "CUDA_VISIBLE_DEVICES"} for _ in range(3)]  # one per worker, handed out at once
+        seen = sorted(r["value"] for _, r in ex.map_unordered(_toy_tasks.env_var, tasks))
+        assert seen == ["4", "4", "7"]
+    finally:
+        ex.close()
