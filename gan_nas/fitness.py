@@ -75,7 +75,7 @@ CLASSIFIER_VERSION = 1
 SELF_VERSION = 1  # the same for self-supervised features
 MIN_SELF_STEPS = 1_000  # self-supervised training steps at least, whatever the dataset's size
 MIN_IMAGES_PER_CLASS = 10  # a class needs this many train images to count
-MIN_TEST_IMAGES = 2  # the reference statistics need at least a covariance 
+MIN_TEST_IMAGES = 2  # the reference statistics need at least a covariance
 SPLITS = ("validation", "test")  # the real splits a reference can hold
 KID_BLOCK_SIZE = 1000  # images per KID block (TF-GAN's max_block_size is 1024)
 
@@ -207,7 +207,8 @@ def check_trainable(dataset: Dataset, features: str = "auto") -> None:
     if any(len(x) != len(y) for x, y in ((dataset.x_train, dataset.y_train), dataset.split("validation"),
                                          dataset.split("test"))):
         raise FitnessError(f"dataset {name}: images and labels differ in number")
-    for labels in (np.asarray(dataset.y_train), np.asarray(dataset.y_val), np.asarray(dataset.y_test)):  # a malformed dataset, whatever scores it
+    # a malformed dataset, whatever scores it
+    for labels in (np.asarray(dataset.y_train), np.asarray(dataset.y_val), np.asarray(dataset.y_test)):
         if labels.size and (labels.min() < 0 or labels.max() >= dataset.spec.classes):
             raise FitnessError(
                 f"dataset {name}: labels must lie in [0, {dataset.spec.classes}), "
@@ -244,6 +245,11 @@ def _check_test_split(dataset: Dataset) -> None:
                 f"dataset {dataset.spec.name}: the {split} split has {n} images, its reference needs "
                 f"at least {MIN_TEST_IMAGES}"
             )
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise FitnessError(f"unknown reference split {split!r}: {' or '.join(SPLITS)}")
 
 
 def _to_unit_range(images: np.ndarray) -> np.ndarray:
@@ -411,8 +417,7 @@ class Reference:
                  accuracy: float, batch_size: int, key: str = "", from_cache: bool = False,
                  kind: str = "classifier", split: str = "test") -> None:
         tf, keras = _quiet_tf()
-        if split not in SPLITS:
-            raise FitnessError(f"unknown reference split {split!r}: {' or '.join(SPLITS)}")
+        _check_split(split)
         self.dataset_name = dataset_name
         self.kind = kind
         self.split = split
@@ -554,20 +559,19 @@ def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike
 
     Args:
         dataset: the loaded dataset.
-        split: the real split behind the statistics: ``validation`` (what a search selects on)
-            or ``test`` (what reports score on).
         cfg: fitness settings (``classifier_epochs``, ``features``, ``batch_size``).
         cache_dir: cache folder; None: ``$GAN_NAS_CACHE`` or ``~/.cache/gan-nas``.
         spec: the classifier definition; None: the default with ``cfg.classifier_epochs``.
         verbose: print training progress and the accuracy to stderr.
+        split: the real split behind the statistics: ``validation`` (what a search selects on)
+            or ``test`` (what reports score on).
 
     Raises:
-        FitnessError: the dataset cannot train its feature network (too few classes, with
+        FitnessError: an unknown split, or the dataset cannot train its feature network (too few classes, with
             ``features = "classifier"``, or too few images).
     """
     _, keras = _quiet_tf()
-    if split not in SPLITS:
-        raise FitnessError(f"unknown reference split {split!r}: {' or '.join(SPLITS)}")
+    _check_split(split)  # before any training
     spec = spec or ClassifierSpec(epochs=cfg.classifier_epochs)
     kind = feature_kind(dataset, cfg.features)
     check_trainable(dataset, kind)
@@ -585,7 +589,8 @@ def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike
         train, tag = train_self_supervised, "self-"
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset.spec.name).strip("_.")[:40] or "dataset"
     folder = _cache_root(cache_dir) / "fitness" / f"{safe}-{tag}{key}"
-    model_path, meta_path, stats_path = folder / "classifier.keras", folder / "meta.json", folder / f"reference-{split}.npz"
+    model_path, meta_path = folder / "classifier.keras", folder / "meta.json"
+    stats_path = folder / f"reference-{split}.npz"
 
     with _locked(folder.with_name(folder.name + ".lock")):
         folder.mkdir(parents=True, exist_ok=True)
@@ -794,7 +799,8 @@ def score_images(images: np.ndarray, ref: Reference) -> dict[str, Any]:
         ref: the dataset's reference.
 
     Returns:
-        ``{"fid", "kid", "kid_std", "n", "n_reference"}`` and the quality metrics (see :func:`_result`); fid and kid are ``inf`` for non-finite images.
+        ``{"fid", "kid", "kid_std", "n", "n_reference"}`` and the quality metrics (see :func:`_result`);
+        fid and kid are ``inf`` for non-finite images.
 
     Raises:
         FitnessError: wrong shape, dtype, or fewer than 2 images.
@@ -832,8 +838,8 @@ def score(generator: Any, ref: Reference, n: int, noise_seed: int, latent_size: 
         batch_size: generator batch; None: the reference's batch size.
 
     Returns:
-        ``{"fid", "kid", "kid_std", "n", "n_reference"}`` and the quality metrics (see :func:`_result`); fid and kid are ``inf`` if the generator
-        emits a non-finite value (a diverged candidate is data, not a crash).
+        ``{"fid", "kid", "kid_std", "n", "n_reference"}`` and the quality metrics (see :func:`_result`);
+        fid and kid are ``inf`` if the generator emits a non-finite value (a diverged candidate is data, not a crash).
 
     Raises:
         FitnessError: n < 2, or the generator's images do not have the reference's shape.
