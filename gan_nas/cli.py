@@ -88,8 +88,8 @@ def cmd_genome(args: argparse.Namespace) -> int:
         raise GanNasError(f"--dataset must be one of {', '.join(data.REGISTRY)} to fix the image shape")
     g = runs.load_genome(args.source, shape)
 
-    if args.json:
-        print(g.to_json())
+    if args.json:  # stdout is redirected to stderr while a --json command runs: write to the real one
+        print(g.to_json(), file=_JSON_OUT or sys.stdout, flush=True)
     else:
         print(builder.describe(g, shape))
     return 0

@@ -466,11 +466,12 @@ class Reference:
         return int(self.classifier.outputs[0].shape[-1]) if self.kind == "classifier" else None
 
     def real_radii(self, ks: tuple[int, ...]) -> np.ndarray:
-        """:func:`gan_nas.quality.knn_radii` of the split's features, computed once per reference."""
+        """:func:`gan_nas.quality.knn_radii` of the split's first :data:`MAX_QUALITY_POINTS` features, computed
+        once per reference."""
         from gan_nas import quality
 
         if ks not in self._real_radii:
-            self._real_radii[ks] = quality.knn_radii(self.features, ks)
+            self._real_radii[ks] = quality.knn_radii(self.features[:MAX_QUALITY_POINTS], ks)
         return self._real_radii[ks]
 
     def extract(self, images: np.ndarray) -> np.ndarray:
@@ -772,6 +773,9 @@ def _result(fid: float, kid: float, kid_std: float, n: int, ref: Reference,
 QUALITY_KEYS = ("precision", "recall", "density", "coverage", "class_coverage", "class_kl")
 K_PRECISION_RECALL = 3  # Kynkäänniemi et al. 2019
 K_DENSITY_COVERAGE = 5  # Naeem et al. 2020
+# The k-NN metrics cost O(n^2) in each set's size: they use at most this many points of each (the first
+# ones: the latent draws and the splits are in random order), the sample size their papers report.
+MAX_QUALITY_POINTS = 10_000
 
 
 def _score_features(features: np.ndarray, logits: np.ndarray, ref: Reference) -> dict[str, Any]:
@@ -781,7 +785,8 @@ def _score_features(features: np.ndarray, logits: np.ndarray, ref: Reference) ->
     kid, kid_std = kernel_inception_distance(ref.features, features)
     ks = (K_PRECISION_RECALL, K_DENSITY_COVERAGE)
     if min(len(features), len(ref.features)) > max(ks):  # k-NN radii need k + 1 points in each set
-        q = quality.quality_scores(ref.features, features, *ks, real_radii=ref.real_radii(ks))
+        m = MAX_QUALITY_POINTS
+        q = quality.quality_scores(ref.features[:m], features[:m], *ks, real_radii=ref.real_radii(ks))
         if ref.labels is not None:
             q["class_coverage"] = quality.class_coverage(logits, ref.labels, ref.n_classes)
             q["class_kl"] = quality.class_kl(logits, ref.labels, ref.n_classes)

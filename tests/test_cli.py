@@ -60,3 +60,13 @@ def test_json_stdout_holds_only_the_object(monkeypatch, capsys) -> None:
     out, err = capsys.readouterr()
     assert json.loads(out) == {"ok": True}
     assert "raylet" in err
+
+
+def test_genome_json_goes_to_stdout(capsys) -> None:
+    from gan_nas import cli
+    from gan_nas.baseline import dcgan
+    from gan_nas.genome import GanGenome
+
+    assert cli.main(["genome", "dcgan", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert GanGenome.from_json(out) == dcgan((28, 28, 1)) and err == ""

@@ -512,3 +512,15 @@ def test_quality_tells_dropped_classes_from_noise(shapes_ref) -> None:
     assert full["coverage"] - collapsed["coverage"] > 0.2
     # noise costs fidelity
     assert full["precision"] - noisy["precision"] > 0.2 and full["density"] > noisy["density"]
+
+
+def test_quality_uses_at_most_max_quality_points_of_each_set(shapes_ref, monkeypatch) -> None:
+    from gan_nas import quality
+
+    ref, x, _ = shapes_ref
+    fresh = fitness.Reference(ref.dataset_name, ref.image_shape, ref.classifier, ref.accuracy, ref.batch_size)
+    fresh.mu, fresh.sigma, fresh.features, fresh.labels = ref.mu, ref.sigma, ref.features, ref.labels
+    monkeypatch.setattr(fitness, "MAX_QUALITY_POINTS", 100)  # the O(n^2) metrics on 100 of each: bounded cost
+    got = fitness.score_images(x, fresh)
+    want = quality.quality_scores(ref.features[:100], fresh.extract(x)[:100])
+    assert {k: got[k] for k in want} == want and got["n"] == len(x) > 100
