@@ -746,7 +746,13 @@ def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool =
 
     if resume:
         store = RunStore.open(run_dir)
-        cfg = Config.from_json(store.config_json())
+        text = store.config_json()
+        cfg = Config.from_json(text)
+        # Every version that selects on the validation split writes report_noise_seed into config.json.
+        if "report_noise_seed" not in (json.loads(text).get("fitness") or {}):
+            raise RunDirError(f"{store.root} was made by a gan-nas that scored candidates on the test split; "
+                              "this one selects on a validation split, so its new evaluations would not compare "
+                              "with the journal's: start a new run (gan-nas compare and report still read it)")
         for a in resume_set or []:
             if a.split("=", 1)[0].strip() not in RESUME_SETTABLE:
                 raise ConfigError(f"--resume cannot change {a.split('=', 1)[0].strip()!r}: a resumed run keeps its "

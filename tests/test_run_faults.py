@@ -383,3 +383,18 @@ def test_a_missing_parent_checkpoint_stops_the_search_and_is_not_journaled(fixtu
     weights.write_bytes(saved)
     assert resume(run2) == 0
     assert [json.loads(line)["status"] for line in (run2 / "journal.jsonl").read_text().splitlines()] == ["ok"] * 4
+
+
+def test_a_run_made_before_the_validation_split_is_not_resumed(fixture_dir, tmp_path, monkeypatch, capsys):
+    cfgp = write_config(fixture_dir, "old", generations=1)
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        stop_after(m, "c0002")
+        assert search(cfgp, run) == 130
+    cfg = json.loads((run / "config.json").read_text())
+    del cfg["fitness"]["report_noise_seed"]  # as config.json was written before there were two splits
+    (run / "config.json").write_text(json.dumps(cfg))
+    before = {p.relative_to(run).as_posix(): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    one_error(resume(run), capsys.readouterr().err, "scored candidates on the test split", "start a new run")
+    assert {p.relative_to(run).as_posix(): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
