@@ -53,6 +53,14 @@ def journal_ids(run: Path) -> list[str]:
     return [json.loads(line)["id"] for line in (run / "journal.jsonl").read_text().splitlines() if line.strip()]
 
 
+def stopped_run(cfgp: Path, run: Path, monkeypatch) -> Path:
+    """``run``, a search stopped (exit 130) right after c0002 was journaled, with generation 1 pending."""
+    with monkeypatch.context() as m:
+        stop_after(m, "c0002")
+        assert search(cfgp, run) == 130
+    return run
+
+
 def stop_after(monkeypatch, cid: str) -> None:
     """Make the search stop (as a crash would) right after ``cid`` is journaled: its state.json then
     holds generation 1's pending tasks, with their checkpoint paths."""
@@ -112,10 +120,7 @@ def test_a_relative_run_dir_resumes_from_another_folder(fixture_dir, tmp_path, m
 def test_state_written_with_absolute_paths_by_an_older_version_resumes_after_a_move(fixture_dir, tmp_path,
                                                                                    monkeypatch):
     cfgp = write_config(fixture_dir, "old", generations=1)
-    run = tmp_path / "old-place"
-    with monkeypatch.context() as m:
-        stop_after(m, "c0002")
-        assert search(cfgp, run) == 130
+    run = stopped_run(cfgp, tmp_path / "old-place", monkeypatch)
     state = json.loads((run / "state.json").read_text())
     for t in state["pending"]:  # as versions before this one wrote them
         t["save_to"] = str(run / t["save_to"])
@@ -386,11 +391,7 @@ def test_a_missing_parent_checkpoint_stops_the_search_and_is_not_journaled(fixtu
 
 
 def test_a_run_made_before_the_validation_split_is_not_resumed(fixture_dir, tmp_path, monkeypatch, capsys):
-    cfgp = write_config(fixture_dir, "old", generations=1)
-    run = tmp_path / "run"
-    with monkeypatch.context() as m:
-        stop_after(m, "c0002")
-        assert search(cfgp, run) == 130
+    run = stopped_run(write_config(fixture_dir, "old", generations=1), tmp_path / "run", monkeypatch)
     cfg = json.loads((run / "config.json").read_text())
     del cfg["fitness"]["report_noise_seed"]  # as config.json was written before there were two splits
     (run / "config.json").write_text(json.dumps(cfg))
