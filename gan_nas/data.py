@@ -750,7 +750,7 @@ def _not_an_npz(path: Path) -> str:
     return f"{path}: not a readable .npz file (it is not a zip archive)"
 
 
-def read_npz(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
+def read_npz(path: Path, required: tuple[str, ...], optional: tuple[str, ...] | None = (),
              error: type[GanNasError] = DataError) -> dict[str, np.ndarray]:
     """Read named arrays of an ``.npz`` file, never unpickling.
 
@@ -762,7 +762,7 @@ def read_npz(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = 
     Args:
         path: the file.
         required: arrays that must be present.
-        optional: arrays read when present.
+        optional: arrays read when present; None: every array the file holds (a checkpoint's).
         error: the exception class to raise (``FitnessError`` for samples).
 
     Returns:
@@ -787,6 +787,8 @@ def read_npz(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = 
         raise
     with fh, zf:
         members = {n[:-4]: zf.getinfo(n) for n in zf.namelist() if n.endswith(".npy")}
+        if optional is None:
+            optional = tuple(n for n in members if n not in required)
         for name in required:
             if name not in members:
                 raise error(f"{path}: has no {name!r} array (found: {', '.join(members) or 'nothing'})")

@@ -170,20 +170,23 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Read ``meta``, layer weights and optimizer state from a checkpoint directory."""
+    from gan_nas import data
+
     try:
         meta = safe_io.read_json(path / META_FILE)
-        with safe_io.open_regular(path / WEIGHTS_FILE) as f, np.load(f, allow_pickle=False) as z:
-            weights = {k: z[k] for k in z.files}
+        # Each array's header is checked before its data is read (a header promising 364 TiB was a
+        # MemoryError), and arrays of Python objects are refused, as for any file a user controls.
+        weights = data.read_npz(path / WEIGHTS_FILE, (), None, error=CheckpointError)
         opt: dict[str, np.ndarray] = {}
         if os.path.lexists(path / OPTIMIZERS_FILE):
-            with safe_io.open_regular(path / OPTIMIZERS_FILE) as f, np.load(f, allow_pickle=False) as z:
-                opt = {k: z[k] for k in z.files}
+            opt = data.read_npz(path / OPTIMIZERS_FILE, (), None, error=CheckpointError)
         if not isinstance(meta, dict):
             raise ValueError(f"{META_FILE} holds a JSON {type(meta).__name__}, not an object")
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError, CheckpointError) as e:
         # The run directory's fault, not the genome's: the search stops (exit 2) rather than
         # journal a candidate as failed for good; restored, the run resumes.
-        raise CheckpointError(f"checkpoint {path} is missing or damaged ({type(e).__name__}: {e}); restore it "
+        why = str(e) if isinstance(e, CheckpointError) else f"{type(e).__name__}: {e}"
+        raise CheckpointError(f"checkpoint {path} is missing or damaged ({why}); restore it "
                               f"from a copy of the run and resume") from None
     return meta, weights, opt
 

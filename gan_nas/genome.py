@@ -72,6 +72,10 @@ _UID = re.compile(r"^[a-z0-9]{1,16}$")
 # --------------------------------------------------------------------------- data
 
 
+# Blocks a network genome may hold: far more than any image size needs (each block at least doubles or
+# halves a side, or adds a layer), and a bound on what reading a genome file may cost.
+MAX_BLOCKS = 64
+
 @dataclass(frozen=True)
 class LayerGene:
     """One layer of a network (with its normalization, activation and dropout).
@@ -200,6 +204,8 @@ class NetworkGenome:
             raise GenomeError(f"{where}: role must be {role!r}, got {found!r}")
         role = found
         blocks_raw = r.get("blocks", list)
+        if len(blocks_raw) > MAX_BLOCKS:  # refused before any is parsed: a 300,000-block file took minutes
+            raise GenomeError(f"{where}: {len(blocks_raw):,} blocks; a network has at most {MAX_BLOCKS}")
         blocks = tuple(LayerGene.from_dict(b, f"{where} block {i}") for i, b in enumerate(blocks_raw))
         output = LayerGene.from_dict(r.get("output", dict), f"{where} output")
         if role == "generator":

@@ -241,3 +241,23 @@ def test_precision_policy_follows_the_setting():
 
     assert precision.policy(False) == "float32"
     assert precision.policy(True) == (precision.gpu_policy() or "mixed_bfloat16")
+
+
+def test_a_checkpoint_whose_weights_header_lies_is_a_checkpoint_error(tmp_path):
+    import io
+    import json
+    import zipfile
+
+    from gan_nas.errors import CheckpointError
+
+    ckpt = tmp_path / "c"
+    ckpt.mkdir()
+    (ckpt / gan.META_FILE).write_text(json.dumps({"steps": 1}))
+    buf = io.BytesIO()  # an array header promising 10**14 floats (364 TiB), with 64 bytes behind it
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (10**14,)})
+    with zipfile.ZipFile(ckpt / gan.WEIGHTS_FILE, "w") as z:
+        z.writestr("dense/0.npy", buf.getvalue() + bytes(64))
+    with pytest.raises(CheckpointError, match=r"missing or damaged \(.*truncated: its header promises"):
+        gan.load_checkpoint(ckpt)
+    np.savez(ckpt / gan.WEIGHTS_FILE, **{"dense/0": np.ones(3, np.float32)})  # a good one reads back
+    assert list(gan.load_checkpoint(ckpt)[1]) == ["dense/0"]

@@ -165,6 +165,8 @@ def test_write_npz_streams_batches(tmp_path: Path) -> None:
 def _bad_outputs(run: Path, out: Path) -> list[tuple[list[str], str]]:
     (out / "folder").mkdir()
     (out / "file.txt").write_text("a file")
+    for d in ("baseline", "baseline-steps"):  # as compare leaves them
+        (run / d).mkdir(exist_ok=True)
     good = ["--out", str(out / "g.png")]
     return [
         (["--out", str(out / "folder")], "names a directory"),
@@ -185,6 +187,8 @@ def _bad_outputs(run: Path, out: Path) -> list[tuple[list[str], str]]:
         (["--out", str(run / "best" / "generator.keras")], "which the search owns"),
         (["--out", str(run / "samples" / "gen000.png")], "which the search owns"),
         (["--out", str(out / ".." / "run" / "journal.jsonl")], "which the search owns"),
+        (["--out", str(run / "baseline" / "journal.jsonl")], "which the search owns"),  # compare's DCGAN
+        (["--out", str(run / "baseline-steps" / "g.png")], "which the search owns"),
     ]
 
 

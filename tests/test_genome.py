@@ -356,3 +356,10 @@ def test_genome_files_that_are_too_deep_too_long_or_not_files(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(GenomeError, match=r"pipe.json: a FIFO \(named pipe\), not a regular file"):
         load_genome(str(fifo))
+
+
+def test_a_genome_with_too_many_blocks_is_refused_before_parsing_them():
+    d = dcgan(MNIST).to_dict()
+    d["generator"]["blocks"] = [d["generator"]["blocks"][0]] * 300_000
+    with pytest.raises(GenomeError, match="300,000 blocks; a network has at most 64"):
+        GanGenome.from_dict(d)
