@@ -49,8 +49,8 @@ import numpy as np
 from gan_nas import interrupt, precision
 from gan_nas import space as space_mod
 from gan_nas.config import Config
-from gan_nas.errors import CheckpointError, ConfigError, GanNasError, RunDirError
-from gan_nas.genome import GanGenome, step_macs
+from gan_nas.errors import CheckpointError, ConfigError, GanNasError, GenomeError, RunDirError
+from gan_nas.genome import GanGenome, step_macs, validate
 from gan_nas.selection import (
     SECOND_OBJECTIVES,
     crowding_distance,
@@ -323,6 +323,17 @@ class Search:
             tasks += [self.continuation(state, m) for m in pop if m.get("status") == "ok"]
         return tasks
 
+    def check_genomes(self, records) -> None:
+        """Refuse a journal whose evaluated genomes do not fit this run's images (a hand-edited line): a
+        survivor's would be trained on, as if the journal said so. The store has checked their structure."""
+        for r in records:
+            if r.get("status") == "ok":
+                try:
+                    validate(GanGenome.from_dict(r["genome"]), self.shape)
+                except GenomeError as e:
+                    raise RunDirError(f"{self.store.journal_path}: {r['id']}'s genome does not fit this run "
+                                      f"({e}); repair or delete that line and resume") from None
+
     def rank_key(self, pop: list[dict[str, Any]]) -> Callable[[dict[str, Any]], Any]:
         if self.cfg.search.objective not in SECOND_OBJECTIVES:
             return fitness_of
@@ -336,6 +347,7 @@ class Search:
 
         cfg, store = self.cfg, self.store
         self.records = {r["id"]: r for r in store.journal()}
+        self.check_genomes(self.records.values())
         state = store.read_state()
         if state is not None:
             state = check_state(state, self.records, store.root / "state.json")

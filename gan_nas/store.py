@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_nas import safe_io
-from gan_nas.errors import RunDirError
+from gan_nas.errors import GenomeError, RunDirError
 
 
 def json_safe(v: Any) -> Any:
@@ -96,6 +96,12 @@ def check_record(rec: dict[str, Any], where: str) -> None:
     for part, v in rec["seconds"].items():
         if not _finite_or_inf(v) or not 0 <= v < math.inf:
             raise bad(f"seconds.{part}", f"must be a non-negative number of seconds, got {_short(v)}")
+    from gan_nas.genome import GanGenome  # (here: the store needs genomes only to check them)
+
+    try:
+        GanGenome.from_dict(rec["genome"])
+    except GenomeError as e:
+        raise bad("genome", f"is not a genome ({e})") from None
 
 
 def _finite_or_inf(v: Any) -> bool:

@@ -399,3 +399,17 @@ def test_a_run_made_before_the_validation_split_is_not_resumed(fixture_dir, tmp_
     capsys.readouterr()
     one_error(resume(run), capsys.readouterr().err, "scored candidates on the test split", "start a new run")
     assert {p.relative_to(run).as_posix(): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_a_journaled_genome_that_does_not_fit_the_run_is_refused(fixture_dir, tmp_path, monkeypatch, capsys):
+    from gan_nas.baseline import dcgan
+
+    run = stopped_run(write_config(fixture_dir, "misfit", generations=1), tmp_path / "run", monkeypatch)
+    lines = (run / "journal.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["genome"] = dcgan((32, 32, 3)).to_dict()  # a valid genome, for other images
+    (run / "journal.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    before = {p.relative_to(run).as_posix(): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    one_error(resume(run), capsys.readouterr().err, f"{first['id']}'s genome does not fit this run")
+    assert {p.relative_to(run).as_posix(): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before

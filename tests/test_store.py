@@ -12,6 +12,7 @@ import time
 import pytest
 
 from gan_nas import store as store_mod
+from gan_nas.baseline import dcgan
 from gan_nas.errors import RunDirError
 from gan_nas.store import RunStore, is_pid_alive
 
@@ -23,9 +24,12 @@ def store(tmp_path):
     return RunStore.create(tmp_path / "run", CONFIG)
 
 
+GENOME = dcgan((28, 28, 1)).to_dict()  # a journal's genomes are checked on reading
+
+
 def rec(cid: str, **fields) -> dict:
     """A journal record with every field a reader relies on."""
-    return {"id": cid, "generation": 0, "kind": "initial", "parents": [], "genome": {}, "status": "ok",
+    return {"id": cid, "generation": 0, "kind": "initial", "parents": [], "genome": GENOME, "status": "ok",
             "fitness": 1.0, "params": {"g": 1, "d": 1}, "steps": 1, "seconds": {}, **fields}
 
 
@@ -164,6 +168,7 @@ def test_journal_torn_last_line_is_dropped_with_a_warning_and_cut_by_the_next_wr
     (json.dumps(rec("x", parents=[1])), "field 'parents' must be a list of candidate ids"),
     (json.dumps(rec("x", fitness="low")), "field 'fitness' must be a number or null"),
     (json.dumps(rec("x", seconds=3)), "field 'seconds' must be a JSON dict"),
+    (json.dumps(rec("x", genome={})), "field 'genome' is not a genome (genome is missing the field 'generator')"),
     (json.dumps(rec("a")), "'a' is journaled twice"),
 ])
 def test_journal_malformed_record_names_line_and_field(store, line, message):
