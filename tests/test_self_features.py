@@ -203,4 +203,5 @@ seed_baseline = false
     assert cli.main(["search", "--config", str(cfg), "--run-dir", str(run), "--json", "--quiet"]) == 0
     journal = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
     assert len(journal) == 2 and all(r["status"] == "ok" for r in journal)
-    assert all(r["metrics"]["n_reference"] == 14 for r in journal)
+    # scored on the validation split: 13 of the 66 train images (at most a fifth; the test split holds 14)
+    assert all(r["metrics"]["n_reference"] == 13 for r in journal)
