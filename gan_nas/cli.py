@@ -275,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     except GanNasError as e:  # one line, whatever a library's message it quotes spans (numpy's span three)
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    except OSError as e:  # the file system refused a path the user gave (too long a name, a file as a folder)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except Interrupted as e:  # SIGINT or SIGTERM, acted on at a safe point: 130 or 143, as a shell reports them
         print(f"error: interrupted by {e}", file=sys.stderr)
         return e.exit_code

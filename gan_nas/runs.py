@@ -64,10 +64,9 @@ def best_record(store: RunStore, records: list[dict[str, Any]]) -> dict[str, Any
     """The best candidate's journal record: the head of the hall of fame, else the lowest FID on record."""
     by_id = {r.get("id"): r for r in records}
     state = store.read_state()
-    if state and state.get("hall_of_fame"):
-        head = state["hall_of_fame"][0]
-        if head in by_id:
-            return by_id[head]
+    hof = state.get("hall_of_fame") if isinstance(state, dict) else None
+    if isinstance(hof, list) and hof and isinstance(hof[0], str) and hof[0] in by_id:  # (damaged: ignored)
+        return by_id[hof[0]]
     ok = [r for r in records if math.isfinite(fitness_of(r))]
     return min(ok, key=fitness_of) if ok else None
 

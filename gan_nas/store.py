@@ -96,6 +96,19 @@ def check_record(rec: dict[str, Any], where: str) -> None:
     for part, v in rec["seconds"].items():
         if not _finite_or_inf(v) or not 0 <= v < math.inf:
             raise bad(f"seconds.{part}", f"must be a non-negative number of seconds, got {_short(v)}")
+    for net in ("g", "d"):  # report, compare and selection count them
+        v = rec["params"].get(net)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_COUNT:
+            raise bad(f"params.{net}", f"must be a whole number of parameters, got {_short(v)}")
+    if "total_steps" in rec and (isinstance(rec["total_steps"], bool) or not isinstance(rec["total_steps"], int)
+                                 or not 0 <= rec["total_steps"] <= MAX_COUNT):
+        raise bad("total_steps", f"must be between 0 and 2**53, got {_short(rec['total_steps'])}")
+    metrics = rec.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise bad("metrics", f"must be a JSON dict, got {_short(metrics)}")
+    for name, v in metrics.items():
+        if v is not None and not _finite_or_inf(v):
+            raise bad(f"metrics.{name}", f"must be a number or null, got {_short(v)}")
     from gan_nas.genome import GanGenome  # (here: the store needs genomes only to check them)
 
     try:

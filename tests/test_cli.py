@@ -70,3 +70,12 @@ def test_genome_json_goes_to_stdout(capsys) -> None:
     assert cli.main(["genome", "dcgan", "--json"]) == 0
     out, err = capsys.readouterr()
     assert GanGenome.from_json(out) == dcgan((28, 28, 1)) and err == ""
+
+
+def test_a_path_the_file_system_refuses_is_one_error_line(tmp_path, capsys) -> None:
+    from gan_nas import cli
+
+    too_long = tmp_path / ("x" * 300 + ".json")  # NAME_MAX is 255: the OS refuses even to look it up
+    assert cli.main(["genome", str(too_long)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "name too long" in err[0], err

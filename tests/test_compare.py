@@ -17,6 +17,7 @@ import pytest
 from test_report import PNG_MAGIC, assert_one_error_line, assert_png, make_npz, run_cli, tiny_config
 
 from gan_nas import compare, evolution, fitness
+from gan_nas.baseline import dcgan
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError
 from gan_nas.store import RunStore
@@ -242,7 +243,8 @@ def test_baseline_refuses_other_directories(workdir: Path, tmp_path: Path, capsy
     store = RunStore.create(tmp_path / "search", tiny_config(workdir / "shapes16.npz").to_json())
     with store.locked():
         store.append({"id": "c0000", "status": "ok", "generation": 0, "kind": "initial", "parents": [],
-                      "genome": {}, "fitness": 10.0, "params": {"g": 1, "d": 1}, "steps": 3, "seconds": {}})
+                      "genome": dcgan((28, 28, 1)).to_dict(), "fitness": 10.0, "params": {"g": 1, "d": 1}, "steps": 3,
+                      "seconds": {}})
         store.write_state({"generation": 0, "population": ["c0000"], "hall_of_fame": []})
     code, _, err = run_cli(["baseline", "--run-dir", str(store.root), "--steps", "3"], capsys)
     assert_one_error_line(code, err, "is a search run directory, not a baseline directory")
@@ -262,7 +264,7 @@ def _search_dir(tmp_path: Path, workdir: Path) -> Path:
     with store.locked():
         store.append({"id": "c0000", "generation": 0, "status": "ok", "fitness": 10.0, "total_steps": 3,
                       "seconds": {"total": 1.0}, "params": {"g": 1, "d": 1}, "kind": "initial", "parents": [],
-                      "genome": {}, "steps": 3})
+                      "genome": dcgan((28, 28, 1)).to_dict(), "steps": 3})
     return store.root
 
 

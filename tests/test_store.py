@@ -169,6 +169,10 @@ def test_journal_torn_last_line_is_dropped_with_a_warning_and_cut_by_the_next_wr
     (json.dumps(rec("x", fitness="low")), "field 'fitness' must be a number or null"),
     (json.dumps(rec("x", seconds=3)), "field 'seconds' must be a JSON dict"),
     (json.dumps(rec("x", genome={})), "field 'genome' is not a genome (genome is missing the field 'generator')"),
+    (json.dumps(rec("x", params={"g": "abc", "d": 1})), "field 'params.g' must be a whole number of parameters"),
+    (json.dumps(rec("x", metrics="abc")), "field 'metrics' must be a JSON dict"),
+    (json.dumps(rec("x", metrics={"fid": "low"})), "field 'metrics.fid' must be a number or null"),
+    (json.dumps(rec("x", total_steps=[3])), "field 'total_steps' must be between 0 and 2**53"),
     (json.dumps(rec("a")), "'a' is journaled twice"),
 ])
 def test_journal_malformed_record_names_line_and_field(store, line, message):
