@@ -395,11 +395,19 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
         raise RunDirError(f"{root} has no best/ yet: no generation of the search has finished; "
                           "run or resume the search first")
     best = store.read_json(best_dir / "candidate.json", expect=dict)
-    searched = load_best_generator(store)
     compute = seconds_of(records)
-    best_steps = int(best.get("total_steps") or best.get("steps") or 0)
+    try:
+        best_steps = int(best.get("total_steps") or best.get("steps") or 0)
+    except (TypeError, ValueError):
+        raise RunDirError(f"{best_dir / 'candidate.json'}: total_steps is not a number; the run is damaged") from None
     if compute <= 0 or best_steps < 1:
         raise RunDirError(f"{store.journal_path} records no training time or steps; the journal is damaged")
+    # A lineage trains at most every step the journal records: more would have the DCGAN train without end.
+    journaled = sum(int(r.get("steps") or 0) for r in records)
+    if best_steps > journaled:
+        raise RunDirError(f"{best_dir / 'candidate.json'}: the best's lineage claims {best_steps:,} steps, more than "
+                          f"the {journaled:,} the whole journal records; the run is damaged")
+    searched = load_best_generator(store)
     base_dir = Path(baseline_dir) if baseline_dir is not None else root / "baseline"
     steps_dir = root / "baseline-steps"
 

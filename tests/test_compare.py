@@ -288,6 +288,15 @@ def test_compare_damaged_run_dirs(workdir: Path, tmp_path: Path, capsys) -> None
     assert not (run / "baseline").exists() and not (run / "compare.md").exists()
 
 
+def test_compare_refuses_a_lineage_longer_than_the_journal(workdir: Path, tmp_path: Path, capsys) -> None:
+    run = _search_dir(tmp_path, workdir)  # one evaluation of 3 steps
+    (run / "best").mkdir()
+    (run / "best" / "candidate.json").write_text(json.dumps({"id": "c0000", "total_steps": 10**12}))
+    code, _, err = run_cli(["compare", str(run)], capsys)
+    assert_one_error_line(code, err, "claims 1,000,000,000,000 steps, more than the 3 the whole journal records")
+    assert not (run / "baseline").exists()
+
+
 def test_compare_refuses_a_search_as_baseline_dir(workdir: Path, tmp_path: Path, capsys) -> None:
     """--baseline-dir pointing at a search run is refused before anything is trained."""
     run = _search_dir(tmp_path, workdir)
