@@ -408,7 +408,13 @@ class RunStore:
             self.unlock()
 
     def _recover(self) -> None:
-        """Finish an interrupted best/ swap and delete leftover temporaries (lock held)."""
+        """Finish an interrupted best/ swap and delete leftover temporaries (lock held).
+
+        The journal and state.json are read back first: a damaged run is refused before anything in it
+        changes (a best/ swap finished, temporaries deleted), so that a copy kept for repair stays whole.
+        """
+        self._parse_journal(self._journal_bytes(), warn_torn=False)
+        self.read_state()
         self._recover_best()
         self._drop_torn_journal_tail()
         for d in (self.root, self.root / "candidates", *self.root.glob("candidates/*")):

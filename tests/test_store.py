@@ -133,6 +133,19 @@ def test_journal_corrupt_middle_line(store):
         store.journal()
 
 
+def test_a_damaged_run_is_refused_before_its_temporaries_and_best_swap_are_touched(store):
+    store.append(rec("a"))
+    store.journal_path.write_text("{oops\n" + store.journal_path.read_text())  # damaged before the end
+    tmp = store.root / ".state.json.tmp-1-abcd"  # what a crash mid-write leaves, and the next lock removes
+    tmp.write_text("")
+    (store.root / "best.tmp").mkdir()  # an interrupted best/ swap, which the next lock finishes
+    (store.root / "best.tmp" / "genome.json").write_text("{}")
+    with pytest.raises(RunDirError, match="journal.jsonl:1: corrupt journal line"):
+        store.lock()
+    assert tmp.exists() and (store.root / "best.tmp" / "genome.json").exists()
+    assert not (store.root / "lock").exists()
+
+
 def test_journal_non_object_line(store):
     store.journal_path.write_text(json.dumps(rec("a")) + '\n[1, 2]\n')
     with pytest.raises(RunDirError, match=r"journal.jsonl:2: corrupt journal line \(a JSON list, not an object\)"):
