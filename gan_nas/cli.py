@@ -276,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except OSError as e:  # the file system refused a path the user gave (too long a name, a file as a folder)
-        where = f"{e.filename}: " if e.filename else ""
+        target = e.filename2 or e.filename  # a rename's destination, else the one path
+        where = f"{target}: " if target else ""
         print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except Interrupted as e:  # SIGINT or SIGTERM, acted on at a safe point: 130 or 143, as a shell reports them
