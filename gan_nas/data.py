@@ -85,6 +85,7 @@ class DatasetSpec:
 
 
 VALIDATION_SEED = 1  # the validation split's shuffle (the user kinds' test holdout uses seed 0)
+REFERENCE_SPLITS = ("validation", "test")  # the held-out splits that FID references are computed on
 
 
 def split_validation(x: np.ndarray, y: np.ndarray, n_test: int) -> tuple[np.ndarray, ...]:
@@ -100,7 +101,7 @@ def split_validation(x: np.ndarray, y: np.ndarray, n_test: int) -> tuple[np.ndar
 class Dataset:
     """A loaded dataset: uint8 images (N, H, W, C), int64 labels, and where they came from.
 
-    Three splits: ``train`` (what GANs and the feature network train on), ``val`` (what a search
+    Three splits: ``train`` (what GANs and the feature network train on), ``validation`` (what a search
     selects on) and ``test`` (what reports score on). Given no validation split, the constructor
     holds one out of the train split it is given (:func:`split_validation`), so every loader and
     every test fixture splits alike.
@@ -127,11 +128,9 @@ class Dataset:
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(images, labels) of the split ``validation`` or ``test``: the two that FID references use."""
-        if name == "validation":
-            return self.x_val, self.y_val  # type: ignore[return-value]
-        if name == "test":
-            return self.x_test, self.y_test
-        raise ValueError(f"unknown reference split {name!r}: validation or test")
+        if name not in REFERENCE_SPLITS:
+            raise ValueError(f"unknown reference split {name!r}: {' or '.join(REFERENCE_SPLITS)}")
+        return (self.x_val, self.y_val) if name == "validation" else (self.x_test, self.y_test)  # type: ignore[return-value]
 
     def describe(self) -> dict[str, Any]:
         """The summary that ``gan-nas data`` prints."""

@@ -64,7 +64,7 @@ from typing import Any
 import numpy as np
 
 from gan_nas.config import FitnessConfig
-from gan_nas.data import Dataset
+from gan_nas.data import REFERENCE_SPLITS, Dataset
 from gan_nas.errors import FitnessError
 
 # Fewer real images than this in the reference: FID's upward bias is large (compare.md and report.md say so).
@@ -76,7 +76,7 @@ SELF_VERSION = 1  # the same for self-supervised features
 MIN_SELF_STEPS = 1_000  # self-supervised training steps at least, whatever the dataset's size
 MIN_IMAGES_PER_CLASS = 10  # a class needs this many train images to count
 MIN_TEST_IMAGES = 2  # the reference statistics need at least a covariance
-SPLITS = ("validation", "test")  # the real splits a reference can hold
+SPLITS = REFERENCE_SPLITS  # the real splits a reference can hold
 KID_BLOCK_SIZE = 1000  # images per KID block (TF-GAN's max_block_size is 1024)
 
 
@@ -400,7 +400,8 @@ class Reference:
         kind: ``classifier`` (trained on the classes) or ``self`` (self-supervised, on rotations).
         split: the real split behind the statistics: ``validation`` (a search selects on it) or ``test``.
         classifier: the trained Keras network (logits over classes, or over rotations).
-        feature_model: ``classifier`` up to its ``features`` layer: images -> (B, feature_dim).
+        feature_model: ``classifier`` with two outputs: its ``features`` layer (B, feature_dim), and its
+            logits (class coverage reads the classes from them), computed in one pass.
         mu: (d,) float64 mean of the split's features.
         sigma: (d, d) float64 covariance of the split's features (ddof=1).
         features: (n, d) float32 features of the split (for KID and the k-NN quality metrics).
@@ -423,11 +424,8 @@ class Reference:
         self.split = split
         self.image_shape = tuple(int(s) for s in image_shape)
         self.classifier = classifier
-        self.feature_model = keras.Model(classifier.inputs, classifier.get_layer("features").output,
-                                         name="feature_extractor")
-        # Features and the network's own logits in one pass: class coverage reads the classes from them.
-        self._both_model = keras.Model(classifier.inputs, [classifier.get_layer("features").output,
-                                                           classifier.outputs[0]], name="features_and_logits")
+        self.feature_model = keras.Model(classifier.inputs, [classifier.get_layer("features").output,
+                                                             classifier.outputs[0]], name="features_and_logits")
         self.accuracy = float(accuracy)
         self.batch_size = int(batch_size)
         self.key = key
@@ -446,14 +444,14 @@ class Reference:
             self.trace_count += 1  # Python side effect: runs only while tracing
             x = tf.clip_by_value(x, -1.0, 1.0)
             x = tf.round((x + 1.0) * 127.5) / 127.5 - 1.0  # the uint8 grid, as a saved image
-            return self._both_model(x, training=False)
+            return self.feature_model(x, training=False)
 
         signature = [tf.TensorSpec((self.batch_size, *self.image_shape), tf.float32)]
         self._feature_fn = tf.function(_features, input_signature=signature, autograph=False)  # no Python control flow
 
     @property
     def feature_dim(self) -> int:
-        return int(self.feature_model.output.shape[-1])
+        return int(self.feature_model.outputs[0].shape[-1])
 
     @property
     def n_reference(self) -> int:
