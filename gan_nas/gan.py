@@ -182,6 +182,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], 
             opt = data.read_npz(path / OPTIMIZERS_FILE, (), None, error=CheckpointError)
         if not isinstance(meta, dict):
             raise ValueError(f"{META_FILE} holds a JSON {type(meta).__name__}, not an object")
+        check_meta(meta)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError, CheckpointError) as e:
         # The run directory's fault, not the genome's: the search stops (exit 2) rather than
         # journal a candidate as failed for good; restored, the run resumes.
@@ -189,6 +190,24 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], 
         raise CheckpointError(f"checkpoint {path} is missing or damaged ({why}); restore it "
                               f"from a copy of the run and resume") from None
     return meta, weights, opt
+
+
+def check_meta(meta: dict[str, Any]) -> None:
+    """Refuse a checkpoint's meta without a parseable genome or a step count.
+
+    A child trained from a survivor whose meta.json had lost them was journaled as failed
+    (``KeyError: 'genome'``) and the search went on: the run lost that lineage for good.
+    Raising here makes it the run directory's fault instead (exit 2, resumable once restored).
+    """
+    if "genome" not in meta:
+        raise ValueError(f"{META_FILE} has no genome")
+    try:
+        GanGenome.from_dict(meta["genome"])
+    except GanNasError as e:
+        raise ValueError(f"{META_FILE}'s genome: {e}") from None
+    steps = meta.get("total_steps")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"{META_FILE}'s total_steps is {steps!r}, not a count of steps")
 
 
 def load_generator(genome: GanGenome, checkpoint: str | Path, image_shape: tuple[int, int, int]):
@@ -419,7 +438,7 @@ def train_candidate(
         copied["d"] |= inherit(disc, genome.discriminator, pg.discriminator, weights, "d", copied["d"])
         if resume is not None:
             _restore_optimizers(optimizers, opt_state)
-        lineage_steps = max(lineage_steps, int(meta.get("total_steps", 0)))
+        lineage_steps = max(lineage_steps, meta["total_steps"])
     result.inherited = {k: len(v) for k, v in copied.items()}
 
     batch, d_steps, latent, loss = opt.batch_size, tg.d_steps, genome.generator.latent, tg.loss

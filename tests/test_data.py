@@ -295,8 +295,9 @@ def test_cli_data_json_and_errors(tmp_path, capsys):
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="real MNIST not beside the checkout")
 def test_real_mnist():
     ds = data.load("mnist", str(SHARED_MNIST))
-    assert (len(ds.x_train), len(ds.x_test), ds.spec.shape) == (60000, 10000, (28, 28, 1))
-    assert np.bincount(ds.y_train).tolist()[:2] == [5923, 6742]
+    # 10,000 of the 60,000 training images are held out as the validation split
+    assert (len(ds.x_train), len(ds.x_val), len(ds.x_test), ds.spec.shape) == (50000, 10000, 10000, (28, 28, 1))
+    assert np.bincount(np.concatenate([ds.y_train, ds.y_val])).tolist()[:2] == [5923, 6742]
 
 
 def test_validation_split_is_held_out_of_train_deterministically():

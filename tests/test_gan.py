@@ -252,7 +252,7 @@ def test_a_checkpoint_whose_weights_header_lies_is_a_checkpoint_error(tmp_path):
 
     ckpt = tmp_path / "c"
     ckpt.mkdir()
-    (ckpt / gan.META_FILE).write_text(json.dumps({"steps": 1}))
+    (ckpt / gan.META_FILE).write_text(json.dumps({"genome": tiny_genome().to_dict(), "total_steps": 1}))
     buf = io.BytesIO()  # an array header promising 10**14 floats (364 TiB), with 64 bytes behind it
     np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (10**14,)})
     with zipfile.ZipFile(ckpt / gan.WEIGHTS_FILE, "w") as z:
@@ -261,3 +261,26 @@ def test_a_checkpoint_whose_weights_header_lies_is_a_checkpoint_error(tmp_path):
         gan.load_checkpoint(ckpt)
     np.savez(ckpt / gan.WEIGHTS_FILE, **{"dense/0": np.ones(3, np.float32)})  # a good one reads back
     assert list(gan.load_checkpoint(ckpt)[1]) == ["dense/0"]
+
+
+@pytest.mark.parametrize("meta, why", [
+    ({}, "has no genome"),
+    ({"genome": {"generator": 1}, "total_steps": 3}, "meta.json's genome"),
+    ({"genome": "GENOME", "total_steps": "3"}, "total_steps is '3'"),
+    ({"genome": "GENOME"}, "total_steps is None"),
+    ({"genome": "GENOME", "total_steps": -1}, "total_steps is -1"),
+])
+def test_a_checkpoint_whose_meta_lost_its_genome_or_steps_is_a_checkpoint_error(tmp_path, meta, why):
+    # a survivor's meta.json of {} had every child journaled as failed (KeyError: 'genome') and the
+    # search went on without the lineage; it must stop the run as damaged instead
+    import json
+
+    from gan_nas.errors import CheckpointError
+
+    ckpt = tmp_path / "c"
+    ckpt.mkdir()
+    meta = {k: tiny_genome().to_dict() if v == "GENOME" else v for k, v in meta.items()}
+    (ckpt / gan.META_FILE).write_text(json.dumps(meta))
+    np.savez(ckpt / gan.WEIGHTS_FILE, **{"dense/0": np.ones(3, np.float32)})
+    with pytest.raises(CheckpointError, match=rf"missing or damaged \(.*{why}"):
+        gan.load_checkpoint(ckpt)

@@ -386,6 +386,13 @@ def test_a_missing_parent_checkpoint_stops_the_search_and_is_not_journaled(fixtu
     one_error(resume(run2), capsys.readouterr().err, f"checkpoint {run2 / parent} is missing or damaged")
     assert journal_ids(run2) == ["c0000", "c0001", "c0002"]
     weights.write_bytes(saved)
+    meta = run2 / parent / "meta.json"  # a meta.json emptied had the child journaled as failed, exit 0
+    saved_meta = meta.read_bytes()
+    meta.write_text("{}")
+    one_error(resume(run2), capsys.readouterr().err, f"checkpoint {run2 / parent} is missing or damaged",
+              "has no genome")
+    assert journal_ids(run2) == ["c0000", "c0001", "c0002"]
+    meta.write_bytes(saved_meta)
     assert resume(run2) == 0
     assert [json.loads(line)["status"] for line in (run2 / "journal.jsonl").read_text().splitlines()] == ["ok"] * 4
 
