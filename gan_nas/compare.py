@@ -385,6 +385,7 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     from gan_nas.runs import load_best_generator, open_run
 
     store, cfg = open_run(run_dir)
+    store.require_search("compare")
     runtime.limit_threads(cfg.run.threads)  # the baseline gets the threads each of the search's candidates had
     root = store.root
     records = store.journal()
@@ -412,6 +413,7 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     steps_dir = root / "baseline-steps"
 
     ds = data.load_config(cfg.data)
+    store.check_dataset(ds.spec.name, ds.fingerprint, {}, record=False)  # the data the search selected on
     refs = references(ds, cfg)
     n, seed = cfg.fitness.n_report, cfg.fitness.report_noise_seed
     _log(quiet, f"scoring the searched best ({best.get('id')}) on n={n} samples")

@@ -74,9 +74,10 @@ RUN_DIR_ERRORS = ("CheckpointError",)
 _CACHE: dict[str, Any] = {}
 
 
-def _dataset_and_reference(cfg: Config, ds=None):
+def _dataset_and_reference(cfg: Config, ds=None, verbose: bool = True):
     """Load the dataset (unless given, already loaded) and its fitness reference once per process: the
-    validation split, which a search selects on (reports score on the test split)."""
+    validation split, which a search selects on (reports score on the test split); ``verbose``: the
+    feature network's training progress, where it has to be trained."""
     key = json_key(cfg)
     if key not in _CACHE:
         from gan_nas import data, fitness
@@ -84,7 +85,7 @@ def _dataset_and_reference(cfg: Config, ds=None):
         if ds is None:
             ds = data.load_config(cfg.data)
         _CACHE.clear()
-        _CACHE[key] = (ds, fitness.reference(ds, cfg.fitness, split="validation"))
+        _CACHE[key] = (ds, fitness.reference(ds, cfg.fitness, split="validation", verbose=verbose))
     return _CACHE[key]
 
 
@@ -167,6 +168,12 @@ def check_state(state: dict[str, Any], records: dict[str, dict[str, Any]], path:
     for field in ("generation", "next_id"):
         if not 0 <= state[field] <= MAX_COUNT:
             raise bad(field, "must be between 0 and 2**53")
+    # Generations follow one another: every journaled generation but the open one has records, so a
+    # generation beyond the one after the journal's last skips generations (state.json raised by hand).
+    journaled = max((r["generation"] for r in records.values() if isinstance(r.get("generation"), int)), default=-1)
+    if state["generation"] > journaled + 1:
+        raise bad("generation", f"is {state['generation']}, but the journal ends in generation {journaled}, so it "
+                                f"can be at most {journaled + 1}")
     for field in ("population", "hall_of_fame"):
         for cid in state[field]:
             if cid not in records:
@@ -189,6 +196,8 @@ def check_state(state: dict[str, Any], records: dict[str, dict[str, Any]], path:
         for key in ("generation", "steps", "seed"):
             if not 0 <= t[key] <= MAX_COUNT:
                 raise bad(f"{field}.{key}", "must be between 0 and 2**53")
+        if field == "pending" and t["generation"] != state["generation"]:
+            raise bad("pending.generation", f"is {t['generation']} in a task of generation {state['generation']}")
         for cid in t["parents"]:
             if cid not in records:
                 raise bad(f"{field}.parents", f"names {cid!r}, which the journal does not hold")
@@ -215,11 +224,12 @@ def stop_if_all_failed_alike(done: list[dict[str, Any]]) -> None:
 class Search:
     """One search over one run directory; :meth:`run` does the work."""
 
-    def __init__(self, cfg: Config, store, shape: tuple[int, int, int], console=None):
+    def __init__(self, cfg: Config, store, shape: tuple[int, int, int], console=None, quiet: bool = False):
         self.cfg = cfg
         self.store = store
         self.shape = shape
         self.console = console
+        self.quiet = quiet  # no progress lines (warnings and errors are printed where they arise)
         self.space = space_mod.SearchSpace.from_config(cfg.space)
         self.records: dict[str, dict[str, Any]] = {}
         self.reference: str | None = None  # the digest of the classifier every evaluation must score with
@@ -228,6 +238,8 @@ class Search:
 
     # -- helpers
     def log(self, line: str) -> None:
+        if self.quiet:
+            return
         if self.console is not None:
             self.console.print(line, highlight=False, soft_wrap=True)  # a long line stays one line
         else:
@@ -758,6 +770,7 @@ def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool =
 
     if resume:
         store = RunStore.open(run_dir)
+        store.require_search("resume")
         text = store.config_json()
         cfg = Config.from_json(text)
         # Every version that selects on the validation split writes report_noise_seed into config.json.
@@ -780,6 +793,8 @@ def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool =
     console = None if quiet else Console(stderr=True)
     try:
         with interrupt.stop_on_signals(), store.locked():
+            store.check_dataset(ds.spec.name, ds.fingerprint,  # before anything else changes
+                                {split: ds.describe()[split] for split in ("train", "validation", "test")})
             if resume and resume_set:
                 # the run must read back whole before its config.json changes: bad input changes nothing
                 records = {r["id"]: r for r in store.journal()}
@@ -787,20 +802,20 @@ def search(cfg: Config, run_dir: str | Path, resume: bool = False, quiet: bool =
                     check_state(state, records, store.root / "state.json")
                 store.write_json_atomic(store.root / CONFIG, json.loads(cfg.to_json()))
 
-            s = Search(cfg, store, tuple(ds.spec.shape), console)
+            s = Search(cfg, store, tuple(ds.spec.shape), console, quiet=quiet)
 
             def prepare() -> None:
                 # train and cache the classifier once, before any worker needs it; kept in this
                 # process, where the serial executor's evaluations then find it; workers must
                 # score with the same weights (a Ray node without the cache would train its own)
-                s.reference = _dataset_and_reference(cfg, ds)[1].digest
+                s.reference = _dataset_and_reference(cfg, ds, verbose=not quiet)[1].digest
 
             return s.run(resume=resume, prepare=prepare)
     except interrupt.Interrupted as e:
         print(f"stopped by {e}; nothing finished is lost. To go on: gan-nas search --resume --run-dir {store.root}",
               file=sys.stderr, flush=True)
         raise
-    except GanNasError:
+    except (GanNasError, OSError):  # an OSError is reported in one line by the CLI, after this cleanup
         if not resume and not any(r["status"] == "ok" for r in _journal_or_empty(store)):
             remove_created(store.root, keep_folder=existed)  # bad input creates nothing
         raise
@@ -811,7 +826,8 @@ def preflight(cfg: Config, ds) -> None:
 
     Raises:
         GanNasError: the space cannot produce a genome for the dataset's shape, the batch is
-            larger than the training split, or the dataset cannot be scored (labels).
+            larger than the training split, the dataset cannot be scored (labels), or the
+            feature network's cache folder cannot be written.
     """
     from gan_nas import fitness
 
@@ -822,6 +838,7 @@ def preflight(cfg: Config, ds) -> None:
         raise ConfigError(f"data.batch_size = {cfg.data.batch_size:,} is larger than the training split "
                           f"({len(ds.x_train):,} images); use at most that")
     fitness.check_trainable(ds, cfg.fitness.features)
+    fitness.check_cache()
 
 
 def _journal_or_empty(store) -> list[dict[str, Any]]:

@@ -102,10 +102,30 @@ class ClassifierSpec:
 
 
 def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("GAN_NAS_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "gan-nas"
+    from gan_nas import folder
+
+    return folder.cache_root() if cache_dir is None else Path(cache_dir).expanduser()
+
+
+def check_cache(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Make the cache folder if it is missing and check that files can be written in it.
+
+    A search checks this before it creates its run directory: an unusable
+    ``$GAN_NAS_CACHE`` (a file, a read-only place) failed only when the feature
+    network was saved, after the run directory had been made.
+
+    Raises:
+        FitnessError: the folder cannot be made or written.
+    """
+    root = _cache_root(cache_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=root, prefix=".write-check-")
+        probe.close()
+    except OSError as e:
+        raise FitnessError(f"the cache folder {root} (GAN_NAS_CACHE, else ~/.cache/gan-nas) is not usable: "
+                           f"{e.strerror or e}; point GAN_NAS_CACHE at a folder you can write") from None
+    return root
 
 
 def _quiet_tf() -> Any:

@@ -142,6 +142,7 @@ def valid_id(cid: Any) -> bool:
 CONFIG = "config.json"
 JOURNAL = "journal.jsonl"
 STATE = "state.json"
+DATASET = "dataset.json"  # the content fingerprint of the data the journal's scores were measured on
 LOCK = "lock"
 BEST = "best"
 _BEST_TMP = "best.tmp"  # a best/ being filled; complete once best.old exists beside it
@@ -526,6 +527,48 @@ class RunStore:
     def write_state(self, state: dict[str, Any]) -> None:
         """Replace state.json atomically with ``state``."""
         self.write_json_atomic(self.root / STATE, state)
+
+    def check_dataset(self, name: str, fingerprint: str, sizes: dict[str, int], record: bool = True) -> None:
+        """Refuse data other than what this run was measured on; record it where nothing is recorded yet.
+
+        The feature network and the references are keyed by the data's content, so a changed
+        dataset file scored the rest of a resumed run against other statistics, silently.
+        (Runs made before dataset.json existed record the data they are resumed with.)
+
+        Args:
+            name: how messages name the dataset (not recorded: a path in it would tie the run to one machine).
+            fingerprint: the dataset's content fingerprint (``data.Dataset.fingerprint``).
+            sizes: the split sizes, recorded beside it for a reader.
+            record: write dataset.json where there is none (a search does; a reader of the run need not).
+
+        Raises:
+            RunDirError: dataset.json records other data, or is damaged.
+        """
+        path = self.root / DATASET
+        if not os.path.lexists(path):
+            if record:
+                self.write_json_atomic(path, {"fingerprint": fingerprint, **sizes})
+            return
+        fix = "restore it from a copy of the run, or delete it to accept the data that is loaded now"
+        recorded = self.read_json(path, expect=dict, fix=fix)
+        if not isinstance(recorded.get("fingerprint"), str):
+            raise RunDirError(f"{path} is corrupt: it has no fingerprint; {fix}")
+        if recorded["fingerprint"] != fingerprint:
+            raise RunDirError(
+                f"the dataset {name!r} is not the one {self.root} was measured on (content fingerprint "
+                f"{fingerprint}, recorded {recorded['fingerprint']}): its scores would not compare; "
+                f"restore that data or start a new run")
+
+    def require_search(self, doing: str) -> None:
+        """Raise RunDirError if this is a ``gan-nas baseline`` directory (its state says so), not a search.
+
+        ``compare`` took a baseline directory for the search to compare and trained a DCGAN
+        against the DCGAN inside it.
+        """
+        state = self.read_state()
+        if state is not None and state.get("baseline"):
+            raise RunDirError(f"{self.root} is a DCGAN baseline directory, not a search run; {doing} the search "
+                              "run directory instead (the baseline's own scores are in its journal)")
 
     def read_state(self) -> dict[str, Any] | None:
         """The last state written, or None if there is none yet.

@@ -302,3 +302,15 @@ def test_compare_refuses_a_search_as_baseline_dir(workdir: Path, tmp_path: Path,
     run = _search_dir(tmp_path, workdir)
     with pytest.raises(GanNasError, match="is a search run directory"):
         compare._open_baseline(None, run)
+
+
+def test_compare_and_resume_refuse_a_baseline_directory(workdir: Path, tmp_path: Path, capsys) -> None:
+    """A baseline directory given as the search run is refused before anything is trained or written."""
+    run = _search_dir(tmp_path, workdir)
+    RunStore.open(run).write_state({"baseline": True, "generation": 0, "population": ["c0000"]})
+    before = sorted(p.name for p in run.iterdir())
+    code, _, err = run_cli(["compare", str(run)], capsys)
+    assert_one_error_line(code, err, "is a DCGAN baseline directory, not a search run; compare the search run")
+    code, _, err = run_cli(["search", "--resume", "--run-dir", str(run)], capsys)
+    assert_one_error_line(code, err, "is a DCGAN baseline directory, not a search run; resume the search run")
+    assert sorted(p.name for p in run.iterdir()) == before

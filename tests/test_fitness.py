@@ -469,12 +469,13 @@ def test_score_images_rejects_bad_arrays(shapes_ref) -> None:
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="real MNIST is not at ../shared/data/mnist")
 def test_real_mnist_fid_rises_with_noise_and_blur(tmp_cache) -> None:
     ds = data.load("mnist", str(SHARED_MNIST))
-    # the search's classifier from a warm cache (a developer's); else one epoch of it (98.4%),
-    # which keeps this test to a minute or two on 2 cores. The accuracy check is a sanity check
-    # that it learned; the 3-epoch classifier's accuracy (99.38%) is bench_fid.py's figure.
+    # the search's classifier from a warm cache (a developer's); else one epoch of it, which keeps
+    # this test to a few minutes on 2 cores. The accuracy check is a sanity check that it learned
+    # (one epoch on the 50,000 training images has scored 97.4% and above 98% on two machines);
+    # the 3-epoch classifier's accuracy is bench_fid.py's figure.
     cfg = FitnessConfig() if USER_CACHE else FitnessConfig(classifier_epochs=1)
     ref = fitness.reference(ds, cfg, cache_dir=USER_CACHE or tmp_cache, verbose=False)
-    assert ref.accuracy >= (0.99 if USER_CACHE else 0.98)
+    assert ref.accuracy >= (0.99 if USER_CACHE else 0.96)
     # 5,000 images: FID's small-sample bias (about 1/n) keeps 2,000 same-distribution images within
     # a factor 5 of sigma-0.05 noise, which is a statement about n, not about the features
     x = ds.x_train[:5000]
@@ -482,7 +483,7 @@ def test_real_mnist_fid_rises_with_noise_and_blur(tmp_cache) -> None:
     noise = [fitness.score_images(add_noise(x, s), ref)["fid"] for s in (0.05, 0.1, 0.2, 0.4)]
     blurs = [fitness.score_images(blur(x, s), ref)["fid"] for s in (0.5, 1.0, 1.5, 2.0)]
     assert increasing([same, *noise]) and increasing([same, *blurs])
-    assert same < 0.2 * min(noise[0], blurs[0])
+    assert same < 0.2 * min(noise[0], blurs[0]), (same, noise, blurs)
 
 
 # --- splits and quality --------------------------------------------------------------

@@ -247,6 +247,17 @@ def test_a_dataset_that_cannot_be_scored_creates_nothing(fixture_dir, tmp_path, 
     assert not (tmp_path / "run").exists() and list(empty.iterdir()) == []
 
 
+def test_an_unusable_cache_folder_creates_nothing(fixture_dir, tmp_path, monkeypatch, capsys):
+    # it failed only when the feature network was saved, after the run directory had been made
+    cache = tmp_path / "cache-is-a-file"
+    cache.write_text("")
+    monkeypatch.setenv("GAN_NAS_CACHE", str(cache))
+    run = tmp_path / "run"
+    one_error(search(write_config(fixture_dir, "cache"), run), capsys.readouterr().err,
+              f"the cache folder {cache}", "is not usable")
+    assert not run.exists()
+
+
 def test_a_search_whose_first_generation_all_fails_alike_stops_and_removes_its_run(fixture_dir, tmp_path,
                                                                                   monkeypatch, capsys):
     def evaluate(task):
@@ -295,6 +306,7 @@ def snapshot(d: Path) -> dict[str, bytes]:
     (lambda run: _edit_state(run, generation=10**100), "field 'generation' must be between 0 and 2**53"),
     (lambda run: _edit_rng(run, 10**100), "field 'rng' is not a random generator's state"),
     (lambda run: _edit_state(run, elapsed=-1.0), "field 'elapsed' must be a non-negative number of seconds"),
+    (lambda run: _edit_state(run, generation=7), "field 'generation' is 7, but the journal ends in generation"),
     (lambda run: (run / "state.json").write_text("[" * 100_000 + "]" * 100_000),
      "state.json is corrupt (JSON nested too deeply); delete it and resume"),
     (lambda run: _edit_journal_seconds(run, {"total": "a"}),
@@ -352,7 +364,9 @@ def test_a_deleted_state_is_rebuilt_from_the_journal(finished_run, tmp_path):
 def test_a_torn_last_journal_line_is_dropped_and_redone(fixture_dir, tmp_path, monkeypatch, capsys):
     cfgp = write_config(fixture_dir, "torn", generations=1)
     whole = tmp_path / "whole"
+    capsys.readouterr()
     assert search(cfgp, whole) == 0
+    assert capsys.readouterr().err == ""  # --quiet: no progress lines, not even per candidate
     run = tmp_path / "run"
     with monkeypatch.context() as m:
         stop_after(m, "c0002")
@@ -395,6 +409,26 @@ def test_a_missing_parent_checkpoint_stops_the_search_and_is_not_journaled(fixtu
     meta.write_bytes(saved_meta)
     assert resume(run2) == 0
     assert [json.loads(line)["status"] for line in (run2 / "journal.jsonl").read_text().splitlines()] == ["ok"] * 4
+
+
+def test_a_run_whose_dataset_changed_is_not_resumed(fixture_dir, tmp_path, monkeypatch, capsys):
+    # it resumed silently and scored the rest of the run against other data's statistics
+    shutil.copy(fixture_dir / "bars.npz", tmp_path / "bars.npz")
+    run = stopped_run(write_config(tmp_path, "changed", generations=1), tmp_path / "run", monkeypatch)
+    recorded = json.loads((run / "dataset.json").read_text())
+    assert (recorded["train"], recorded["validation"], recorded["test"]) == (480, 120, 120)
+    with np.load(tmp_path / "bars.npz") as z:
+        images, labels = z["images"].copy(), z["labels"]
+    images[0, 0, 0, 0] ^= 1  # one pixel of one image
+    np.savez(tmp_path / "bars.npz", images=images, labels=labels)
+    before = snapshot(run)
+    capsys.readouterr()
+    for extra in ((), ("--set", "search.wall_clock_seconds=100")):  # a resume that sets config changes nothing
+        one_error(resume(run, *extra), capsys.readouterr().err, "bars.npz' is not the one",
+                  "restore that data or start a new run")
+        assert snapshot(run) == before
+    (run / "dataset.json").unlink()  # deleting it accepts the data loaded now (the fix for a damaged one)
+    assert resume(run) == 0
 
 
 def test_a_run_made_before_the_validation_split_is_not_resumed(fixture_dir, tmp_path, monkeypatch, capsys):
