@@ -102,7 +102,7 @@ def _config(args: argparse.Namespace):
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from gan_nas import evolution
+    from gan_nas import search
 
     if args.resume:
         if not args.run_dir:
@@ -116,8 +116,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or (cfg.run.run_dir if cfg else None)
     if not run_dir:
         raise GanNasError("give --run-dir DIR (or run.run_dir in the config)")
-    summary = evolution.search(cfg, run_dir, resume=args.resume, quiet=args.quiet,
-                               resume_set=(args.set or []) if args.resume else None)
+    summary = search.search(cfg, run_dir, resume=args.resume, quiet=args.quiet,
+                            resume_set=(args.set or []) if args.resume else None)
     _emit(summary, args.json)
     return 0
 

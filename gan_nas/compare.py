@@ -462,7 +462,7 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
         "compute_seconds": round(compute, 3), "evaluations": len(records), "best_id": best.get("id"),
         "final_seconds": round(seconds_of(r for r in records if r.get("kind") == "final"), 3),
         "best_steps": best_steps, "search_done": bool(state.get("done")), "search_stopped": state.get("stopped"),
-        "search_generation": state.get("generation"), "search_generations": cfg.search.generations, "rows": rows,
+        "search_generation": (state.get("strategy") or state).get("generation"), "search_generations": cfg.search.generations, "rows": rows,
         "fid_ratio": {"equal_seconds": _ratio(rows[0]["fid"], rows[1]["fid"]),
                       "equal_steps": _ratio(rows[0]["fid"], rows[2]["fid"])},
         # What choosing the best on the validation split and draws did to its score there: its validation FID

@@ -1,7 +1,7 @@
 """Configuration: one typed dataclass per component, composed into :class:`Config`.
 
 A config is loaded from TOML (``[data]``, ``[training]``, ``[fitness]``,
-``[space]``, ``[search]``, ``[run]`` tables), then adjusted with dotted
+``[space]``, ``[search]``, ``[evolution]``, ``[run]`` tables), then adjusted with dotted
 overrides (``search.generations=3``). Unknown keys and values of the wrong
 type raise :class:`~gan_nas.errors.ConfigError`. The resolved config
 serialises to JSON and back, and is written to every run directory.
@@ -92,23 +92,38 @@ class SpaceConfig:
 
 @dataclass
 class SearchConfig:
-    """The evolutionary loop and its budgets."""
+    """The search's budget and survivor selection; the strategy's own settings are in its table."""
 
-    strategy: str = "evolution"  # evolution or random (same budget, the baseline every NAS result owes)
+    strategy: str = "evolution"  # evolution, or random (same budget: the baseline every NAS result owes)
     # fid (elitist mu+lambda on FID), pareto (NSGA-II on FID and generator size) or fid_coverage (NSGA-II on
     # FID and coverage, Naeem et al. 2020: keeps a diverse candidate that FID alone would drop for a clean one)
     objective: str = "fid"
     generations: int = 5  # generations after the initial population
     population: int = 6  # survivors kept per generation (mu)
     offspring: int = 6  # children per generation (lambda)
-    tournament: int = 3  # tournament size for parent selection
-    crossover_rate: float = 0.3  # chance that a child comes from crossover before mutation
-    mutation_rate: float = 0.9  # chance that a child is mutated
-    seed_baseline: bool = True  # put the DCGAN baseline genome in the initial population
     hall_of_fame: int = 5  # best candidates remembered across generations
     wall_clock_seconds: float = 0.0  # stop cleanly after this many seconds (0: no limit)
     final_seconds: float = 0.0  # then the best trains this much longer from its checkpoint, in the compute (0: off)
     diversity_weight: float = 0.0  # survivor selection penalty for genomes close to a better one (0: off)
+
+
+@dataclass
+class EvolutionConfig:
+    """The ``evolution`` strategy's own settings."""
+
+    tournament: int = 3  # tournament size for parent selection
+    crossover_rate: float = 0.3  # chance that a child comes from crossover before mutation
+    mutation_rate: float = 0.9  # chance that a child is mutated
+    seed_baseline: bool = True  # put the DCGAN baseline genome in the initial population
+    # Regularized ("aging") evolution, Real et al. 2019: no generations and no barrier; each free worker
+    # gets the mutated best of aging_sample random members, and the oldest member dies. The budget is
+    # search.population + search.generations x search.offspring trials, as a generational search's children.
+    aging: bool = False
+    aging_sample: int = 3  # members drawn per parent choice
+
+
+# Settings that lived in [search] before strategies had tables of their own: read from there too.
+MOVED_TO_EVOLUTION = ("tournament", "crossover_rate", "mutation_rate", "seed_baseline")
 
 
 @dataclass
@@ -137,6 +152,7 @@ class Config:
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -246,6 +262,8 @@ _BOUNDS: dict[tuple[str, str], tuple[int, int, str]] = {
     ("search", "population"): (1, 10_000, "survivors per generation"),
     ("search", "offspring"): (1, 10_000, "children per generation"),
     ("search", "hall_of_fame"): (1, 10_000, "candidates remembered"),
+    ("evolution", "tournament"): (1, 10_000, "members per tournament"),
+    ("evolution", "aging_sample"): (1, 10_000, "members drawn per parent choice"),
     # A block at least doubles or halves a side, or adds a layer: 32 is far past any image size's need,
     # and a bound keeps sampling a genome from looping over millions of blocks.
     ("space", "min_g_blocks"): (1, 32, "generator blocks"),
@@ -284,8 +302,8 @@ def _check(cfg: Config) -> Config:
         ("fitness", "classifier_epochs"),
         ("space", "min_g_blocks"), ("space", "min_d_blocks"), ("space", "min_filters"),
         ("space", "max_g_params"), ("space", "max_d_params"),
-        ("search", "population"), ("search", "offspring"), ("search", "tournament"),
-        ("search", "hall_of_fame"), ("run", "workers"),
+        ("search", "population"), ("search", "offspring"), ("evolution", "tournament"),
+        ("evolution", "aging_sample"), ("search", "hall_of_fame"), ("run", "workers"),
     ]
     for section, key in positive:
         if getattr(getattr(cfg, section), key) <= 0:
@@ -304,7 +322,7 @@ def _check(cfg: Config) -> Config:
         v = getattr(getattr(cfg, section), key)
         if abs(v) > MAX_INT:
             raise ConfigError(f"{section}.{key} must be at most 2**53, got {_short(v)}")
-    for section, key in [("search", "crossover_rate"), ("search", "mutation_rate")]:
+    for section, key in [("evolution", "crossover_rate"), ("evolution", "mutation_rate")]:
         v = getattr(getattr(cfg, section), key)
         if not 0.0 <= v <= 1.0:
             raise ConfigError(f"{section}.{key} must be within [0, 1], got {v!r}")
@@ -346,6 +364,7 @@ def from_dict(d: dict[str, Any]) -> Config:
         raise ConfigError(f"config must be a table of sections, got {type(d).__name__}")
     sections = _sections()
     parts: dict[str, Any] = {}
+    d = _moved_keys(d)
     for name, values in d.items():
         if name not in sections:
             raise ConfigError(f"unknown config section [{name}]; known: {', '.join(sections)}")
@@ -359,6 +378,23 @@ def from_dict(d: dict[str, Any]) -> Config:
             kwargs[key] = _coerce(name, key, types_[key], value)
         parts[name] = sections[name](**kwargs)
     return _check(Config(**parts))
+
+
+def _moved_keys(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` with the evolution settings that older configs (and runs' config.json) keep in [search]
+    moved to [evolution]; set in both places, they are an error."""
+    search = d.get("search")
+    if not isinstance(search, dict) or not any(k in search for k in MOVED_TO_EVOLUTION):
+        return d
+    evolution = d.get("evolution") or {}
+    if not isinstance(evolution, dict):
+        return d  # from_dict reports the malformed section
+    both = [k for k in MOVED_TO_EVOLUTION if k in search and k in evolution]
+    if both:
+        raise ConfigError(f"search.{both[0]} is now evolution.{both[0]}; set it in [evolution] only")
+    moved = {k: v for k, v in search.items() if k in MOVED_TO_EVOLUTION}
+    return {**d, "search": {k: v for k, v in search.items() if k not in MOVED_TO_EVOLUTION},
+            "evolution": {**evolution, **moved}}
 
 
 def load(path: str | Path | None) -> Config:
@@ -409,6 +445,8 @@ def override(cfg: Config, assignments: list[str]) -> Config:
         if len(parts) != 2:
             raise ConfigError(f"override {a!r}: the key must be section.key, e.g. search.generations")
         section, key = parts
+        if section == "search" and key in MOVED_TO_EVOLUTION:  # its old home
+            section = "evolution"
         if section not in sections:
             raise ConfigError(f"unknown config section {section!r} in override {a!r}; known: {', '.join(sections)}")
         types_ = _section_types(sections[section])

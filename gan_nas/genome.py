@@ -453,7 +453,7 @@ def forward_macs(net: NetworkGenome, image_shape: tuple[int, int, int]) -> int:
     norm's included) times the positions its kernel visits (the output's for
     conv and upsample_conv, the input's for deconv). Activations, pooling and
     upsampling are left out. Used to order a generation's tasks longest first
-    (see ``gan_nas.evolution``).
+    (see ``gan_nas.scheduler.CostModel``).
     """
     h, w, _ = _check_image_shape(image_shape)
     total, area = 0, 0

@@ -330,7 +330,7 @@ def generation_stats(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def pareto_front(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The ok records not dominated in (FID, generator parameters), by increasing generator size."""
-    from gan_nas.evolution import non_dominated_fronts
+    from gan_nas.selection import non_dominated_fronts
 
     ok = [r for r in records if math.isfinite(fitness_of(r))]
     if not ok:
@@ -526,7 +526,7 @@ def report(run_dir: str | Path) -> Path:
         f"- dataset: `{cfg.data.dataset}`; strategy {s.strategy}, objective {s.objective}; "
         f"population {s.population}, offspring {s.offspring}, generations {s.generations}; "
         f"{cfg.training.steps} steps per evaluation, seed {cfg.run.seed}",
-        f"- progress: generation {state.get('generation', stats[-1]['generation'])}, "
+        f"- progress: generation {(state.get('strategy') or state).get('generation', stats[-1]['generation'])}, "
         + ("finished" if state.get("done") else f"stopped ({state['stopped']})" if state.get("stopped")
            else "not finished (running, or stopped without a record)"),
         f"- evaluations: {len(records)} (" + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) + ")",

@@ -9,7 +9,6 @@ Layout (the lifecycle of what it holds: ARCHITECTURE.md)::
     RUN_DIR/best/              genome.json, generator.keras; replaced as a whole
     RUN_DIR/samples/, tb/      image grids, TensorBoard logs
     RUN_DIR/lock               pid, host and start time of the search writing the directory
-    RUN_DIR/ahead/             continuations trained ahead of their generation (evolution.py)
 
 Every write is crash-safe: a process killed at any instant leaves either the
 old or the new version of each file, never a torn one. Files are written to

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from test_report import PNG_MAGIC, assert_one_error_line, assert_png, make_npz, run_cli, tiny_config
 
-from gan_nas import compare, evolution, fitness
+from gan_nas import compare, fitness
+from gan_nas import search as searching
 from gan_nas.baseline import dcgan
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError
@@ -50,7 +51,7 @@ def searched_run(workdir: Path) -> Path:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GAN_NAS_CACHE", str(workdir / "cache"))
-        evolution.search(config.load(workdir / "tiny.toml"), workdir / "run", quiet=True)
+        searching.search(config.load(workdir / "tiny.toml"), workdir / "run", quiet=True)
     return workdir / "run"
 
 

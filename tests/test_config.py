@@ -31,6 +31,17 @@ def test_toml_and_overrides(tmp_path):
     assert config.Config.from_json(cfg.to_json()) == cfg
 
 
+def test_evolution_settings_of_older_configs_move_to_their_table(tmp_path):
+    p = tmp_path / "old.toml"
+    p.write_text("[search]\ntournament = 2\nseed_baseline = false\n")  # as configs before [evolution] had them
+    cfg = config.load(p)
+    assert cfg.evolution.tournament == 2 and cfg.evolution.seed_baseline is False
+    assert "tournament" not in cfg.to_dict()["search"]
+    p.write_text("[search]\ntournament = 2\n[evolution]\ntournament = 3\n")
+    with pytest.raises(ConfigError, match=r"search.tournament is now evolution.tournament; set it in \[evolution\] only"):
+        config.load(p)
+
+
 @pytest.mark.parametrize(
     "assignment, match",
     [
@@ -41,14 +52,16 @@ def test_toml_and_overrides(tmp_path):
         ("training.mixed_precision=1", r'training.mixed_precision must be one of true, false, "auto", got 1'),
         ("run.executor=gpu", r'run.executor must be one of "serial", "process", "ray", got \'gpu\''),
         ("search.population=0", r"search.population must be positive"),
-        ("search.crossover_rate=1.5", r"search.crossover_rate must be within \[0, 1\]"),
+        ("evolution.crossover_rate=1.5", r"evolution.crossover_rate must be within \[0, 1\]"),
+        ("search.crossover_rate=1.5", r"evolution.crossover_rate must be within \[0, 1\]"),  # its old home
+        ("evolution.aging_sample=0", r"evolution.aging_sample must be positive"),
         ("generations=3", r"the key must be section.key"),
         ("search.generations", r"must look like section.key=value"),
         ("space.latent_sizes=[1, 'a']", r"space.latent_sizes must be an integer"),
         ("training.max_seconds=nan", r"training.max_seconds must be a finite number, got nan"),
         ("search.wall_clock_seconds=nan", r"search.wall_clock_seconds must be a finite number"),
         ("search.final_seconds=inf", r"search.final_seconds must be a finite number, got inf"),
-        ("search.mutation_rate=-inf", r"search.mutation_rate must be a finite number"),
+        ("evolution.mutation_rate=-inf", r"evolution.mutation_rate must be a finite number"),
         ("fitness.n_search=100000000000", r"fitness.n_search must be at most 100,000"),
         ("fitness.n_report=100001", r"fitness.n_report must be at most 100,000"),
         ("data.image_size=0", r"data.image_size must be positive, got 0"),

@@ -21,7 +21,8 @@ import pytest
 import test_search
 from test_search import best_of, env, write_config
 
-from gan_nas import cli, evolution, interrupt
+from gan_nas import cli, evaluation, interrupt, scheduler
+from gan_nas.outputs import Outputs
 
 fixture_dir = test_search.fixture_dir  # the module-scoped bars dataset and classifier cache
 
@@ -64,14 +65,14 @@ def stopped_run(cfgp: Path, run: Path, monkeypatch) -> Path:
 def stop_after(monkeypatch, cid: str) -> None:
     """Make the search stop (as a crash would) right after ``cid`` is journaled: its state.json then
     holds generation 1's pending tasks, with their checkpoint paths."""
-    real = evolution.Search.log
+    real = Outputs.log
 
     def log(self, line: str) -> None:
         real(self, line)
         if line.startswith(cid + " "):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(evolution.Search, "log", log)
+    monkeypatch.setattr(Outputs, "log", log)
 
 
 # --- a run directory can be moved, copied and resumed from anywhere ------------------------
@@ -146,7 +147,7 @@ class _SignalInDel:
 
 def test_ctrl_c_as_a_candidate_ends_stops_the_search(fixture_dir, tmp_path, monkeypatch, capsys):
     cfgp = write_config(fixture_dir, "sigint", generations=1)
-    real = evolution.evaluate_task
+    real = evaluation.evaluate_task
 
     def evaluate(task):
         result = real(task)
@@ -154,7 +155,7 @@ def test_ctrl_c_as_a_candidate_ends_stops_the_search(fixture_dir, tmp_path, monk
             _SignalInDel()  # dropped at once: __del__ runs here
         return result
 
-    monkeypatch.setattr(evolution, "evaluate_task", evaluate)
+    monkeypatch.setattr(scheduler, "evaluate_task", evaluate)
     run = tmp_path / "run"
     assert search(cfgp, run) == 130
     err = capsys.readouterr().err
@@ -263,7 +264,7 @@ def test_a_search_whose_first_generation_all_fails_alike_stops_and_removes_its_r
     def evaluate(task):
         raise MemoryError("Unable to allocate 11.6 TiB")
 
-    monkeypatch.setattr(evolution, "evaluate_task", evaluate)
+    monkeypatch.setattr(scheduler, "evaluate_task", evaluate)
     run = tmp_path / "run"
     one_error(search(write_config(fixture_dir, "oom", generations=2), run), capsys.readouterr().err,
               "every evaluation of generation 0 failed with the same error", "MemoryError: Unable to allocate")
@@ -294,24 +295,27 @@ def snapshot(d: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("damage, message", [
     (lambda run: open(run / "journal.jsonl", "a").write('{"foo": 1}\n'), "journal.jsonl:5: field 'id' is missing"),
-    (lambda run: (run / "state.json").write_text("{}"), "state.json: field 'generation' is missing"),
+    (lambda run: (run / "state.json").write_text("{}"), "state.json: field 'next_id' is missing"),
     (lambda run: (run / "state.json").write_text("{not json"),
      "state.json is corrupt (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); "
      "delete it and resume"),
-    (lambda run: _edit_state(run, population=["c9999"]),
-     "field 'population' names 'c9999', which the journal does not hold; delete it and resume"),
-    (lambda run: _edit_state(run, rng="garbage"), "field 'rng' must be a dict, got \"garbage\""),
-    (lambda run: _edit_state(run, rng={"bit_generator": "nope"}), "field 'rng' is not a random generator's state"),
-    (lambda run: _edit_state(run, generation=-2), "field 'generation' must be between 0 and 2**53"),
-    (lambda run: _edit_state(run, generation=10**100), "field 'generation' must be between 0 and 2**53"),
+    (lambda run: _edit_strategy(run, population=["c9999"]),
+     "field 'population' names 'c9999', which the journal does not hold; delete state.json and resume"),
+    (lambda run: _edit_strategy(run, rng="garbage"), "field 'rng' is not a random generator's state"),
+    (lambda run: _edit_strategy(run, rng={"bit_generator": "nope"}), "field 'rng' is not a random generator's state"),
+    (lambda run: _edit_strategy(run, generation=-2), "field 'generation' must be between 0 and 2**53"),
+    (lambda run: _edit_strategy(run, generation=10**100), "field 'generation' must be between 0 and 2**53"),
+    (lambda run: _edit_state(run, strategy={"name": "random"}),
+     "field 'strategy.name' is 'random', but the run's config names 'evolution'"),
     (lambda run: _edit_rng(run, 10**100), "field 'rng' is not a random generator's state"),
     (lambda run: _edit_state(run, elapsed=-1.0), "field 'elapsed' must be a non-negative number of seconds"),
-    (lambda run: _edit_state(run, generation=7), "field 'generation' is 7, but the journal ends in generation"),
+    (lambda run: _edit_strategy(run, generation=7), "field 'generation' is 7, but the journal ends in generation"),
     (lambda run: (run / "state.json").write_text("[" * 100_000 + "]" * 100_000),
      "state.json is corrupt (JSON nested too deeply); delete it and resume"),
     (lambda run: _edit_journal_seconds(run, {"total": "a"}),
      "journal.jsonl:2: field 'seconds.total' must be a non-negative number of seconds, got \"a\""),
-    (lambda run: _edit_state(run, pending=[{"id": "c0009"}]), "field 'pending.generation' is missing"),
+    (lambda run: _edit_state(run, pending=[{"id": "c0009"}]), "state.json: pending[0].generation is missing"),
+    (lambda run: _edit_state(run, version=1, generation=3), "was written by an older gan-nas"),
 ])
 def test_a_damaged_run_directory_is_one_error_naming_file_and_field(finished_run, tmp_path, capsys, damage, message):
     run = damaged_copy(finished_run, tmp_path)
@@ -326,7 +330,7 @@ def test_a_damaged_run_directory_is_one_error_naming_file_and_field(finished_run
 
 def _edit_rng(run: Path, value: int) -> None:
     state = json.loads((run / "state.json").read_text())
-    state["rng"]["state"]["state"] = value
+    state["strategy"]["rng"]["state"]["state"] = value
     (run / "state.json").write_text(json.dumps(state))
 
 
@@ -334,6 +338,12 @@ def _edit_journal_seconds(run: Path, seconds: dict) -> None:
     lines = (run / "journal.jsonl").read_text().splitlines()
     lines[1] = json.dumps({**json.loads(lines[1]), "seconds": seconds})
     (run / "journal.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _edit_strategy(run: Path, **fields) -> None:
+    state = json.loads((run / "state.json").read_text())
+    state["strategy"].update(fields)
+    (run / "state.json").write_text(json.dumps(state))
 
 
 def _edit_state(run: Path, **fields) -> None:

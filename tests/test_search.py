@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gan_nas import cli, config, evolution
+from gan_nas import cli, config, evaluation, scheduler, selection
+from gan_nas import search as searching
 from gan_nas.errors import RunDirError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +43,7 @@ latent_sizes = [16]
 generations = {generations}
 population = 2
 offspring = 2
+[evolution]
 seed_baseline = false
 [run]
 seed = 3
@@ -117,9 +119,9 @@ def test_tiny_search_end_to_end(fixture_dir, capsys):
 def test_budget_stop_keeps_finished_work_and_resume_with_more_budget_matches(fixture_dir, monkeypatch, capsys):
     cfgp = write_config(fixture_dir, "budget", generations=1)
     full = fixture_dir / "run-budget-full"
-    evolution.search(config.load(cfgp), full, quiet=True)
+    searching.search(config.load(cfgp), full, quiet=True)
     # a clock that jumps past the budget once c0002 (the first child of generation 1) has finished
-    real_eval, jump = evolution.evaluate_task, [0.0]
+    real_eval, jump = evaluation.evaluate_task, [0.0]
 
     def evaluate(task):
         result = real_eval(task)
@@ -132,15 +134,15 @@ def test_budget_stop_keeps_finished_work_and_resume_with_more_budget_matches(fix
         def monotonic():
             return time.monotonic() + jump[0]
 
-    monkeypatch.setattr(evolution, "evaluate_task", evaluate)
-    monkeypatch.setattr(evolution, "time", Clock)
+    monkeypatch.setattr(scheduler, "evaluate_task", evaluate)
+    monkeypatch.setattr(scheduler, "time", Clock)
     run = fixture_dir / "run-budget"
-    s = evolution.search(config.override(config.load(cfgp), ["search.wall_clock_seconds=1000"]), run, quiet=True)
+    s = searching.search(config.override(config.load(cfgp), ["search.wall_clock_seconds=1000"]), run, quiet=True)
     monkeypatch.undo()
     assert s["stopped"] == "budget" and not s["done"] and s["evaluations"] == 3
     state = json.loads((run / "state.json").read_text())
     journal = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
-    assert state["generation"] == 1 and state["population"] == ["c0000", "c0001"]  # the generation stays open
+    assert state["strategy"]["generation"] == 1 and state["strategy"]["population"] == ["c0000", "c0001"]  # still open
     by_fit = sorted((r for r in journal if r["status"] == "ok"), key=lambda r: r["fitness"])
     assert state["hall_of_fame"] == [r["id"] for r in by_fit]  # ...but c0002 counts for the best
     assert json.loads((run / "best" / "candidate.json").read_text())["id"] == by_fit[0]["id"]
@@ -159,7 +161,7 @@ def test_final_training_of_the_best_counts_in_the_journal_and_survives_a_crash(f
     cfgp = write_config(fixture_dir, "final", generations=1)
     run = fixture_dir / "run-final"
     cfg = config.override(config.load(cfgp), ["search.final_seconds=2"])
-    s = evolution.search(cfg, run, quiet=True)
+    s = searching.search(cfg, run, quiet=True)
     journal = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
     assert s["done"] and len(journal) == 5 and journal[-1]["kind"] == "final"
     final, by_id = journal[-1], {r["id"]: r for r in journal}
@@ -189,47 +191,48 @@ def test_final_training_of_the_best_counts_in_the_journal_and_survives_a_crash(f
 def test_random_strategy_and_pareto_objective(fixture_dir):
     cfgp = write_config(fixture_dir, "rnd", generations=1)
     cfg = config.override(config.load(cfgp), ["search.strategy=random"])
-    s = evolution.search(cfg, fixture_dir / "run-random", quiet=True)
+    s = searching.search(cfg, fixture_dir / "run-random", quiet=True)
     assert s["done"] and s["evaluations"] == 4
     journal = [json.loads(line) for line in (fixture_dir / "run-random" / "journal.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in journal] == ["initial", "initial", "random", "random"]
     cfg = config.override(config.load(cfgp), ["search.objective=pareto"])
-    assert evolution.search(cfg, fixture_dir / "run-pareto", quiet=True)["done"]
+    assert searching.search(cfg, fixture_dir / "run-pareto", quiet=True)["done"]
 
 
 def test_a_pool_gets_the_longest_tasks_first(fixture_dir):
-    """Seconds per step multiply-add are measured on a task's first parent (else the run's
+    """Seconds per step multiply-add are measured on a trial's first parent (else the run's
     median), so a survivor that trained slowly goes before a fast one, and max_seconds caps."""
     from gan_nas.baseline import dcgan
     from gan_nas.genome import step_macs
+    from gan_nas.scheduler import CostModel
 
-    cfg = config.override(config.load(write_config(fixture_dir, "order")), ["training.max_seconds=100"])
-    s = evolution.Search(cfg, store=None, shape=(28, 28, 1))
     g = dcgan((28, 28, 1)).to_dict()
-    s.records = {
+    records = {
         "slow": {"id": "slow", "status": "ok", "steps": 10, "seconds": {"train": 20.0}, "genome": g},
         "fast": {"id": "fast", "status": "ok", "steps": 10, "seconds": {"train": 2.0}, "genome": g},
         "bad": {"id": "bad", "status": "diverged", "steps": 3, "seconds": {"train": 1.0}, "genome": g},
     }
-    none_trained = evolution.Search(cfg, store=None, shape=(28, 28, 1))
-    none_trained.records = {"bad": s.records["bad"]}
+    cost = CostModel(records, (28, 28, 1), max_seconds=100.0)
+    none_trained = CostModel({"bad": records["bad"]}, (28, 28, 1), max_seconds=100.0)
     macs = step_macs(dcgan((28, 28, 1)), (28, 28, 1))
 
-    def task(parent: str | None, steps: int) -> dict:
-        return {"id": "x", "parents": [parent] if parent else [], "steps": steps, "genome": g}
+    def secs(model, parent: str | None, steps: int) -> float:
+        return model.train_seconds(g, steps, [parent] if parent else [], None, model.median_rate())
 
-    assert s.expected_seconds(task("slow", 5)) == pytest.approx(10.0)
-    assert s.expected_seconds(task("fast", 5)) == pytest.approx(1.0)
-    assert s.expected_seconds(task(None, 5)) == pytest.approx(5.5)  # median of 2.0 and 0.2 s/step; "bad" ignored
-    assert s.expected_seconds(task("slow", 500)) == 100.0  # training.max_seconds
-    assert s.expected_seconds(task("bad", 5)) == pytest.approx(5.5)
-    assert none_trained.expected_seconds(task(None, 500)) == 500 * macs  # no rate yet: uncapped multiply-adds
+    assert secs(cost, "slow", 5) == pytest.approx(10.0)
+    assert secs(cost, "fast", 5) == pytest.approx(1.0)
+    assert secs(cost, None, 5) == pytest.approx(5.5)  # median of 2.0 and 0.2 s/step; "bad" ignored
+    assert secs(cost, "slow", 500) == 100.0  # training.max_seconds
+    assert secs(cost, "bad", 5) == pytest.approx(5.5)
+    assert secs(none_trained, None, 500) == 500 * macs  # no rate yet: uncapped multiply-adds
 
 
-def test_evaluate_hands_a_pool_its_tasks_longest_first(fixture_dir, tmp_path):
+def test_the_scheduler_hands_a_pool_its_trials_longest_first(fixture_dir, tmp_path, monkeypatch):
     from gan_nas.baseline import dcgan
     from gan_nas.executors import Executor
+    from gan_nas.outputs import Outputs
     from gan_nas.store import RunStore
+    from gan_nas.trial import Trial
 
     class Recorder(Executor):
         def __init__(self, workers: int):
@@ -240,108 +243,131 @@ def test_evaluate_hands_a_pool_its_tasks_longest_first(fixture_dir, tmp_path):
                 self.seen.append(t["id"])
                 yield i, {"status": "ok", "fitness": 1.0, "steps": t["steps"], "seconds": {"train": 1.0}}
 
+    monkeypatch.setattr(Outputs, "publish_best", lambda self, r: None)  # the recorder trains nothing to export
     cfg = config.load(write_config(fixture_dir, "order2"))
-    s = evolution.Search(cfg, RunStore.create(tmp_path / "run", cfg.to_json()), (28, 28, 1))
     g = dcgan((28, 28, 1)).to_dict()
-    tasks = [{"id": f"c{i}", "generation": 0, "kind": "initial", "parents": [], "genome": g, "steps": n,
-              "parent_ckpt": [], "resume_ckpt": None, "save_to": f"candidates/c{i}"}
-             for i, n in enumerate([1, 5, 3])]
+    trials = [Trial(id=f"c{i}", generation=0, kind="initial", parents=[], genome=g, steps=n, seed=0,
+                    save_to=f"candidates/c{i}") for i, n in enumerate([1, 5, 3])]
     for workers, order in [(1, ["c0", "c1", "c2"]), (2, ["c1", "c2", "c0"])]:
-        ex, s.records = Recorder(workers), {}
-        assert s.evaluate(ex, tasks, {"generation": 0}, lambda: False)
+        store = RunStore.create(tmp_path / f"run{workers}", cfg.to_json())
+        s, ex = searching.make_scheduler(cfg, store, (28, 28, 1), quiet=True), Recorder(workers)
+        assert s.run_trials(ex, trials, lambda: False, speculate=False)
         assert ex.seen == order
 
 
-def test_sure_survivors_are_those_no_unfinished_evaluation_can_displace(fixture_dir):
+def generation_one(cfg, history):
+    """An Evolution strategy in generation 1 of population a, b: children c1, c2, continuations ca, cb."""
+    from gan_nas.evolution import Evolution
+    from gan_nas.space import SearchSpace
+
+    s = Evolution(cfg, SearchSpace.from_config(cfg.space), (28, 28, 1), history)
+    s.generation, s.formed, s.population = 1, True, ["a", "b"]
+    s.members, s.continues = ["c1", "c2", "ca", "cb"], {"ca": "a", "cb": "b"}
+    return s
+
+
+def test_sure_survivors_are_those_no_unfinished_trial_can_displace(fixture_dir):
     cfg = config.load(write_config(fixture_dir, "sure"))  # population 2, elitist by FID
-    s = evolution.Search(cfg, store=None, shape=(28, 28, 1))
 
     def rec(i, fid, kind="child", parents=(), status="ok"):
         return {"id": i, "kind": kind, "parents": list(parents), "status": status, "fitness": fid,
                 "params": {"g": 1, "d": 1}}
 
-    s.records = {"a": rec("a", 10.0, "initial"), "b": rec("b", 20.0, "initial")}
-    state = {"generation": 1, "population": ["a", "b"],
-             "pending": [{"id": i, "kind": k, "parents": p} for i, k, p in
-                         [("c1", "child", ["a"]), ("c2", "child", ["b"]), ("ca", "continue", ["a"]),
-                          ("cb", "continue", ["b"])]]}
+    history = {"a": rec("a", 10.0, "initial"), "b": rec("b", 20.0, "initial")}
+    s = generation_one(cfg, history)
 
     def sure():
-        return sorted(r["id"] for r in s.sure_survivors(state))
+        return sorted(r["id"] for r in s.sure_survivors())
 
-    s.records |= {"c1": rec("c1", 5.0), "ca": rec("ca", 12.0, "continue", ["a"])}
+    history |= {"c1": rec("c1", 5.0), "ca": rec("ca", 12.0, "continue", ["a"])}
     assert sure() == []  # c2 and cb could both still beat c1
-    s.records["c2"] = rec("c2", 30.0)
+    history["c2"] = rec("c2", 30.0)
     assert sure() == ["c1"]  # only cb is left: one place of two is open to it
-    s.records["cb"] = rec("cb", None, "continue", ["b"], status="failed")  # b keeps its place, with 20
+    history["cb"] = rec("cb", None, "continue", ["b"], status="failed")  # b keeps its place, with 20
     assert sure() == ["c1", "ca"]
-    pool = [s.records[i] for i in ("b", "c1", "ca", "c2")]
-    assert sure() == sorted(r["id"] for r in evolution.select_survivors(pool, 2, "fid"))
-    pareto = evolution.Search(config.override(cfg, ["search.objective=pareto"]), store=None, shape=(28, 28, 1))
-    pareto.records = s.records
-    assert pareto.sure_survivors(state) == []  # not a rank on one score: never trained ahead
+    pool = [history[i] for i in ("b", "c1", "ca", "c2")]
+    assert sure() == sorted(r["id"] for r in selection.select_survivors(pool, 2, "fid"))
+    pareto = generation_one(config.override(cfg, ["search.objective=pareto"]), history)
+    assert pareto.sure_survivors() == []  # not a rank on one score: never trained ahead
 
 
-def test_idle_work_is_a_sure_survivors_continuation_that_fits_the_wait(fixture_dir, tmp_path):
+def test_work_ahead_is_a_sure_survivors_continuation_that_fits_the_wait(fixture_dir):
     from gan_nas.baseline import dcgan
-    from gan_nas.store import RunStore
+    from gan_nas.evolution import Evolution
+    from gan_nas.scheduler import CostModel
+    from gan_nas.space import SearchSpace
+    from gan_nas.strategy import AskContext
+    from gan_nas.trial import derived_seed
 
     cfg = config.override(config.load(write_config(fixture_dir, "idle", generations=1)), ["training.survivor_steps=5"])
-    s = evolution.Search(cfg, RunStore.create(tmp_path / "run", cfg.to_json()), (28, 28, 1))
     g = dcgan((28, 28, 1)).to_dict()
-    x = {"id": "c0000", "kind": "initial", "parents": [], "status": "ok", "fitness": 1.0, "steps": 10,
-         "seconds": {"train": 10.0, "total": 12.0}, "genome": g, "params": {"g": 1, "d": 1}}
-    y = {"id": "c0001", "generation": 0, "kind": "initial", "parents": [], "genome": g, "steps": 10}
-    s.records = {"c0000": x}
-    state = {"generation": 0, "population": [], "pending": [dict(x, generation=0), y]}
-    # y has about 10 s of training + 2 s of overhead left after 2 s; x's 5 more steps take about 7 s
-    t = s.idle_work(state, [y], [(0, 2.0)])
-    assert t is not None and s.idle_work(state, [y], [(0, 5.0)]) is not None  # 7 s left: fits, just
-    assert t is not None and t["id"] is None and t["kind"] == "continue" and t["parents"] == ["c0000"]
-    assert t["generation"] == 1 and t["steps"] == 5 and t["seed"] == evolution.continuation_seed(3, "c0000", 1)
-    assert t["save_to"] == f"{evolution.AHEAD_DIR}/c0000-g001"  # relative to the run directory, as in state.json
-    assert s.idle_work(state, [y], [(0, 5.5)]) is None  # 6.5 s left: 7 s would keep the next generation waiting
-    s.ahead_started.add(("c0000", 1))
-    assert s.idle_work(state, [y], [(0, 2.0)]) is None  # already trained ahead
-    s.ahead_started.clear()
-    assert s.idle_work(dict(state, generation=1), [y], [(0, 2.0)]) is None  # the last generation has no next
+    x = {"id": "c0000", "generation": 0, "kind": "initial", "parents": [], "status": "ok", "fitness": 1.0,
+         "steps": 10, "seed": 7, "seconds": {"train": 10.0, "total": 12.0}, "genome": g, "params": {"g": 1, "d": 1}}
+    history = {"c0000": x}
+    s = Evolution(cfg, SearchSpace.from_config(cfg.space), (28, 28, 1), history)
+    s.formed, s.members = True, ["c0000", "c0001"]  # c0001 (10 steps like x) still trains
+    cost = CostModel(history, (28, 28, 1), 0.0)
+    ids = iter(["c0002", "c0003"])
+
+    def ctx(running_for: float) -> AskContext:
+        # c0001 has about 10 s of training + 2 s of overhead, of which running_for have passed
+        return AskContext(free=1, new_id=lambda: next(ids), speculate=True, wait_seconds=12.0 - running_for,
+                          expected_seconds=lambda p: cost.of_proposal(p, cost.median_rate()))
+
+    # x's 5 more steps take about 5 s + 2 s of overhead
+    assert s.ask(ctx(5.5)) == []  # 6.5 s left: 7 s would keep the next generation waiting
+    (t,) = s.ask(ctx(5.0))  # 7 s left: fits, just
+    assert (t.id, t.kind, t.parents, t.generation, t.steps, t.resume) == ("c0002", "continue", ("c0000",), 1, 5,
+                                                                          "c0000")
+    assert t.seed == derived_seed(3, "continue", 7, 1)  # from its survivor's seed and generation, not its id
+    assert s.ask(ctx(2.0)) == []  # already issued ahead
+    s.generation = 1
+    s.ahead = []
+    assert s.ask(ctx(2.0)) == []  # the last generation has no next
 
 
 @pytest.mark.slow
 def test_a_pool_trains_ahead_and_ends_as_without(fixture_dir, tmp_path, monkeypatch):
-    """Continuations trained ahead at a generation's end are journaled under the next
-    generation's ids with the results that generation would have computed."""
-    def eager(self, state, tasks, running):  # train ahead whenever a sure survivor waits, to exercise it
-        if state["generation"] >= self.cfg.search.generations:
+    """Continuations issued ahead of their generation give the results that generation would have
+    computed: seeds derive from lineage and position, never from ids or the order of work."""
+    from gan_nas.evolution import Evolution
+
+    def eager(self, ctx):  # train ahead whenever a sure survivor waits, to exercise it
+        if self.generation >= self.cfg.search.generations:
             return None
-        for m in self.sure_survivors(state):
-            if (m["id"], state["generation"] + 1) not in self.ahead_started:
-                return self.continuation(state, m, ahead=True)
+        started = {self.continues[i] for i in self.ahead}
+        for m in self.sure_survivors():
+            if m["id"] not in started:
+                return self.continuation(m, self.generation + 1, ctx.new_id)
         return None
 
     cfg = config.override(config.load(write_config(fixture_dir, "ahead", generations=2, survivor=2)),
                           ["run.executor=process", "run.workers=2", "run.threads=1"])
-    evolution.search(config.override(cfg, ["run.train_ahead=false"]), tmp_path / "plain", quiet=True)
-    monkeypatch.setattr(evolution.Search, "idle_work", eager)
-    evolution.search(cfg, tmp_path / "ahead", quiet=True)
+    searching.search(config.override(cfg, ["run.train_ahead=false"]), tmp_path / "plain", quiet=True)
+    monkeypatch.setattr(Evolution, "ahead_continuation", eager)
+    searching.search(cfg, tmp_path / "ahead", quiet=True)
 
     def journal(run):
-        return {r["id"]: r for r in map(json.loads, (run / "journal.jsonl").read_text().splitlines())}
+        return [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
 
     plain, ahead = journal(tmp_path / "plain"), journal(tmp_path / "ahead")
-    early = [i for i, r in ahead.items() if r.get("ahead")]
-    assert early and all(ahead[i]["kind"] == "continue" for i in early)
-    assert not any(r.get("ahead") for r in plain.values())
-    assert {i: (r["kind"], r["parents"], r["fitness"]) for i, r in ahead.items()} == \
-        {i: (r["kind"], r["parents"], r["fitness"]) for i, r in plain.items()}
-    assert best_of(tmp_path / "ahead") == best_of(tmp_path / "plain")
-    assert not (tmp_path / "ahead" / evolution.AHEAD_DIR).exists()
-    # checkpoints moved to the candidates' directories and were kept while needed, as without
-    weights = {run: sorted(p.parent.name for p in (tmp_path / run / "candidates").glob("*/weights.npz"))
-               for run in ("plain", "ahead")}
-    assert weights["ahead"] == weights["plain"]
+
+    def early(records):  # continuations journaled before the last trial of the generation before theirs
+        last = {g: max(k for k, r in enumerate(records) if r["generation"] == g) for g in {r["generation"] for r in records}}
+        return [r["id"] for k, r in enumerate(records) if r["kind"] == "continue" and k < last[r["generation"] - 1]]
+
+    assert early(ahead) and not early(plain)
+
+    def outcome(records):
+        return sorted((r["generation"], r["kind"], json.dumps(r["genome"], sort_keys=True), r["fitness"])
+                      for r in records)
+
+    assert outcome(ahead) == outcome(plain)
+    assert best_of(tmp_path / "ahead")[1:] == best_of(tmp_path / "plain")[1:]
+    # checkpoints were kept while needed: the population and the hall of fame still have theirs
     state = json.loads((tmp_path / "ahead" / "state.json").read_text())
-    assert set(state["population"] + state["hall_of_fame"]) <= set(weights["ahead"])
+    kept = {p.parent.name for p in (tmp_path / "ahead" / "candidates").glob("*/weights.npz")}
+    assert set(state["strategy"]["population"] + state["hall_of_fame"]) <= kept
 
 
 def test_workers_score_with_the_searchs_classifier_or_refuse(fixture_dir, tmp_path, monkeypatch):
@@ -349,7 +375,7 @@ def test_workers_score_with_the_searchs_classifier_or_refuse(fixture_dir, tmp_pa
     from gan_nas.executors import SerialExecutor
 
     cfg = config.load(write_config(fixture_dir, "digest", generations=0))
-    _, ref = evolution._dataset_and_reference(cfg)
+    _, ref = evaluation.dataset_and_reference(cfg)
     assert len(ref.digest) == 16
     # the search handed its evaluations the digest of the classifier it prepared...
     seen = []
@@ -360,18 +386,18 @@ def test_workers_score_with_the_searchs_classifier_or_refuse(fixture_dir, tmp_pa
             return super().map_unordered(fn, tasks, idle)
 
     monkeypatch.setattr("gan_nas.executors.make_executor", lambda run_cfg: Spy())
-    evolution.search(cfg, tmp_path / "run", quiet=True)
+    searching.search(cfg, tmp_path / "run", quiet=True)
     assert seen and set(seen) == {ref.digest}
     # ...and a worker whose classifier has other weights (a Ray node that trained its own) refuses
     with pytest.raises(GanNasError, match="is not the search's"):
-        evolution.evaluate_task({"config": cfg.to_dict(), "reference": "0" * 16})
+        evaluation.evaluate_task({"config": cfg.to_dict(), "reference": "0" * 16})
 
 
 def test_nsga2_sorting_and_crowding():
     pts = [(1.0, 5.0), (2.0, 2.0), (5.0, 1.0), (3.0, 3.0), (6.0, 6.0)]
-    fronts = evolution.non_dominated_fronts(pts)
+    fronts = selection.non_dominated_fronts(pts)
     assert fronts == [[0, 1, 2], [3], [4]]
-    crowd = evolution.crowding_distance(pts, fronts[0])
+    crowd = selection.crowding_distance(pts, fronts[0])
     assert crowd[0] == crowd[2] == float("inf") and crowd[1] == pytest.approx(2.0)
 
 
@@ -379,7 +405,7 @@ def test_diverging_candidate_does_not_stop_the_search(fixture_dir, monkeypatch):
     """c0001's training really produces NaN losses (its loss is poisoned); the search goes on."""
     from gan_nas import gan
 
-    real_eval, real_g_loss = evolution.evaluate_task, gan.g_loss
+    real_eval, real_g_loss = evaluation.evaluate_task, gan.g_loss
 
     def poisoned(task):
         if task["id"] != "c0001":
@@ -390,9 +416,9 @@ def test_diverging_candidate_does_not_stop_the_search(fixture_dir, monkeypatch):
         finally:
             monkeypatch.setattr(gan, "g_loss", real_g_loss)
 
-    monkeypatch.setattr(evolution, "evaluate_task", poisoned)
+    monkeypatch.setattr(scheduler, "evaluate_task", poisoned)
     cfg = config.load(write_config(fixture_dir, "div", generations=1))
-    s = evolution.search(cfg, fixture_dir / "run-div", quiet=True)
+    s = searching.search(cfg, fixture_dir / "run-div", quiet=True)
     journal = [json.loads(line) for line in (fixture_dir / "run-div" / "journal.jsonl").read_text().splitlines()]
     assert journal[1]["status"] == "diverged" and journal[1]["fitness"] is None
     assert s["done"] and s["evaluations"] == 4 and s["best_id"] != "c0001"
@@ -495,6 +521,37 @@ def test_sigkill_of_a_pool_search_ends_its_workers_and_resume_matches(fixture_di
     ids = [json.loads(line)["id"] for line in (run / "journal.jsonl").read_text().splitlines()]
     assert len(ids) == len(set(ids)), "an evaluation was redone after it was journaled"
     assert best_of(run) == best_of(full)
+
+
+@pytest.mark.slow
+def test_sigkill_of_an_aging_search_on_a_pool_loses_nothing_and_redoes_nothing(fixture_dir):
+    """Aging evolution has no barrier: a pool runs it in whatever order workers finish, so its resume
+    cannot promise the uninterrupted run's result, only that every journaled trial stays and none is
+    trained twice."""
+    cfgp = write_config(fixture_dir, "kill-aging", generations=2)
+    cfgp.write_text(cfgp.read_text().replace("steps = 4\n", "steps = 200\n"))  # seconds per trial
+    e = env(fixture_dir)
+    cmd = [sys.executable, "-m", "gan_nas.cli", "search", "--config", str(cfgp), "--quiet", "--run-dir"]
+    run = fixture_dir / "run-aging-killed"
+    p = subprocess.Popen(cmd + [str(run), "--set", "evolution.aging=true", "--set", "run.executor=process",
+                                "--set", "run.workers=2", "--set", "run.threads=1"], env=e)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and p.poll() is None and (
+            not (run / "journal.jsonl").exists() or len((run / "journal.jsonl").read_text().splitlines()) < 3):
+        time.sleep(0.2)  # past the initial population: children are being trained
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    before = [json.loads(line)["id"] for line in (run / "journal.jsonl").read_text().splitlines()]
+    assert len(before) >= 3
+    subprocess.run([sys.executable, "-m", "gan_nas.cli", "search", "--resume", "--quiet", "--run-dir", str(run)],
+                   env=e, check=True, timeout=600)
+    records = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    ids = [r["id"] for r in records]
+    assert ids[: len(before)] == before, "a journaled trial was lost"
+    assert len(ids) == len(set(ids)) == 2 + 2 * 2, "a trial was trained twice, or the budget not kept"
+    assert [r["kind"] for r in records].count("initial") == 2
+    state = json.loads((run / "state.json").read_text())
+    assert state["done"] and state["pending"] == [] and state["strategy"]["told"] == 6
 
 
 @pytest.mark.slow

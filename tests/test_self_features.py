@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_nas import cli, config, data, evolution, fitness
+from gan_nas import cli, config, data, fitness
+from gan_nas import search as searching
 from gan_nas.config import Config, FitnessConfig
 from gan_nas.errors import FitnessError
 
@@ -62,7 +63,7 @@ def test_auto_takes_the_classifier_only_where_there_are_classes():
                        np.arange(10) % 2, "synthetic")
     assert fitness.feature_kind(two) == "classifier" and fitness.feature_kind(two, "self") == "self"
     fitness.check_trainable(ds)  # what a search checks before it starts: no labels is no longer an error
-    evolution.preflight(config.override(Config(), ["data.batch_size=16"]), ds)
+    searching.preflight(config.override(Config(), ["data.batch_size=16"]), ds)
     with pytest.raises(FitnessError, match=r'needs at least 2 classes .*fitness.features = "self"'):
         fitness.check_trainable(ds, "classifier")
     with pytest.raises(FitnessError, match=r"self-supervised features .* needs at least 10 train images, found 4"):
