@@ -7,6 +7,10 @@ path every candidate takes), and their ratio (target: under 10%).
 
     python experiments/bench_fid.py --dataset mnist --data-dir ../shared/data/mnist
 
+Scoring compiles the generator into one tf.function (gan_nas.fitness): measured here, 6.0 s
+against 7.7 s eager for 10,000 DCGAN samples on two threads, a few percent faster at n = 1,000
+on one.
+
 ``--disturbances``: is FID a sound metric with this dataset's feature network?
 With FID and KID it prints gan_nas.quality's metrics on the same features:
 precision and density (fidelity), recall and coverage (diversity), and class

@@ -7,6 +7,10 @@ search uses (gan.train_candidate: build, train, score), on real MNIST when
 ../shared/data/mnist is there (else a synthetic stand-in), and prints the
 resident set size after candidate 5 and after the last, and the growth.
 Target: growth under 20%.
+
+What it found: before gan.forget_custom_gradients, every candidate's traced train step stayed
+alive in TensorFlow's gradient registry, about 15 MB per candidate (the optimizer's all-reduce
+and tf.nn.silu register custom gradients that nothing removes).
 """
 
 from __future__ import annotations

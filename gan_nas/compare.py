@@ -35,7 +35,6 @@ bias of choosing on it is on record).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -282,17 +281,11 @@ def _finish_baseline(store: RunStore, cfg: Config, refs, genome, shape, records:
         "forked_from": fork,
     }
     if not reuse:
-        ckpt = store.candidate_dir(last["id"])
+        from gan_nas.outputs import publish_best
 
-        def fill(d: Path) -> None:
-            (d / "genome.json").write_text(genome.to_json())
-            rec = {k: v for k, v in last.items() if k != "genome"}
-            rec.update(fitness=summary["fid"], metrics={**last.get("metrics", {}),
-                                                         **{k: summary[k] for k in ("fid", "kid", "kid_std", "n")}})
-            (d / "candidate.json").write_text(json.dumps(rec, indent=2))
-            gan.export_generator(genome, ckpt, shape, d / "generator.keras")
-
-        store.publish_best(fill)
+        publish_best(store, {**last, "fitness": summary["fid"],
+                             "metrics": {**last.get("metrics", {}),
+                                         **{k: summary[k] for k in ("fid", "kid", "kid_std", "n")}}}, shape)
     store.write_json_atomic(path, summary)
     return summary
 

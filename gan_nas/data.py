@@ -1027,9 +1027,9 @@ def pipeline(images: np.ndarray, batch_size: int, seed: int, shuffle_buffer: int
     ds = ds.batch(batch_size, drop_remainder=True)
     ds = ds.map(lambda x: tf.cast(x, tf.float32) / 127.5 - 1.0, num_parallel_calls=2)
     # Fixed parallelism and buffer, autotuning off: with autotuning on, deleting the
-    # iterator at the end of a candidate waited up to ~8 s for tf.data's autotuning
-    # thread (measured on 2 cores), longer than many candidates' scoring; and the
-    # stream is >700x faster than a train step needs (experiments/bench_data.py).
+    # iterator at the end of a candidate waits for tf.data's autotuning thread, for
+    # longer than many candidates' scoring; and the fixed stream is already far faster
+    # than a train step needs (figures: experiments/bench_data.py).
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.repeat().prefetch(2).with_options(options)

@@ -184,7 +184,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, threads: int,
         except Exception as e:  # the result does not pickle
             conn.send((index, failed(f"result cannot be sent back: {type(e).__name__}: {e}")))
     # Every result is sent and every checkpoint written (fsynced, renamed) by now. A normal
-    # interpreter exit would spend about 2 s tearing TensorFlow down while the search waits
+    # interpreter exit would spend seconds tearing TensorFlow down while the search waits
     # in close(); exit at once instead.
     sys.stdout.flush()
     sys.stderr.flush()

@@ -875,9 +875,8 @@ def score(generator: Any, ref: Reference, n: int, noise_seed: int, latent_size: 
     b = min(int(batch_size or ref.batch_size), n)
     z = latent_noise(n, latent_size, noise_seed)
     # One compiled function for all batches (the last one zero-padded; rows are independent
-    # in inference): graph mode runs the generator with TensorFlow's fused kernels, a few
-    # percent faster than eager at n = 1,000 on one CPU thread and 6.0 s against 7.7 s for
-    # 10,000 DCGAN samples on two (experiments/bench_fid.py); it traces in hundredths of a second.
+    # in inference): graph mode runs the generator with TensorFlow's fused kernels, faster
+    # than eager (experiments/bench_fid.py measures it), and traces in hundredths of a second.
     draw = tf.function(lambda x: generator(x, training=False), autograph=False,
                        input_signature=[tf.TensorSpec((b, latent_size), tf.float32)])
     images = np.empty((n, *ref.image_shape), np.float32)

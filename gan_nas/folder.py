@@ -220,9 +220,9 @@ def _main_hidden() -> Iterator[None]:
     A spawned worker imports its parent's main module again (for what the parent
     defined there) unless it cannot tell which it is. The decoding workers need
     nothing from it, and importing it costs: each worker of a script that
-    imports TensorFlow at its top spent seconds on it (8.8 s against 0.6 s of
-    decoding, measured), and one that loads a dataset at its top, unguarded,
-    would start workers from every worker.
+    imports TensorFlow at its top would spend far longer on that import than on
+    decoding, and one that loads a dataset at its top, unguarded, would start
+    workers from every worker.
     """
     main = sys.modules.get("__main__")
     if main is None:

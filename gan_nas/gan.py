@@ -326,8 +326,8 @@ def forget_custom_gradients() -> int:
     closure holds tensors of the graph being traced; nothing ever removes them.
     The Keras optimizer's all-reduce (two per candidate) and ``tf.nn.silu``
     (swish) both do this, so every candidate's traced train step stayed alive
-    for the life of the process (about 15 MB per candidate in
-    experiments/bench_memory.py). Called before a candidate is built, when no
+    for the life of the process (experiments/bench_memory.py measures the
+    growth per candidate). Called before a candidate is built, when no
     earlier candidate's graph can be traced again; the registry is private to
     TensorFlow, so if it is not where expected nothing is dropped.
 

@@ -104,16 +104,20 @@ class Outputs:
         images.save_png(grid, self.store.samples_dir / f"gen{generation:03d}.png", scale=2)
 
     def publish_best(self, r: Record) -> None:
-        """``best/``: the genome, the trial's record and the generator in plain Keras, swapped in whole."""
-        from gan_nas import gan
+        publish_best(self.store, r, self.shape)
 
-        genome = GanGenome.from_dict(r["genome"])
-        ckpt = self.store.candidate_dir(r["id"])
 
-        def fill(d: Path) -> None:
-            (d / "genome.json").write_text(genome.to_json())
-            (d / "candidate.json").write_text(json.dumps({k: r[k] for k in r if k != "genome"}, indent=2))
-            gan.export_generator(genome, ckpt, self.shape, d / "generator.keras")
+def publish_best(store, r: Record, shape: tuple[int, int, int]) -> None:
+    """``best/`` of ``store`` from trial record ``r``: the genome, the record and the generator in plain
+    Keras, swapped in whole (a search's best, or the DCGAN baseline's last checkpoint)."""
+    from gan_nas import gan
 
-        self.store.publish_best(fill)
+    genome = GanGenome.from_dict(r["genome"])
+    ckpt = store.candidate_dir(r["id"])
 
+    def fill(d: Path) -> None:
+        (d / "genome.json").write_text(genome.to_json())
+        (d / "candidate.json").write_text(json.dumps({k: r[k] for k in r if k != "genome"}, indent=2))
+        gan.export_generator(genome, ckpt, shape, d / "generator.keras")
+
+    store.publish_best(fill)
