@@ -25,6 +25,7 @@ trial (kind ``final``).
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
@@ -45,6 +46,7 @@ CHECKPOINT_FILES = ("meta.json", "weights.npz")  # what a trial that starts from
 # Exceptions of a trial that are the run directory's fault, not the candidate's: they stop the search
 # (exit 2) instead of being journaled as the candidate's failure.
 RUN_DIR_ERRORS = ("CheckpointError",)
+STATE_VERSION = 2  # state.json's layout: pending trials, hall of fame, the strategy's own state
 FINAL_STEPS = 10**9  # the final training is bounded by search.final_seconds, not by steps
 
 
@@ -129,7 +131,7 @@ class Scheduler:
 
     # -- state.json
     def state_dict(self) -> dict[str, Any]:
-        return {"version": 2, "next_id": self.next_id, "pending": [t.to_dict() for t in self.pending
+        return {"version": STATE_VERSION, "next_id": self.next_id, "pending": [t.to_dict() for t in self.pending
                                                                    if t.id not in self.records],
                 "hall_of_fame": list(self.hall_of_fame), "elapsed": self.elapsed, "done": self.done,
                 "stopped": self.stopped, "final": self.final,
@@ -141,9 +143,11 @@ class Scheduler:
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output, each field checked against the journal."""
         where = str(self.store.root / "state.json")
-        if state.get("version") != 2 and "generation" in state and "strategy" not in state:
+        if "population" in state and "strategy" not in state:
             raise RunDirError(f"{where} was written by an older gan-nas (before strategies had a state of their "
                               f"own); delete it and resume: the search rebuilds it from the journal")
+        if state.get("version", STATE_VERSION) != STATE_VERSION:
+            raise state_error(where, "version", f"is {json.dumps(state['version'])[:20]}, not {STATE_VERSION}")
         self.next_id = need(state, "next_id", int, where)
         if not 0 <= self.next_id <= MAX_COUNT:
             raise state_error(where, "next_id", "must be between 0 and 2**53")
@@ -205,16 +209,21 @@ class Scheduler:
         for t in trials:
             if t.id in self.records:
                 self.replayed(t)
-        if self.replaying and any(t.id not in self.records for t in trials):
-            self.replaying = False  # the replay has reached what the journal does not hold
-            if self.hall_of_fame:
-                self.outputs.publish_best(self.records[self.hall_of_fame[0]])
+        if any(t.id not in self.records for t in trials):
+            self.end_replay()  # the replay has reached what the journal does not hold
         if trials:
             for t in trials:
                 if t.id not in self.records:
                     self.store.candidate_dir(t.id)
             self.write_state()
         return [t for t in trials if t.id not in self.records]
+
+    def end_replay(self) -> None:
+        """After a replay: publish the best, which the replay chose without its outputs."""
+        if self.replaying:
+            self.replaying = False
+            if self.hall_of_fame:
+                self.outputs.publish_best(self.records[self.hall_of_fame[0]])
 
     def replayed(self, t: Trial) -> None:
         """Trial ``t``, proposed again while state.json is rebuilt, is already journaled: tell it."""
@@ -258,7 +267,10 @@ class Scheduler:
             while not self.done:
                 todo = [t for t in self.pending if t.id not in self.records]
                 if not todo:
+                    issued = self.next_id
                     todo = self.ask(executor.workers, [], speculate)
+                    if not todo and self.next_id != issued:
+                        continue  # all of them replayed from the journal: ask again
                 if not todo:
                     if self.strategy.finished():
                         self.done = True
@@ -269,6 +281,7 @@ class Scheduler:
                     self.stopped = "budget"
                     break
             self.elapsed = elapsed0 + time.monotonic() - t_start
+            self.end_replay()
             self.write_state()
             self.prune()
             if self.final_pending():
@@ -417,7 +430,11 @@ class Scheduler:
         task = Trial.from_dict(self.final["task"], "state.json: final.task")
         self.outputs.log(f"final training: {task.parents[0]} trains {task.max_seconds:.0f} s more as {task.id}")
         if task.id in self.records:  # journaled before a crash, or replayed
-            self.update_hall_of_fame([self.records[task.id]])
+            r = self.records[task.id]
+            if (r["kind"], r["parents"]) != ("final", task.parents):
+                raise RunDirError(f"{self.store.journal_path}: {task.id} is not the final training of "
+                                  f"{task.parents[0]} that state.json or its replay expects; restore state.json")
+            self.update_hall_of_fame([r])
         else:
             self.run_trials(executor, [task], lambda: False, speculate=False)
         self.final["finished"] = True

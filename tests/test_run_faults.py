@@ -315,7 +315,9 @@ def snapshot(d: Path) -> dict[str, bytes]:
     (lambda run: _edit_journal_seconds(run, {"total": "a"}),
      "journal.jsonl:2: field 'seconds.total' must be a non-negative number of seconds, got \"a\""),
     (lambda run: _edit_state(run, pending=[{"id": "c0009"}]), "state.json: pending[0].generation is missing"),
-    (lambda run: _edit_state(run, version=1, generation=3), "was written by an older gan-nas"),
+    (lambda run: _edit_state(run, version=1), "state.json: field 'version' is 1, not 2"),
+    (lambda run: (run / "state.json").write_text('{"generation": 1, "population": [], "pending": []}'),
+     "was written by an older gan-nas (before strategies had a state of their own); delete it and resume"),
 ])
 def test_a_damaged_run_directory_is_one_error_naming_file_and_field(finished_run, tmp_path, capsys, damage, message):
     run = damaged_copy(finished_run, tmp_path)
