@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -323,10 +322,7 @@ def _side_by_side(grids: list[tuple[str, Any]], path: Path) -> Path:
                   vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(title, fontsize=10)
         ax.axis("off")
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return path
+    return safe_io.write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def _fmt(v: Any, spec: str) -> str:
@@ -467,9 +463,7 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     md = root / COMPARE_MD
     result["files"]["markdown"] = str(md)
     result["files"]["json"] = str(root / COMPARE_JSON)
-    tmp = md.with_name(md.name + ".tmp")
-    tmp.write_text(_markdown(result))
-    os.replace(tmp, md)
+    safe_io.write_bytes_atomic(md, _markdown(result).encode())
     store.write_json_atomic(root / COMPARE_JSON, result)
     return result
 

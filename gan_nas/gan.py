@@ -155,17 +155,15 @@ def save_checkpoint(path: Path, genome: GanGenome, generator, discriminator, opt
     _save_npz(path / OPTIMIZERS_FILE, opt)
     meta = {"genome": genome.to_dict(), "total_steps": int(total_steps)}
     for name, text in ((META_FILE, json.dumps(meta)), ("genome.json", genome.to_json())):
-        tmp = path / (name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path / name)
+        safe_io.write_bytes_atomic(path / name, text.encode())
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    safe_io.write_atomic(path, write)
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
