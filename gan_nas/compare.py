@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_nas import interrupt, precision, runtime, safe_io
+from gan_nas.checkpoint import PRUNED_FILES, WEIGHTS_FILE
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError, RunDirError
 from gan_nas.fitness import QUALITY_KEYS, SMALL_REFERENCE
@@ -220,7 +221,7 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
                 _log(quiet, f"baseline {cid}: {result.status} ({result.error}); keeping {last['id'] if last else '-'}")
                 break
             if last is not None and last["id"] not in kept.values():
-                for f in ("weights.npz", "optimizers.npz"):
+                for f in PRUNED_FILES:
                     (store.candidate_dir(last["id"]) / f).unlink(missing_ok=True)
             last, steps_done = record, int(record["total_steps"])
             if keep_at is not None and steps_done == keep_at:
@@ -243,7 +244,7 @@ def _fork_point(src: Path) -> dict[str, Any]:
     store = RunStore.open(src)
     records = store.journal()
     ok = [r for r in records if r.get("status") == "ok"]
-    if not ok or not (store.candidate_dir(ok[-1]["id"]) / "weights.npz").is_file():
+    if not ok or not (store.candidate_dir(ok[-1]["id"]) / WEIGHTS_FILE).is_file():
         raise RunDirError(f"{src} holds no baseline checkpoint to start from")
     return {"run_dir": str(store.root.resolve()), "checkpoint": ok[-1]["id"], "steps": int(ok[-1]["total_steps"]),
             "seconds": seconds_of(records), "train_seconds": seconds_of(records, "train")}
@@ -298,7 +299,7 @@ def _score_kept(base_dir: Path, steps: int, cfg: Config, refs, shape) -> dict[st
     cid = ((store.read_state() or {}).get("kept") or {}).get(str(steps))
     records = store.journal()
     ids = [r["id"] for r in records]
-    if cid is None or cid not in ids or not (store.candidate_dir(cid) / "weights.npz").is_file():
+    if cid is None or cid not in ids or not (store.candidate_dir(cid) / WEIGHTS_FILE).is_file():
         return None
     upto = records[: ids.index(cid) + 1]
     genome = dcgan(shape)

@@ -9,20 +9,15 @@ and optimizers, scores the generator with :mod:`gan_nas.fitness`, and returns a
 ``invalid``, a NaN or Inf in a loss or the weights is ``diverged``; both have
 fitness ``inf``.
 
-A checkpoint directory holds ``weights.npz`` (every layer's weights, keyed
-``layer_name/index``), ``optimizers.npz`` (Adam state) and ``meta.json``
-(genome and steps trained along the lineage), so a candidate can be a parent,
-or continue training itself.
+Checkpoints (what a candidate leaves in ``RUN_DIR/candidates/ID``, so that it
+can be a parent or continue training itself) are :mod:`gan_nas.checkpoint`'s.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import math
-import os
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,16 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from gan_nas import interrupt, precision, safe_io
-from gan_nas.errors import CheckpointError, GanNasError
+from gan_nas import interrupt, precision
+from gan_nas.checkpoint import load_checkpoint, restore_optimizers, save_checkpoint
+from gan_nas.errors import GanNasError
 from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, validate
 from gan_nas.store import json_safe
 
 LOSSES = ("nonsaturating", "hinge", "lsgan", "wgan_gp")
 GP_WEIGHT = 10.0  # gradient penalty weight, as in Gulrajani et al. (2017)
-WEIGHTS_FILE = "weights.npz"
-OPTIMIZERS_FILE = "optimizers.npz"
-META_FILE = "meta.json"
 
 
 @dataclass
@@ -132,80 +125,7 @@ def gradient_penalty(discriminator, real, fake, alpha):
     return tf.reduce_mean(tf.square(norms - 1.0))
 
 
-# --- checkpoints and inheritance ------------------------------------------------
-
-
-def _layer_weights(model) -> dict[str, np.ndarray]:
-    out = {}
-    for layer in model.layers:
-        for i, w in enumerate(layer.get_weights()):
-            out[f"{layer.name}/{i}"] = w
-    return out
-
-
-def save_checkpoint(path: Path, genome: GanGenome, generator, discriminator, optimizers, total_steps: int) -> None:
-    """Write weights, optimizer state and meta to ``path`` (files replaced atomically)."""
-    path.mkdir(parents=True, exist_ok=True)
-    weights = {**_layer_weights(generator), **_layer_weights(discriminator)}
-    _save_npz(path / WEIGHTS_FILE, weights)
-    opt = {}
-    for name, o in optimizers.items():
-        for i, v in enumerate(o.variables):
-            opt[f"{name}/{i}"] = np.asarray(v)
-    _save_npz(path / OPTIMIZERS_FILE, opt)
-    meta = {"genome": genome.to_dict(), "total_steps": int(total_steps)}
-    for name, text in ((META_FILE, json.dumps(meta)), ("genome.json", genome.to_json())):
-        safe_io.write_bytes_atomic(path / name, text.encode())
-
-
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-
-    safe_io.write_atomic(path, write)
-
-
-def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Read ``meta``, layer weights and optimizer state from a checkpoint directory."""
-    from gan_nas import data
-
-    try:
-        meta = safe_io.read_json(path / META_FILE)
-        # Each array's header is checked before its data is read (a header promising 364 TiB was a
-        # MemoryError), and arrays of Python objects are refused, as for any file a user controls.
-        weights = data.read_npz(path / WEIGHTS_FILE, (), None, error=CheckpointError)
-        opt: dict[str, np.ndarray] = {}
-        if os.path.lexists(path / OPTIMIZERS_FILE):
-            opt = data.read_npz(path / OPTIMIZERS_FILE, (), None, error=CheckpointError)
-        if not isinstance(meta, dict):
-            raise ValueError(f"{META_FILE} holds a JSON {type(meta).__name__}, not an object")
-        check_meta(meta)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError, CheckpointError) as e:
-        # The run directory's fault, not the genome's: the search stops (exit 2) rather than
-        # journal a candidate as failed for good; restored, the run resumes.
-        why = str(e) if isinstance(e, CheckpointError) else f"{type(e).__name__}: {e}"
-        raise CheckpointError(f"checkpoint {path} is missing or damaged ({why}); restore it "
-                              f"from a copy of the run and resume") from None
-    return meta, weights, opt
-
-
-def check_meta(meta: dict[str, Any]) -> None:
-    """Refuse a checkpoint's meta without a parseable genome or a step count.
-
-    A child trained from a survivor whose meta.json had lost them was journaled as failed
-    (``KeyError: 'genome'``) and the search went on: the run lost that lineage for good.
-    Raising here makes it the run directory's fault instead (exit 2, resumable once restored).
-    """
-    if "genome" not in meta:
-        raise ValueError(f"{META_FILE} has no genome")
-    try:
-        GanGenome.from_dict(meta["genome"])
-    except GanNasError as e:
-        raise ValueError(f"{META_FILE}'s genome: {e}") from None
-    steps = meta.get("total_steps")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"{META_FILE}'s total_steps is {steps!r}, not a count of steps")
+# --- inheritance ----------------------------------------------------------------
 
 
 def load_generator(genome: GanGenome, checkpoint: str | Path, image_shape: tuple[int, int, int]):
@@ -261,17 +181,6 @@ def inherit(model, net: NetworkGenome, parent_net: NetworkGenome, parent_weights
         layer.set_weights(old)
         copied.add(layer.name)
     return copied
-
-
-def _restore_optimizers(optimizers, state: dict[str, np.ndarray]) -> bool:
-    for name, o in optimizers.items():
-        values = [state.get(f"{name}/{i}") for i in range(len(o.variables))]
-        if any(v is None or tuple(v.shape) != tuple(var.shape) for v, var in zip(values, o.variables)):
-            return False
-    for name, o in optimizers.items():
-        for i, var in enumerate(o.variables):
-            var.assign(state[f"{name}/{i}"])
-    return True
 
 
 # --- training ------------------------------------------------------------------
@@ -435,7 +344,7 @@ def train_candidate(
         copied["g"] |= inherit(gen, genome.generator, pg.generator, weights, "g", copied["g"])
         copied["d"] |= inherit(disc, genome.discriminator, pg.discriminator, weights, "d", copied["d"])
         if resume is not None:
-            _restore_optimizers(optimizers, opt_state)
+            restore_optimizers(optimizers, opt_state)
         lineage_steps = max(lineage_steps, meta["total_steps"])
     result.inherited = {k: len(v) for k, v in copied.items()}
 
