@@ -28,7 +28,7 @@ import numpy as np
 from gan_nas import interrupt, precision
 from gan_nas.checkpoint import load_checkpoint, restore_optimizers, save_checkpoint
 from gan_nas.errors import GanNasError
-from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, validate
+from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, TrainingGenes, validate
 from gan_nas.store import json_safe
 
 LOSSES = ("nonsaturating", "hinge", "lsgan", "wgan_gp")
@@ -284,20 +284,56 @@ def train_candidate(
     Returns:
         The result; never raises for an invalid or diverging genome.
     """
-    import keras
-    import tensorflow as tf
-
-    from gan_nas import builder
-    from gan_nas import data as data_mod
-
     opt = options or TrainOptions()
     t0 = time.perf_counter()
     result = CandidateResult(status="ok")
     shape = tuple(data.spec.shape)
     try:
         validate(genome, shape)
-    except GanNasError as e:
+        gen, disc, policy = _build(genome, shape, opt)
+    except (GanNasError, _Invalid) as e:
         return _finish(result, t0, status="invalid", error=str(e))
+    result.params = {"g": int(gen.count_params()), "d": int(disc.count_params())}
+    optimizers = _optimizers(genome.training, gen, disc, policy)
+    lineage_steps, result.inherited = _inherit_checkpoints(genome, gen, disc, optimizers, parent, resume)
+    train_step, traces = _compiled_step(genome, gen, disc, optimizers, opt.batch_size, shape, opt.seed)
+    stream = _stream(data, opt, genome.training.d_steps, shape)
+
+    gl_v, dl_v, done = _train_loop(train_step, stream, steps, opt, log, result, t0)
+    result.steps = done
+    result.total_steps = lineage_steps + done
+    result.traces = traces[0]
+    result.metrics = {"g_loss": gl_v, "d_loss": dl_v}
+
+    if not _finite(gl_v, dl_v) or not _weights_finite(gen, disc):
+        return _finish(result, t0, status="diverged",
+                       error=result.error or f"non-finite loss or weights at step {done}")
+
+    if save_to is not None:
+        save_checkpoint(Path(save_to), genome, gen, disc, optimizers, result.total_steps)
+
+    if score and not _score(result, gen, reference, opt, genome.generator.latent):
+        return _finish(result, t0, status="diverged", error="generator output is not finite")
+    return _finish(result, t0)
+
+
+class _Invalid(Exception):
+    """Keras refused to build what :func:`validate` let through; the message is one line."""
+
+
+def _build(genome: GanGenome, shape: tuple[int, int, int], opt: TrainOptions) -> tuple[Any, Any, str]:
+    """A fresh session, the seed, and the generator and discriminator built under the precision policy.
+
+    Returns:
+        (generator, discriminator, the dtype policy they were built with).
+
+    Raises:
+        GanNasError, _Invalid: the genome cannot be built.
+    """
+    import keras
+    import tensorflow as tf
+
+    from gan_nas import builder
 
     keras.backend.clear_session(free_memory=False)  # free the previous candidate's graphs and weights
     forget_custom_gradients()  # ...which TensorFlow's gradient registry would otherwise keep alive
@@ -309,29 +345,36 @@ def train_candidate(
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        try:
-            gen = builder.build_generator(genome, shape, fused_batch_norm=True)
-            disc = builder.build_discriminator(genome, shape, fused_batch_norm=True)
-        except GanNasError as e:
-            return _finish(result, t0, status="invalid", error=str(e))
-        except (ValueError, TypeError) as e:  # Keras refused what validate() let through
-            return _finish(result, t0, status="invalid", error=f"{type(e).__name__}: {e}".splitlines()[0])
+        gen = builder.build_generator(genome, shape, fused_batch_norm=True)
+        disc = builder.build_discriminator(genome, shape, fused_batch_norm=True)
+    except (ValueError, TypeError) as e:  # Keras refused what validate() let through
+        raise _Invalid(f"{type(e).__name__}: {e}".splitlines()[0]) from None
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
-    result.params = {"g": int(gen.count_params()), "d": int(disc.count_params())}
+    return gen, disc, policy
 
-    tg = genome.training
+
+def _optimizers(tg: TrainingGenes, gen, disc, policy: str) -> dict[str, Any]:
+    """The generator's and discriminator's Adam optimizers (loss-scaled under float16), built."""
+    import keras
+
     g_opt = keras.optimizers.Adam(tg.g_lr, beta_1=tg.beta1, beta_2=tg.beta2)
     d_opt = keras.optimizers.Adam(tg.d_lr, beta_1=tg.beta1, beta_2=tg.beta2)
     if policy == "mixed_float16":  # float16's range: small gradients would flush to zero unscaled
         g_opt, d_opt = keras.optimizers.LossScaleOptimizer(g_opt), keras.optimizers.LossScaleOptimizer(d_opt)
     g_opt.build(gen.trainable_variables)
     d_opt.build(disc.trainable_variables)
-    optimizers = {"g": g_opt, "d": d_opt}
+    return {"g": g_opt, "d": d_opt}
 
-    def scaled(o, value):  # inside the tape: a loss as its optimizer's gradient needs it
-        return o.scale_loss(value) if isinstance(o, keras.optimizers.LossScaleOptimizer) else value
 
+def _inherit_checkpoints(genome: GanGenome, gen, disc, optimizers: dict[str, Any],
+                         parent: str | Path | list[str | Path] | None, resume: str | Path | None
+                         ) -> tuple[int, dict[str, int]]:
+    """Copy the parents' unchanged layers (the first parent's first), or resume this genome's own checkpoint.
+
+    Returns:
+        (the lineage's steps so far, layers inherited per network ``{"g": .., "d": ..}``).
+    """
     lineage_steps = 0
     copied: dict[str, set[str]] = {"g": set(), "d": set()}
     if parent is None or isinstance(parent, (str, Path)):
@@ -346,11 +389,28 @@ def train_candidate(
         if resume is not None:
             restore_optimizers(optimizers, opt_state)
         lineage_steps = max(lineage_steps, meta["total_steps"])
-    result.inherited = {k: len(v) for k, v in copied.items()}
+    return lineage_steps, {k: len(v) for k, v in copied.items()}
 
-    batch, d_steps, latent, loss = opt.batch_size, tg.d_steps, genome.generator.latent, tg.loss
-    noise_gen = tf.random.Generator.from_seed(opt.seed + 1)
+
+def _compiled_step(genome: GanGenome, gen, disc, optimizers: dict[str, Any], batch: int,
+                   shape: tuple[int, int, int], seed: int) -> tuple[Any, list[int]]:
+    """The compiled train step: ``d_steps`` discriminator steps and one generator step on one batch of real images.
+
+    Returns:
+        (the ``tf.function``, taking (d_steps, batch, H, W, C) in [-1, 1] and returning (g_loss, d_loss);
+        a one-element list counting how often it was traced).
+    """
+    import keras
+    import tensorflow as tf
+
+    tg = genome.training
+    g_opt, d_opt = optimizers["g"], optimizers["d"]
+    d_steps, latent, loss = tg.d_steps, genome.generator.latent, tg.loss
+    noise_gen = tf.random.Generator.from_seed(seed + 1)
     traces = [0]
+
+    def scaled(o, value):  # inside the tape: a loss as its optimizer's gradient needs it
+        return o.scale_loss(value) if isinstance(o, keras.optimizers.LossScaleOptimizer) else value
 
     def d_step_loss(real, fake):
         real_logits = tf.cast(disc(real, training=True), tf.float32)
@@ -388,9 +448,33 @@ def train_candidate(
     h, w, c = shape
     train_step = tf.function(step, input_signature=[tf.TensorSpec([d_steps, batch, h, w, c], tf.float32)],
                              jit_compile=False, autograph=False)  # no tensor-dependent Python control flow
+    return train_step, traces
+
+
+def _stream(data, opt: TrainOptions, d_steps: int, shape: tuple[int, int, int]):
+    """An endless iterator of the training split, in the train step's (d_steps, batch, H, W, C) blocks."""
+    import tensorflow as tf
+
+    from gan_nas import data as data_mod
+
+    h, w, c = shape
+    batch = opt.batch_size
     stream = data_mod.pipeline(data.x_train, batch * d_steps, seed=opt.seed, shuffle_buffer=opt.shuffle_buffer)
     stream = stream.map(lambda x: tf.reshape(x, [d_steps, batch, h, w, c]))
-    it = iter(stream)
+    return iter(stream)
+
+
+def _train_loop(train_step, it, steps: int, opt: TrainOptions, log: Callable[[str], None] | None,
+                result: CandidateResult, t0: float) -> tuple[float, float, int]:
+    """Run the train step until ``steps``, a non-finite loss, or ``opt.max_seconds`` after the first step.
+
+    Records ``build`` (from ``t0`` to the end of the first step, which traces) and ``train``
+    seconds in ``result``, and the error of an op that refused a value.
+
+    Returns:
+        (the last generator loss, the last discriminator loss, steps done).
+    """
+    import tensorflow as tf
 
     gl_v = dl_v = float("nan")
     done = 0
@@ -413,30 +497,20 @@ def train_candidate(
         gl_v = float("nan")
         result.seconds.setdefault("build", time.perf_counter() - t0)
         result.error = str(e).splitlines()[0]
-    result.steps = done
-    result.total_steps = lineage_steps + done
-    result.traces = traces[0]
-    result.metrics = {"g_loss": gl_v, "d_loss": dl_v}
+    return gl_v, dl_v, done
 
-    if not _finite(gl_v, dl_v) or not _weights_finite(gen, disc):
-        return _finish(result, t0, status="diverged",
-                       error=result.error or f"non-finite loss or weights at step {done}")
 
-    if save_to is not None:
-        save_checkpoint(Path(save_to), genome, gen, disc, optimizers, result.total_steps)
+def _score(result: CandidateResult, gen, reference, opt: TrainOptions, latent: int) -> bool:
+    """Score the generator into ``result`` (metrics, fitness, ``score`` seconds); False if its FID is not finite."""
+    from gan_nas import fitness
 
-    if score:
-        from gan_nas import fitness
-
-        t_score = time.perf_counter()
-        scores = fitness.score(gen, reference, n=opt.n_score, noise_seed=opt.noise_seed,
-                               latent_size=latent, batch_size=opt.score_batch)
-        result.seconds["score"] = time.perf_counter() - t_score
-        result.metrics.update({k: v if isinstance(v, int) else float(v) for k, v in scores.items()})
-        result.fitness = float(scores["fid"])
-        if not math.isfinite(result.fitness):
-            return _finish(result, t0, status="diverged", error="generator output is not finite")
-    return _finish(result, t0)
+    t_score = time.perf_counter()
+    scores = fitness.score(gen, reference, n=opt.n_score, noise_seed=opt.noise_seed,
+                           latent_size=latent, batch_size=opt.score_batch)
+    result.seconds["score"] = time.perf_counter() - t_score
+    result.metrics.update({k: v if isinstance(v, int) else float(v) for k, v in scores.items()})
+    result.fitness = float(scores["fid"])
+    return math.isfinite(result.fitness)
 
 
 def _finish(result: CandidateResult, t0: float, status: str | None = None, error: str | None = None
