@@ -19,7 +19,7 @@ import gc
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import numpy as np
 
 from gan_nas import interrupt, precision
 from gan_nas.checkpoint import load_checkpoint, restore_optimizers, save_checkpoint
+from gan_nas.config import Config, DataConfig, FitnessConfig, TrainingConfig
 from gan_nas.errors import GanNasError
 from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, TrainingGenes, validate
 from gan_nas.store import json_safe
@@ -186,32 +187,39 @@ def inherit(model, net: NetworkGenome, parent_net: NetworkGenome, parent_weights
 # --- training ------------------------------------------------------------------
 
 
+_SECTIONS = {"data": DataConfig, "training": TrainingConfig, "fitness": FitnessConfig}
+
+
+def _from_config(section: str, key: str) -> Any:
+    """A :class:`TrainOptions` field that :meth:`TrainOptions.from_config` reads from ``cfg.section.key``.
+
+    Its default is that key's default in :mod:`gan_nas.config`, its one home.
+    """
+    return field(default=_SECTIONS[section].__dataclass_fields__[key].default, metadata={"config": (section, key)})
+
+
 @dataclass
 class TrainOptions:
     """Knobs of :func:`train_candidate` that are not genes."""
 
-    batch_size: int = 64
+    batch_size: int = _from_config("data", "batch_size")
     seed: int = 0
-    mixed_precision: bool = False
+    mixed_precision: bool = False  # from_config resolves training.mixed_precision ("auto" included)
     policy: str | None = None  # a Keras dtype policy that overrides mixed_precision (None: precision.policy)
-    deterministic: bool = False
-    log_every: int = 100
-    n_score: int = 2_000
-    noise_seed: int = 1234
-    score_batch: int = 500
-    shuffle_buffer: int = 10_000
-    max_seconds: float = 0.0
+    deterministic: bool = _from_config("training", "deterministic")
+    log_every: int = _from_config("training", "log_every")
+    n_search: int = _from_config("fitness", "n_search")  # generated images scored
+    noise_seed: int = _from_config("fitness", "noise_seed")
+    score_batch: int = _from_config("fitness", "batch_size")
+    shuffle_buffer: int = _from_config("data", "shuffle_buffer")
+    max_seconds: float = _from_config("training", "max_seconds")
 
     @classmethod
-    def from_config(cls, cfg: Any, seed: int) -> TrainOptions:
+    def from_config(cls, cfg: Config, seed: int) -> TrainOptions:
         """The options a :class:`gan_nas.config.Config` implies, with this candidate's seed."""
-        return cls(
-            batch_size=cfg.data.batch_size, seed=seed,
-            mixed_precision=precision.use_bfloat16(cfg.training.mixed_precision),
-            deterministic=cfg.training.deterministic, log_every=cfg.training.log_every,
-            n_score=cfg.fitness.n_search, noise_seed=cfg.fitness.noise_seed, score_batch=cfg.fitness.batch_size,
-            shuffle_buffer=cfg.data.shuffle_buffer, max_seconds=cfg.training.max_seconds,
-        )
+        read = {f.name: getattr(getattr(cfg, f.metadata["config"][0]), f.metadata["config"][1])
+                for f in fields(cls) if "config" in f.metadata}
+        return cls(seed=seed, mixed_precision=precision.use_bfloat16(cfg.training.mixed_precision), **read)
 
 
 def _finite(*values: float) -> bool:
@@ -505,7 +513,7 @@ def _score(result: CandidateResult, gen, reference, opt: TrainOptions, latent: i
     from gan_nas import fitness
 
     t_score = time.perf_counter()
-    scores = fitness.score(gen, reference, n=opt.n_score, noise_seed=opt.noise_seed,
+    scores = fitness.score(gen, reference, n=opt.n_search, noise_seed=opt.noise_seed,
                            latent_size=latent, batch_size=opt.score_batch)
     result.seconds["score"] = time.perf_counter() - t_score
     result.metrics.update({k: v if isinstance(v, int) else float(v) for k, v in scores.items()})

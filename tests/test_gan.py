@@ -284,3 +284,20 @@ def test_a_checkpoint_whose_meta_lost_its_genome_or_steps_is_a_checkpoint_error(
     np.savez(ckpt / checkpoint.WEIGHTS_FILE, **{"dense/0": np.ones(3, np.float32)})
     with pytest.raises(CheckpointError, match=rf"missing or damaged \(.*{why}"):
         checkpoint.load_checkpoint(ckpt)
+
+
+def test_train_options_from_config_reads_each_section_and_shares_its_defaults():
+    import dataclasses
+
+    from gan_nas.config import Config
+
+    cfg = Config()
+    assert dataclasses.replace(gan.TrainOptions.from_config(cfg, 0), mixed_precision=False) == gan.TrainOptions()
+    cfg = dataclasses.replace(
+        cfg, data=dataclasses.replace(cfg.data, batch_size=17, shuffle_buffer=33),
+        training=dataclasses.replace(cfg.training, deterministic=True, log_every=7, max_seconds=3.5,
+                                     mixed_precision=False),
+        fitness=dataclasses.replace(cfg.fitness, n_search=99, noise_seed=5, batch_size=11))
+    assert gan.TrainOptions.from_config(cfg, 42) == gan.TrainOptions(
+        batch_size=17, seed=42, mixed_precision=False, deterministic=True, log_every=7, n_search=99, noise_seed=5,
+        score_batch=11, shuffle_buffer=33, max_seconds=3.5)
