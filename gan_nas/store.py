@@ -13,7 +13,7 @@ Layout (the lifecycle of what it holds: ARCHITECTURE.md)::
 Every write is crash-safe: a process killed at any instant leaves either the
 old or the new version of each file, never a torn one. Files are written to
 a temporary name in the same directory, fsynced, renamed over the target, and
-the directory is fsynced. A journal line is one ``write`` on an ``O_APPEND``
+the directory is fsynced (:func:`gan_nas.safe_io.write_atomic`). A journal line is one ``write`` on an ``O_APPEND``
 descriptor followed by ``fsync``. Leftover temporaries are ignored by readers
 and removed by the next process that takes the lock.
 
