@@ -46,7 +46,7 @@ def main() -> None:
     ref = fitness.reference(ds, cfg.fitness)
     sp = space.SearchSpace.from_config(cfg.space)
     rng = np.random.default_rng(0)
-    opts = gan.TrainOptions(batch_size=64, n_score=cfg.fitness.n_search, log_every=0)
+    opts = gan.TrainOptions(batch_size=64, n_search=cfg.fitness.n_search, log_every=0)
     after5 = None
     statuses = []
     for i in range(1, args.candidates + 1):

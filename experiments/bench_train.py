@@ -127,7 +127,7 @@ def main() -> None:
         fids: dict[str, list[float]] = {"fp32": [], "bf16": []}
         for seed in range(args.seeds):  # alternating, so that both precisions see the same seeds
             for name, mixed in (("fp32", False), ("bf16", True)):
-                opts = gan.TrainOptions(batch_size=64, seed=seed, mixed_precision=mixed, log_every=0, n_score=2000)
+                opts = gan.TrainOptions(batch_size=64, seed=seed, mixed_precision=mixed, log_every=0, n_search=2000)
                 r = gan.train_candidate(genome, ds, args.fid_steps, reference, opts)
                 fids[name].append(r.fitness)
                 print(f"fid_{name}_seed{seed}_at_{args.fid_steps}_steps={r.fitness:.2f} "

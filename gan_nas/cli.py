@@ -132,10 +132,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from gan_nas import compare
+    from gan_nas import baseline_run
 
     cfg = _config(args) if args.config or args.set else None  # None: continue DIR with its own config
-    result = compare.train_baseline(cfg, args.run_dir, seconds=args.seconds, steps=args.steps, quiet=args.quiet)
+    result = baseline_run.train_baseline(cfg, args.run_dir, seconds=args.seconds, steps=args.steps, quiet=args.quiet)
     _emit(result, args.json)
     return 0
 

@@ -63,6 +63,7 @@ from typing import Any
 
 import numpy as np
 
+from gan_nas import safe_io
 from gan_nas.config import FitnessConfig
 from gan_nas.data import REFERENCE_SPLITS, Dataset
 from gan_nas.errors import FitnessError
@@ -555,17 +556,6 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _atomic_write(path: Path, write: Any, suffix: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike | None = None,
               spec: ClassifierSpec | None = None, verbose: bool = True, split: str = "test") -> Reference:
     """The feature network and one real split's statistics of ``dataset``, trained or loaded from cache.
@@ -631,8 +621,8 @@ def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike
                     "version": CLASSIFIER_VERSION if kind == "classifier" else SELF_VERSION,
                     "train_images": len(dataset.x_train), "test_images": len(dataset.x_test),
                     "train_seconds": round(time.perf_counter() - t0, 1)}
-            _atomic_write(model_path, lambda p: model.save(p), ".keras")
-            _atomic_write(meta_path, lambda p: Path(p).write_text(json.dumps(meta, indent=2)), ".json")
+            safe_io.write_atomic(model_path, lambda p: model.save(str(p)), suffix=".keras")
+            safe_io.write_bytes_atomic(meta_path, json.dumps(meta, indent=2).encode())
             for old in SPLITS:  # statistics of an earlier network are not this one's
                 folder.joinpath(f"reference-{old}.npz").unlink(missing_ok=True)
 
@@ -651,11 +641,11 @@ def reference(dataset: Dataset, cfg: FitnessConfig, cache_dir: str | os.PathLike
             mu, sigma = activation_statistics(feats)
             stats = {"mu": mu, "sigma": sigma, "features": feats}
 
-            def _save(p: str) -> None:
+            def _save(p: Path) -> None:
                 with open(p, "wb") as f:
                     np.savez(f, **stats)
 
-            _atomic_write(stats_path, _save, ".npz")
+            safe_io.write_atomic(stats_path, _save)
     ref.mu, ref.sigma, ref.features = stats["mu"], stats["sigma"], stats["features"]
     ref.labels = np.asarray(y_real, np.int64) if kind == "classifier" else None
     return ref

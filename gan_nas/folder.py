@@ -30,7 +30,6 @@ import multiprocessing
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -40,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from gan_nas import safe_io
 from gan_nas.data import (
     decode_image,
     list_images,
@@ -300,18 +300,13 @@ def _read_cache(path: Path, size: int, channels: int) -> FolderImages | None:
 def _write_cache(path: Path, got: FolderImages) -> None:
     """Write atomically (a reader sees the old entry or the new one, never half); a cache that cannot be
     written is no error: the next load decodes again."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             np.savez(f, images=got.x, labels=got.y, classes=np.array(got.classes, dtype=str),
                      notes=np.array(got.notes, dtype=str))
-        os.replace(tmp, path)
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        safe_io.write_atomic(path, write)
     except OSError:
         pass
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -9,37 +9,31 @@ and optimizers, scores the generator with :mod:`gan_nas.fitness`, and returns a
 ``invalid``, a NaN or Inf in a loss or the weights is ``diverged``; both have
 fitness ``inf``.
 
-A checkpoint directory holds ``weights.npz`` (every layer's weights, keyed
-``layer_name/index``), ``optimizers.npz`` (Adam state) and ``meta.json``
-(genome and steps trained along the lineage), so a candidate can be a parent,
-or continue training itself.
+Checkpoints (what a candidate leaves in ``RUN_DIR/candidates/ID``, so that it
+can be a parent or continue training itself) are :mod:`gan_nas.checkpoint`'s.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import math
-import os
 import time
-import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gan_nas import interrupt, precision, safe_io
-from gan_nas.errors import CheckpointError, GanNasError
-from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, validate
+from gan_nas import interrupt, precision
+from gan_nas.checkpoint import load_checkpoint, restore_optimizers, save_checkpoint
+from gan_nas.config import Config, DataConfig, FitnessConfig, TrainingConfig
+from gan_nas.errors import GanNasError
+from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, TrainingGenes, validate
 from gan_nas.store import json_safe
 
 LOSSES = ("nonsaturating", "hinge", "lsgan", "wgan_gp")
 GP_WEIGHT = 10.0  # gradient penalty weight, as in Gulrajani et al. (2017)
-WEIGHTS_FILE = "weights.npz"
-OPTIMIZERS_FILE = "optimizers.npz"
-META_FILE = "meta.json"
 
 
 @dataclass
@@ -132,82 +126,7 @@ def gradient_penalty(discriminator, real, fake, alpha):
     return tf.reduce_mean(tf.square(norms - 1.0))
 
 
-# --- checkpoints and inheritance ------------------------------------------------
-
-
-def _layer_weights(model) -> dict[str, np.ndarray]:
-    out = {}
-    for layer in model.layers:
-        for i, w in enumerate(layer.get_weights()):
-            out[f"{layer.name}/{i}"] = w
-    return out
-
-
-def save_checkpoint(path: Path, genome: GanGenome, generator, discriminator, optimizers, total_steps: int) -> None:
-    """Write weights, optimizer state and meta to ``path`` (files replaced atomically)."""
-    path.mkdir(parents=True, exist_ok=True)
-    weights = {**_layer_weights(generator), **_layer_weights(discriminator)}
-    _save_npz(path / WEIGHTS_FILE, weights)
-    opt = {}
-    for name, o in optimizers.items():
-        for i, v in enumerate(o.variables):
-            opt[f"{name}/{i}"] = np.asarray(v)
-    _save_npz(path / OPTIMIZERS_FILE, opt)
-    meta = {"genome": genome.to_dict(), "total_steps": int(total_steps)}
-    for name, text in ((META_FILE, json.dumps(meta)), ("genome.json", genome.to_json())):
-        tmp = path / (name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path / name)
-
-
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Read ``meta``, layer weights and optimizer state from a checkpoint directory."""
-    from gan_nas import data
-
-    try:
-        meta = safe_io.read_json(path / META_FILE)
-        # Each array's header is checked before its data is read (a header promising 364 TiB was a
-        # MemoryError), and arrays of Python objects are refused, as for any file a user controls.
-        weights = data.read_npz(path / WEIGHTS_FILE, (), None, error=CheckpointError)
-        opt: dict[str, np.ndarray] = {}
-        if os.path.lexists(path / OPTIMIZERS_FILE):
-            opt = data.read_npz(path / OPTIMIZERS_FILE, (), None, error=CheckpointError)
-        if not isinstance(meta, dict):
-            raise ValueError(f"{META_FILE} holds a JSON {type(meta).__name__}, not an object")
-        check_meta(meta)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError, CheckpointError) as e:
-        # The run directory's fault, not the genome's: the search stops (exit 2) rather than
-        # journal a candidate as failed for good; restored, the run resumes.
-        why = str(e) if isinstance(e, CheckpointError) else f"{type(e).__name__}: {e}"
-        raise CheckpointError(f"checkpoint {path} is missing or damaged ({why}); restore it "
-                              f"from a copy of the run and resume") from None
-    return meta, weights, opt
-
-
-def check_meta(meta: dict[str, Any]) -> None:
-    """Refuse a checkpoint's meta without a parseable genome or a step count.
-
-    A child trained from a survivor whose meta.json had lost them was journaled as failed
-    (``KeyError: 'genome'``) and the search went on: the run lost that lineage for good.
-    Raising here makes it the run directory's fault instead (exit 2, resumable once restored).
-    """
-    if "genome" not in meta:
-        raise ValueError(f"{META_FILE} has no genome")
-    try:
-        GanGenome.from_dict(meta["genome"])
-    except GanNasError as e:
-        raise ValueError(f"{META_FILE}'s genome: {e}") from None
-    steps = meta.get("total_steps")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"{META_FILE}'s total_steps is {steps!r}, not a count of steps")
+# --- inheritance ----------------------------------------------------------------
 
 
 def load_generator(genome: GanGenome, checkpoint: str | Path, image_shape: tuple[int, int, int]):
@@ -265,46 +184,42 @@ def inherit(model, net: NetworkGenome, parent_net: NetworkGenome, parent_weights
     return copied
 
 
-def _restore_optimizers(optimizers, state: dict[str, np.ndarray]) -> bool:
-    for name, o in optimizers.items():
-        values = [state.get(f"{name}/{i}") for i in range(len(o.variables))]
-        if any(v is None or tuple(v.shape) != tuple(var.shape) for v, var in zip(values, o.variables)):
-            return False
-    for name, o in optimizers.items():
-        for i, var in enumerate(o.variables):
-            var.assign(state[f"{name}/{i}"])
-    return True
-
-
 # --- training ------------------------------------------------------------------
+
+
+_SECTIONS = {"data": DataConfig, "training": TrainingConfig, "fitness": FitnessConfig}
+
+
+def _from_config(section: str, key: str) -> Any:
+    """A :class:`TrainOptions` field that :meth:`TrainOptions.from_config` reads from ``cfg.section.key``.
+
+    Its default is that key's default in :mod:`gan_nas.config`, its one home.
+    """
+    return field(default=_SECTIONS[section].__dataclass_fields__[key].default, metadata={"config": (section, key)})
 
 
 @dataclass
 class TrainOptions:
     """Knobs of :func:`train_candidate` that are not genes."""
 
-    batch_size: int = 64
+    batch_size: int = _from_config("data", "batch_size")
     seed: int = 0
-    mixed_precision: bool = False
+    mixed_precision: bool = False  # from_config resolves training.mixed_precision ("auto" included)
     policy: str | None = None  # a Keras dtype policy that overrides mixed_precision (None: precision.policy)
-    deterministic: bool = False
-    log_every: int = 100
-    n_score: int = 2_000
-    noise_seed: int = 1234
-    score_batch: int = 500
-    shuffle_buffer: int = 10_000
-    max_seconds: float = 0.0
+    deterministic: bool = _from_config("training", "deterministic")
+    log_every: int = _from_config("training", "log_every")
+    n_search: int = _from_config("fitness", "n_search")  # generated images scored
+    noise_seed: int = _from_config("fitness", "noise_seed")
+    score_batch: int = _from_config("fitness", "batch_size")
+    shuffle_buffer: int = _from_config("data", "shuffle_buffer")
+    max_seconds: float = _from_config("training", "max_seconds")
 
     @classmethod
-    def from_config(cls, cfg: Any, seed: int) -> TrainOptions:
+    def from_config(cls, cfg: Config, seed: int) -> TrainOptions:
         """The options a :class:`gan_nas.config.Config` implies, with this candidate's seed."""
-        return cls(
-            batch_size=cfg.data.batch_size, seed=seed,
-            mixed_precision=precision.use_bfloat16(cfg.training.mixed_precision),
-            deterministic=cfg.training.deterministic, log_every=cfg.training.log_every,
-            n_score=cfg.fitness.n_search, noise_seed=cfg.fitness.noise_seed, score_batch=cfg.fitness.batch_size,
-            shuffle_buffer=cfg.data.shuffle_buffer, max_seconds=cfg.training.max_seconds,
-        )
+        read = {f.name: getattr(getattr(cfg, f.metadata["config"][0]), f.metadata["config"][1])
+                for f in fields(cls) if "config" in f.metadata}
+        return cls(seed=seed, mixed_precision=precision.use_bfloat16(cfg.training.mixed_precision), **read)
 
 
 def _finite(*values: float) -> bool:
@@ -377,20 +292,56 @@ def train_candidate(
     Returns:
         The result; never raises for an invalid or diverging genome.
     """
-    import keras
-    import tensorflow as tf
-
-    from gan_nas import builder
-    from gan_nas import data as data_mod
-
     opt = options or TrainOptions()
     t0 = time.perf_counter()
     result = CandidateResult(status="ok")
     shape = tuple(data.spec.shape)
     try:
         validate(genome, shape)
-    except GanNasError as e:
+        gen, disc, policy = _build(genome, shape, opt)
+    except (GanNasError, _Invalid) as e:
         return _finish(result, t0, status="invalid", error=str(e))
+    result.params = {"g": int(gen.count_params()), "d": int(disc.count_params())}
+    optimizers = _optimizers(genome.training, gen, disc, policy)
+    lineage_steps, result.inherited = _inherit_checkpoints(genome, gen, disc, optimizers, parent, resume)
+    train_step, traces = _compiled_step(genome, gen, disc, optimizers, opt.batch_size, shape, opt.seed)
+    stream = _stream(data, opt, genome.training.d_steps, shape)
+
+    gl_v, dl_v, done = _train_loop(train_step, stream, steps, opt, log, result, t0)
+    result.steps = done
+    result.total_steps = lineage_steps + done
+    result.traces = traces[0]
+    result.metrics = {"g_loss": gl_v, "d_loss": dl_v}
+
+    if not _finite(gl_v, dl_v) or not _weights_finite(gen, disc):
+        return _finish(result, t0, status="diverged",
+                       error=result.error or f"non-finite loss or weights at step {done}")
+
+    if save_to is not None:
+        save_checkpoint(Path(save_to), genome, gen, disc, optimizers, result.total_steps)
+
+    if score and not _score(result, gen, reference, opt, genome.generator.latent):
+        return _finish(result, t0, status="diverged", error="generator output is not finite")
+    return _finish(result, t0)
+
+
+class _Invalid(Exception):
+    """Keras refused to build what :func:`validate` let through; the message is one line."""
+
+
+def _build(genome: GanGenome, shape: tuple[int, int, int], opt: TrainOptions) -> tuple[Any, Any, str]:
+    """A fresh session, the seed, and the generator and discriminator built under the precision policy.
+
+    Returns:
+        (generator, discriminator, the dtype policy they were built with).
+
+    Raises:
+        GanNasError, _Invalid: the genome cannot be built.
+    """
+    import keras
+    import tensorflow as tf
+
+    from gan_nas import builder
 
     keras.backend.clear_session(free_memory=False)  # free the previous candidate's graphs and weights
     forget_custom_gradients()  # ...which TensorFlow's gradient registry would otherwise keep alive
@@ -402,29 +353,36 @@ def train_candidate(
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        try:
-            gen = builder.build_generator(genome, shape, fused_batch_norm=True)
-            disc = builder.build_discriminator(genome, shape, fused_batch_norm=True)
-        except GanNasError as e:
-            return _finish(result, t0, status="invalid", error=str(e))
-        except (ValueError, TypeError) as e:  # Keras refused what validate() let through
-            return _finish(result, t0, status="invalid", error=f"{type(e).__name__}: {e}".splitlines()[0])
+        gen = builder.build_generator(genome, shape, fused_batch_norm=True)
+        disc = builder.build_discriminator(genome, shape, fused_batch_norm=True)
+    except (ValueError, TypeError) as e:  # Keras refused what validate() let through
+        raise _Invalid(f"{type(e).__name__}: {e}".splitlines()[0]) from None
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
-    result.params = {"g": int(gen.count_params()), "d": int(disc.count_params())}
+    return gen, disc, policy
 
-    tg = genome.training
+
+def _optimizers(tg: TrainingGenes, gen, disc, policy: str) -> dict[str, Any]:
+    """The generator's and discriminator's Adam optimizers (loss-scaled under float16), built."""
+    import keras
+
     g_opt = keras.optimizers.Adam(tg.g_lr, beta_1=tg.beta1, beta_2=tg.beta2)
     d_opt = keras.optimizers.Adam(tg.d_lr, beta_1=tg.beta1, beta_2=tg.beta2)
     if policy == "mixed_float16":  # float16's range: small gradients would flush to zero unscaled
         g_opt, d_opt = keras.optimizers.LossScaleOptimizer(g_opt), keras.optimizers.LossScaleOptimizer(d_opt)
     g_opt.build(gen.trainable_variables)
     d_opt.build(disc.trainable_variables)
-    optimizers = {"g": g_opt, "d": d_opt}
+    return {"g": g_opt, "d": d_opt}
 
-    def scaled(o, value):  # inside the tape: a loss as its optimizer's gradient needs it
-        return o.scale_loss(value) if isinstance(o, keras.optimizers.LossScaleOptimizer) else value
 
+def _inherit_checkpoints(genome: GanGenome, gen, disc, optimizers: dict[str, Any],
+                         parent: str | Path | list[str | Path] | None, resume: str | Path | None
+                         ) -> tuple[int, dict[str, int]]:
+    """Copy the parents' unchanged layers (the first parent's first), or resume this genome's own checkpoint.
+
+    Returns:
+        (the lineage's steps so far, layers inherited per network ``{"g": .., "d": ..}``).
+    """
     lineage_steps = 0
     copied: dict[str, set[str]] = {"g": set(), "d": set()}
     if parent is None or isinstance(parent, (str, Path)):
@@ -437,13 +395,30 @@ def train_candidate(
         copied["g"] |= inherit(gen, genome.generator, pg.generator, weights, "g", copied["g"])
         copied["d"] |= inherit(disc, genome.discriminator, pg.discriminator, weights, "d", copied["d"])
         if resume is not None:
-            _restore_optimizers(optimizers, opt_state)
+            restore_optimizers(optimizers, opt_state)
         lineage_steps = max(lineage_steps, meta["total_steps"])
-    result.inherited = {k: len(v) for k, v in copied.items()}
+    return lineage_steps, {k: len(v) for k, v in copied.items()}
 
-    batch, d_steps, latent, loss = opt.batch_size, tg.d_steps, genome.generator.latent, tg.loss
-    noise_gen = tf.random.Generator.from_seed(opt.seed + 1)
+
+def _compiled_step(genome: GanGenome, gen, disc, optimizers: dict[str, Any], batch: int,
+                   shape: tuple[int, int, int], seed: int) -> tuple[Any, list[int]]:
+    """The compiled train step: ``d_steps`` discriminator steps and one generator step on one batch of real images.
+
+    Returns:
+        (the ``tf.function``, taking (d_steps, batch, H, W, C) in [-1, 1] and returning (g_loss, d_loss);
+        a one-element list counting how often it was traced).
+    """
+    import keras
+    import tensorflow as tf
+
+    tg = genome.training
+    g_opt, d_opt = optimizers["g"], optimizers["d"]
+    d_steps, latent, loss = tg.d_steps, genome.generator.latent, tg.loss
+    noise_gen = tf.random.Generator.from_seed(seed + 1)
     traces = [0]
+
+    def scaled(o, value):  # inside the tape: a loss as its optimizer's gradient needs it
+        return o.scale_loss(value) if isinstance(o, keras.optimizers.LossScaleOptimizer) else value
 
     def d_step_loss(real, fake):
         real_logits = tf.cast(disc(real, training=True), tf.float32)
@@ -481,9 +456,33 @@ def train_candidate(
     h, w, c = shape
     train_step = tf.function(step, input_signature=[tf.TensorSpec([d_steps, batch, h, w, c], tf.float32)],
                              jit_compile=False, autograph=False)  # no tensor-dependent Python control flow
+    return train_step, traces
+
+
+def _stream(data, opt: TrainOptions, d_steps: int, shape: tuple[int, int, int]):
+    """An endless iterator of the training split, in the train step's (d_steps, batch, H, W, C) blocks."""
+    import tensorflow as tf
+
+    from gan_nas import data as data_mod
+
+    h, w, c = shape
+    batch = opt.batch_size
     stream = data_mod.pipeline(data.x_train, batch * d_steps, seed=opt.seed, shuffle_buffer=opt.shuffle_buffer)
     stream = stream.map(lambda x: tf.reshape(x, [d_steps, batch, h, w, c]))
-    it = iter(stream)
+    return iter(stream)
+
+
+def _train_loop(train_step, it, steps: int, opt: TrainOptions, log: Callable[[str], None] | None,
+                result: CandidateResult, t0: float) -> tuple[float, float, int]:
+    """Run the train step until ``steps``, a non-finite loss, or ``opt.max_seconds`` after the first step.
+
+    Records ``build`` (from ``t0`` to the end of the first step, which traces) and ``train``
+    seconds in ``result``, and the error of an op that refused a value.
+
+    Returns:
+        (the last generator loss, the last discriminator loss, steps done).
+    """
+    import tensorflow as tf
 
     gl_v = dl_v = float("nan")
     done = 0
@@ -506,30 +505,20 @@ def train_candidate(
         gl_v = float("nan")
         result.seconds.setdefault("build", time.perf_counter() - t0)
         result.error = str(e).splitlines()[0]
-    result.steps = done
-    result.total_steps = lineage_steps + done
-    result.traces = traces[0]
-    result.metrics = {"g_loss": gl_v, "d_loss": dl_v}
+    return gl_v, dl_v, done
 
-    if not _finite(gl_v, dl_v) or not _weights_finite(gen, disc):
-        return _finish(result, t0, status="diverged",
-                       error=result.error or f"non-finite loss or weights at step {done}")
 
-    if save_to is not None:
-        save_checkpoint(Path(save_to), genome, gen, disc, optimizers, result.total_steps)
+def _score(result: CandidateResult, gen, reference, opt: TrainOptions, latent: int) -> bool:
+    """Score the generator into ``result`` (metrics, fitness, ``score`` seconds); False if its FID is not finite."""
+    from gan_nas import fitness
 
-    if score:
-        from gan_nas import fitness
-
-        t_score = time.perf_counter()
-        scores = fitness.score(gen, reference, n=opt.n_score, noise_seed=opt.noise_seed,
-                               latent_size=latent, batch_size=opt.score_batch)
-        result.seconds["score"] = time.perf_counter() - t_score
-        result.metrics.update({k: v if isinstance(v, int) else float(v) for k, v in scores.items()})
-        result.fitness = float(scores["fid"])
-        if not math.isfinite(result.fitness):
-            return _finish(result, t0, status="diverged", error="generator output is not finite")
-    return _finish(result, t0)
+    t_score = time.perf_counter()
+    scores = fitness.score(gen, reference, n=opt.n_search, noise_seed=opt.noise_seed,
+                           latent_size=latent, batch_size=opt.score_batch)
+    result.seconds["score"] = time.perf_counter() - t_score
+    result.metrics.update({k: v if isinstance(v, int) else float(v) for k, v in scores.items()})
+    result.fitness = float(scores["fid"])
+    return math.isfinite(result.fitness)
 
 
 def _finish(result: CandidateResult, t0: float, status: str | None = None, error: str | None = None

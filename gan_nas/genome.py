@@ -627,7 +627,18 @@ def validate_network(
     _check_types(net, _NETWORK_TYPES, f"{net.role} network")
     if net.role not in ROLES:
         raise GenomeError(f"network: unknown role {net.role!r}; allowed: {', '.join(ROLES)}")
-    h, w, c = image_shape = _check_image_shape(image_shape)
+    image_shape = _check_image_shape(image_shape)
+    _check_genes_unique(net)
+    if net.is_generator:
+        _validate_generator(net, image_shape)
+    else:
+        _validate_discriminator(net, image_shape)
+    if space is not None:
+        _validate_in_space(net, image_shape, space)
+
+
+def _check_genes_unique(net: NetworkGenome) -> None:
+    """Blocks are a tuple, every gene a LayerGene, and no uid is used twice."""
     role = net.role
     if not isinstance(net.blocks, tuple):
         raise GenomeError(f"{role}: blocks must be a tuple of LayerGene")
@@ -639,90 +650,128 @@ def validate_network(
             raise GenomeError(f"{_name(net, gene)}: uid {gene.uid!r} is used twice in the {role}")
         uids.add(gene.uid)
 
-    if net.is_generator:
-        stem = net.stem
-        if stem is None:
-            raise GenomeError("generator: the dense stem is missing")
-        if net.minibatch_std or net.pooling != "flatten":
-            raise GenomeError("generator: minibatch_std and pooling belong to the discriminator")
-        if net.latent <= 0:
-            raise GenomeError(f"generator: latent size must be positive, got {net.latent}")
-        if net.stem_height <= 0 or net.stem_width <= 0:
-            raise GenomeError(
-                f"generator: stem grid must be positive, got {net.stem_height}x{net.stem_width}"
-            )
-        _validate_gene(net, stem, ("dense",))
-        if stem.norm == "spectral" or stem.dropout:
-            raise GenomeError(f"{_name(net, stem)}: the generator allows no spectral norm and no dropout")
-        for gene in net.blocks:
-            _validate_gene(net, gene, G_BLOCK_KINDS)
-            if gene.norm == "spectral" or gene.dropout:
-                raise GenomeError(f"{_name(net, gene)}: the generator allows no spectral norm and no dropout")
-            if gene.activation in ("linear", "tanh"):
-                raise GenomeError(
-                    f"{_name(net, gene)}: hidden layers need a nonlinear activation, not {gene.activation}"
-                )
-        out = net.output
-        _validate_gene(net, out, G_BLOCK_KINDS)
-        if out.filters != c:
-            raise GenomeError(
-                f"{_name(net, out)}: filters must equal the image channels {c}, got {out.filters}"
-            )
-        if out.activation != "tanh" or out.norm != "none" or out.dropout:
-            raise GenomeError(f"{_name(net, out)}: the output layer must be tanh with no norm and no dropout")
-        sh, sw = net.stem_height, net.stem_width
-        for gene in net.blocks + (out,):
-            if gene.kind == "conv" and gene.stride != 1:
-                raise GenomeError(f"{_name(net, gene)}: generator conv layers must have stride 1")
-            if gene.upsamples:
-                sh, sw = sh * gene.stride, sw * gene.stride
-            if sh > h or sw > w:
-                raise GenomeError(
-                    f"{_name(net, gene)}: upsamples to {sh}x{sw}, past the image size {h}x{w} "
-                    f"(stem {net.stem_height}x{net.stem_width})"
-                )
-        if (sh, sw) != (h, w):
-            raise GenomeError(
-                f"generator: stem {net.stem_height}x{net.stem_width} and the layers' upsampling "
-                f"end at {sh}x{sw}, not the image size {h}x{w}"
-            )
-    else:
-        if net.stem is not None or net.latent or net.stem_height or net.stem_width:
-            raise GenomeError("discriminator: latent and stem belong to the generator")
-        if net.pooling not in POOLINGS:
-            raise GenomeError(
-                f"discriminator: unknown pooling {net.pooling!r}; allowed: {', '.join(POOLINGS)}"
-            )
-        if not net.blocks:
-            raise GenomeError("discriminator: needs at least one block")
-        sh, sw = h, w
-        for gene in net.blocks:
-            _validate_gene(net, gene, D_BLOCK_KINDS)
-            if gene.activation in ("linear", "tanh"):
-                raise GenomeError(
-                    f"{_name(net, gene)}: hidden layers need a nonlinear activation, not {gene.activation}"
-                )
-            if gene.stride > 1 and min(sh, sw) < 2:
-                raise GenomeError(
-                    f"{_name(net, gene)}: stride {gene.stride} cannot downsample a {sh}x{sw} input; "
-                    "spatial size must stay at least 1 and shrink only when it can"
-                )
-            sh, sw = -(-sh // gene.stride), -(-sw // gene.stride)
-        out = net.output
-        _validate_gene(net, out, ("dense",))
-        if (
-            out.filters != 1
-            or out.activation != "linear"
-            or out.norm not in ("none", "spectral")
-            or out.dropout
-        ):
-            raise GenomeError(
-                f"{_name(net, out)}: the head must be dense with 1 unit, linear activation "
-                "(logits), norm none or spectral, and no dropout"
-            )
 
-    if space is not None:
-        _validate_in_space(net, image_shape, space)
+def _check_hidden_activation(net: NetworkGenome, gene: LayerGene) -> None:
+    if gene.activation in ("linear", "tanh"):
+        raise GenomeError(
+            f"{_name(net, gene)}: hidden layers need a nonlinear activation, not {gene.activation}"
+        )
+
+
+# --- the generator's rules ---
+
+
+def _validate_generator(net: NetworkGenome, image_shape: tuple[int, int, int]) -> None:
+    """Its fields, its stem, blocks and output layer, then its upsampling to the image size."""
+    h, w, c = image_shape
+    _check_generator_fields(net)
+    _check_generator_layers(net, c)
+    _check_generator_upsampling(net, h, w)
+
+
+def _check_generator_fields(net: NetworkGenome) -> None:
+    if net.stem is None:
+        raise GenomeError("generator: the dense stem is missing")
+    if net.minibatch_std or net.pooling != "flatten":
+        raise GenomeError("generator: minibatch_std and pooling belong to the discriminator")
+    if net.latent <= 0:
+        raise GenomeError(f"generator: latent size must be positive, got {net.latent}")
+    if net.stem_height <= 0 or net.stem_width <= 0:
+        raise GenomeError(
+            f"generator: stem grid must be positive, got {net.stem_height}x{net.stem_width}"
+        )
+
+
+def _check_generator_layers(net: NetworkGenome, channels: int) -> None:
+    """The dense stem and the blocks (no spectral norm, no dropout, nonlinear), and a tanh output of the image's channels."""
+    stem = net.stem
+    _validate_gene(net, stem, ("dense",))
+    if stem.norm == "spectral" or stem.dropout:
+        raise GenomeError(f"{_name(net, stem)}: the generator allows no spectral norm and no dropout")
+    for gene in net.blocks:
+        _validate_gene(net, gene, G_BLOCK_KINDS)
+        if gene.norm == "spectral" or gene.dropout:
+            raise GenomeError(f"{_name(net, gene)}: the generator allows no spectral norm and no dropout")
+        _check_hidden_activation(net, gene)
+    out = net.output
+    _validate_gene(net, out, G_BLOCK_KINDS)
+    if out.filters != channels:
+        raise GenomeError(
+            f"{_name(net, out)}: filters must equal the image channels {channels}, got {out.filters}"
+        )
+    if out.activation != "tanh" or out.norm != "none" or out.dropout:
+        raise GenomeError(f"{_name(net, out)}: the output layer must be tanh with no norm and no dropout")
+
+
+def _check_generator_upsampling(net: NetworkGenome, h: int, w: int) -> None:
+    """Convolutions keep stride 1; the stem grid, upsampled layer by layer, ends at the image size, never past it."""
+    sh, sw = net.stem_height, net.stem_width
+    for gene in net.blocks + (net.output,):
+        if gene.kind == "conv" and gene.stride != 1:
+            raise GenomeError(f"{_name(net, gene)}: generator conv layers must have stride 1")
+        if gene.upsamples:
+            sh, sw = sh * gene.stride, sw * gene.stride
+        if sh > h or sw > w:
+            raise GenomeError(
+                f"{_name(net, gene)}: upsamples to {sh}x{sw}, past the image size {h}x{w} "
+                f"(stem {net.stem_height}x{net.stem_width})"
+            )
+    if (sh, sw) != (h, w):
+        raise GenomeError(
+            f"generator: stem {net.stem_height}x{net.stem_width} and the layers' upsampling "
+            f"end at {sh}x{sw}, not the image size {h}x{w}"
+        )
+
+
+# --- the discriminator's rules ---
+
+
+def _validate_discriminator(net: NetworkGenome, image_shape: tuple[int, int, int]) -> None:
+    """Its fields, its blocks (downsampling only while it can), then its head."""
+    h, w, _ = image_shape
+    _check_discriminator_fields(net)
+    _check_discriminator_blocks(net, h, w)
+    _check_discriminator_head(net)
+
+
+def _check_discriminator_fields(net: NetworkGenome) -> None:
+    if net.stem is not None or net.latent or net.stem_height or net.stem_width:
+        raise GenomeError("discriminator: latent and stem belong to the generator")
+    if net.pooling not in POOLINGS:
+        raise GenomeError(
+            f"discriminator: unknown pooling {net.pooling!r}; allowed: {', '.join(POOLINGS)}"
+        )
+    if not net.blocks:
+        raise GenomeError("discriminator: needs at least one block")
+
+
+def _check_discriminator_blocks(net: NetworkGenome, h: int, w: int) -> None:
+    """Each block in turn: a valid gene, nonlinear, and a stride only where the input can shrink."""
+    sh, sw = h, w
+    for gene in net.blocks:
+        _validate_gene(net, gene, D_BLOCK_KINDS)
+        _check_hidden_activation(net, gene)
+        if gene.stride > 1 and min(sh, sw) < 2:
+            raise GenomeError(
+                f"{_name(net, gene)}: stride {gene.stride} cannot downsample a {sh}x{sw} input; "
+                "spatial size must stay at least 1 and shrink only when it can"
+            )
+        sh, sw = -(-sh // gene.stride), -(-sw // gene.stride)
+
+
+def _check_discriminator_head(net: NetworkGenome) -> None:
+    out = net.output
+    _validate_gene(net, out, ("dense",))
+    if (
+        out.filters != 1
+        or out.activation != "linear"
+        or out.norm not in ("none", "spectral")
+        or out.dropout
+    ):
+        raise GenomeError(
+            f"{_name(net, out)}: the head must be dense with 1 unit, linear activation "
+            "(logits), norm none or spectral, and no dropout"
+        )
 
 
 def _validate_in_space(net: NetworkGenome, image_shape: tuple[int, int, int], space: SearchSpace) -> None:

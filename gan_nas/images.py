@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-import os
-import secrets
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+
+from gan_nas import safe_io
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -53,15 +53,7 @@ def save_png(image: np.ndarray, path: str | Path, scale: int = 1) -> Path:
     """Write an (H, W, C) uint8 image as PNG, atomically, optionally upscaled by ``scale``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A name of its own (not a fixed NAME.tmp), so that two writers never share one,
-    # and removed on any failure, so that nothing is left beside the target.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        write_png(image, tmp, scale)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return safe_io.write_atomic(path, lambda tmp: write_png(image, tmp, scale))
 
 
 def write_npz(f: str | Path | BinaryIO, shape: tuple[int, ...], batches: Iterable[np.ndarray]) -> int:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from gan_nas import safe_io
 from gan_nas.config import Config
 from gan_nas.errors import GanNasError, RunDirError
 from gan_nas.fitness import QUALITY_KEYS, SMALL_REFERENCE
@@ -132,7 +133,7 @@ def _temp_beside(flag: str, path: Path) -> Path:
     Raises:
         GanNasError: the folder refuses it (permissions, a read-only or virtual file system, a full disk).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+    tmp = safe_io.temp_name(path)
     try:
         # 0o666 under the umask: the output gets the permissions a plain open() would give it.
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -147,7 +148,8 @@ class _Staged:
 
     Every output is written to its temporary file, so that a failure at any
     point (bad input, a full disk, Ctrl-C) leaves each target as it was and no
-    temporary file behind.
+    temporary file behind. :func:`safe_io.write_atomic` for several files at once:
+    all are written (and fsynced) before any is renamed.
     """
 
     def __init__(self, outputs: dict[str, Path]) -> None:
@@ -172,11 +174,13 @@ class _Staged:
         try:
             with open(self.tmp[flag], "wb") as f:
                 writer(f)
+                f.flush()
+                os.fsync(f.fileno())
         except OSError as e:
             raise GanNasError(f"cannot write {flag} {self.outputs[flag]}: {e.strerror or e}") from None
 
     def commit(self) -> None:
-        """Rename every temporary file over its output.
+        """Rename every temporary file over its output, then fsync the outputs' folders.
 
         Raises:
             GanNasError: a rename failed; the message names the output.
@@ -184,6 +188,12 @@ class _Staged:
         for flag, path in self.outputs.items():
             try:
                 os.replace(self.tmp[flag], path)
+            except OSError as e:
+                raise GanNasError(f"cannot write {flag} {path}: {e.strerror or e}") from None
+        folders = {path.parent: (flag, path) for flag, path in self.outputs.items()}
+        for folder, (flag, path) in folders.items():
+            try:
+                safe_io.fsync_path(folder)
             except OSError as e:
                 raise GanNasError(f"cannot write {flag} {path}: {e.strerror or e}") from None
 
@@ -362,10 +372,7 @@ def _figure(width: float = 6.4, height: float = 4.2):
 
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return path
+    return safe_io.write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def plot_generations(stats: list[dict[str, Any]], path: Path) -> Path:
@@ -603,11 +610,7 @@ def report(run_dir: str | Path) -> Path:
         lines.append("No sample grids yet (one is written after each generation).")
     lines += ["", "## All evaluations", "", *_candidate_rows(records), ""]
 
-    path = root / REPORT_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
-    return path
+    return safe_io.write_bytes_atomic(root / REPORT_FILE, "\n".join(lines).encode())
 
 
 __all__ = ["generate", "report", "generation_stats", "pareto_front", "lineage"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_nas import safe_io
+from gan_nas.checkpoint import WEIGHTS_FILE
 from gan_nas.config import Config
 from gan_nas.errors import GanNasError, GenomeError, RunDirError
 from gan_nas.genome import GanGenome, validate
@@ -111,9 +112,9 @@ def load_candidate_generator(store: RunStore, cfg: Config, cid: str):
     candidates = store.root / "candidates"
     # A journaled candidate whose folder is gone was pruned as a whole: the same answer as pruned weights.
     ckpt = store.candidate_dir(cid, create=False) if (candidates / cid).is_dir() else candidates / cid
-    if not (ckpt / gan.WEIGHTS_FILE).is_file():
+    if not (ckpt / WEIGHTS_FILE).is_file():
         kept = [] if not candidates.is_dir() else sorted(
-            d.name for d in candidates.iterdir() if (d / gan.WEIGHTS_FILE).is_file())
+            d.name for d in candidates.iterdir() if (d / WEIGHTS_FILE).is_file())
         raise RunDirError(
             f"candidate {cid} has no weights in {ckpt} (pruned: only the population and the hall of fame "
             f"keep theirs); candidates with weights: {', '.join(kept) or 'none'}")
@@ -129,7 +130,7 @@ def load_candidate_generator(store: RunStore, cfg: Config, cid: str):
     # load_checkpoint turns OSError and ValueError into GanNasError, but a truncated or
     # corrupt zip raises BadZipFile, and weights of the wrong shape a ValueError in set_weights.
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as e:
-        raise RunDirError(f"candidate {cid}'s weights {ckpt / gan.WEIGHTS_FILE} are damaged "
+        raise RunDirError(f"candidate {cid}'s weights {ckpt / WEIGHTS_FILE} are damaged "
                           f"({type(e).__name__}: {_first_line(e)}); generate from another candidate") from None
 
 

@@ -1,10 +1,18 @@
-"""Reading files a user controls: regular files only, of bounded size, JSON of bounded nesting.
+"""Reading files a user controls (regular files only, of bounded size, JSON of bounded nesting),
+and writing any file atomically.
 
 Every file gan-nas reads may be anything the user pointed it at: ``/dev/zero``
 (an endless read), a FIFO (a read that never returns), a directory, or a JSON
 document nested a million levels deep (``RecursionError`` in the parser). The
 readers here turn all of these into an ``OSError`` or ``ValueError`` with a
 readable message, which the callers already turn into their own error types.
+
+Every file gan-nas writes in place of another goes through :func:`write_atomic`
+(or :func:`write_bytes_atomic`): a temporary file in the target's folder,
+fsynced, renamed over the target, and the folder fsynced, so that a crash at
+any point leaves the old file or the new one, and an error leaves no
+temporary behind. Temporaries are named ``.NAME.tmp-PID-RANDOM`` (see
+:func:`temp_name`), which is how a run directory finds those a crash left.
 """
 from __future__ import annotations
 
@@ -12,13 +20,16 @@ import errno
 import fcntl
 import json
 import os
+import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 # Bounds on what a single file of each kind may hold; beyond them the file is not what it claims to be.
 MAX_JSON_BYTES = 64 * 2**20          # a config, a genome, state.json, a checkpoint's meta
 MAX_JOURNAL_BYTES = 1024 * 2**20     # a journal of a million evaluations is about 1 GiB
+TMP_MARK = ".tmp-"  # temporaries are named .NAME.tmp-PID-RANDOM[SUFFIX]
 
 
 class NotRegularFileError(OSError):
@@ -120,3 +131,57 @@ def read_json(path: str | Path, limit: int = MAX_JSON_BYTES) -> Any:
         ValueError: not UTF-8, not JSON, or nested too deeply.
     """
     return parse_json(read_text(path, limit))
+
+
+# --- writing --------------------------------------------------------------------
+
+
+def temp_name(path: str | Path, suffix: str = "") -> Path:
+    """A fresh hidden name beside ``path`` for a temporary file: ``.NAME.tmp-PID-RANDOM`` + ``suffix``.
+
+    ``suffix`` is for writers that insist on an extension (Keras' ``.keras``).
+    """
+    path = Path(path)
+    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file's data, or a folder's entries (a rename, a new file in it), to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], object], suffix: str = "") -> Path:
+    """Replace ``path`` with what ``write(temporary_path)`` writes, so that a crash leaves the old file or the new one.
+
+    ``write`` creates and fills the temporary file (see :func:`temp_name`); it is
+    then fsynced, renamed over ``path``, and the folder fsynced. On any exception
+    (Ctrl-C included) the temporary file is removed and ``path`` is untouched.
+
+    Args:
+        path: the target; its folder must exist.
+        write: called with the temporary file's path.
+        suffix: ends the temporary file's name, for writers that need an extension.
+
+    Returns:
+        ``path``, as a Path.
+    """
+    path = Path(path)
+    tmp = temp_name(path, suffix)
+    try:
+        write(tmp)
+        fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_path(path.parent)
+    return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Replace ``path`` with ``data`` atomically (see :func:`write_atomic`)."""
+    return write_atomic(path, lambda tmp: tmp.write_bytes(data))

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gan_nas import interrupt
+from gan_nas.checkpoint import CHECKPOINT_FILES, PRUNED_FILES
 from gan_nas.errors import CheckpointError, GanNasError, GenomeError, RunDirError
 from gan_nas.evaluation import evaluate_task
 from gan_nas.genome import GanGenome, step_macs, validate
@@ -41,8 +42,6 @@ from gan_nas.store import MAX_COUNT, seconds_of
 from gan_nas.strategy import AskContext, Record, Strategy, need, state_error
 from gan_nas.trial import Proposal, Trial, derived_seed, lineage_seed
 
-PRUNED_FILES = ("weights.npz", "optimizers.npz")
-CHECKPOINT_FILES = ("meta.json", "weights.npz")  # what a trial that starts from a checkpoint reads
 # Exceptions of a trial that are the run directory's fault, not the candidate's: they stop the search
 # (exit 2) instead of being journaled as the candidate's failure.
 RUN_DIR_ERRORS = ("CheckpointError",)

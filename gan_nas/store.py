@@ -13,7 +13,7 @@ Layout (the lifecycle of what it holds: ARCHITECTURE.md)::
 Every write is crash-safe: a process killed at any instant leaves either the
 old or the new version of each file, never a torn one. Files are written to
 a temporary name in the same directory, fsynced, renamed over the target, and
-the directory is fsynced. A journal line is one ``write`` on an ``O_APPEND``
+the directory is fsynced (:func:`gan_nas.safe_io.write_atomic`). A journal line is one ``write`` on an ``O_APPEND``
 descriptor followed by ``fsync``. Leftover temporaries are ignored by readers
 and removed by the next process that takes the lock.
 
@@ -146,7 +146,6 @@ LOCK = "lock"
 BEST = "best"
 _BEST_TMP = "best.tmp"  # a best/ being filled; complete once best.old exists beside it
 _BEST_OLD = "best.old"  # the previous best/, moved aside during the swap
-_TMP_MARK = ".tmp-"  # temporaries are named .NAME.tmp-PID-RANDOM
 
 
 def is_pid_alive(pid: int) -> bool:
@@ -181,25 +180,6 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
         return fields[0], int(fields[19])
     except (IndexError, ValueError):
         return None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _encode(obj: Any) -> bytes:
@@ -253,16 +233,17 @@ class RunStore:
             root.mkdir(parents=True, exist_ok=True)
             for sub in ("candidates", "samples", "tb"):
                 (root / sub).mkdir(exist_ok=True)
-            tmp = _tmp_name(root / CONFIG)
-            _write_bytes(tmp, config_json.rstrip("\n").encode() + b"\n")
+            tmp = safe_io.temp_name(root / CONFIG)
             try:
-                os.link(tmp, root / CONFIG)  # fails if another process created the run first
+                tmp.write_bytes(config_json.rstrip("\n").encode() + b"\n")
+                safe_io.fsync_path(tmp)
+                os.link(tmp, root / CONFIG)  # not a rename: it fails if another process created the run first
             except FileExistsError:
                 raise RunDirError(
                     f"run dir {root} already holds a run; use --resume or another --run-dir") from None
             finally:
                 tmp.unlink(missing_ok=True)
-            _fsync_dir(root)
+            safe_io.fsync_path(root)
         except OSError as e:  # unwritable, under a file, on a read-only or special file system (/proc)
             raise RunDirError(f"run dir {root} cannot be created: {e.strerror or e}; choose another --run-dir"
                               ) from None
@@ -342,7 +323,7 @@ class RunStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            _fsync_dir(self.root)
+            safe_io.fsync_path(self.root)
         finally:
             os.close(guard)  # releases the flock
         self._lock_token = token
@@ -393,7 +374,7 @@ class RunStore:
         try:
             if safe_io.read_json(path).get("token") == self._lock_token:
                 path.unlink()
-                _fsync_dir(self.root)
+                safe_io.fsync_path(self.root)
         except (OSError, ValueError, AttributeError):
             pass  # removed or replaced by someone else: nothing of ours to release
         self._lock_token = None
@@ -418,7 +399,7 @@ class RunStore:
         self._recover_best()
         self._drop_torn_journal_tail()
         for d in (self.root, self.root / "candidates", *self.root.glob("candidates/*")):
-            for p in d.glob(f".*{_TMP_MARK}*") if d.is_dir() else ():
+            for p in d.glob(f".*{safe_io.TMP_MARK}*") if d.is_dir() else ():
                 if p.is_file():
                     p.unlink(missing_ok=True)
 
@@ -590,15 +571,7 @@ class RunStore:
             path: Target file; its directory must exist.
             obj: A JSON-able value.
         """
-        path = Path(path)
-        tmp = _tmp_name(path)
-        try:
-            _write_bytes(tmp, _encode(obj))
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
+        safe_io.write_bytes_atomic(path, _encode(obj))
 
     def read_json(self, path: str | Path, expect: type | None = None,
                   fix: str = "restore it or start a new run") -> Any:
@@ -681,21 +654,17 @@ class RunStore:
             fill(tmp)
             for dirpath, _, files in os.walk(tmp):
                 for name in files:
-                    fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                _fsync_dir(Path(dirpath))
+                    safe_io.fsync_path(os.path.join(dirpath, name))
+                safe_io.fsync_path(Path(dirpath))
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         if best.exists():
             shutil.rmtree(old, ignore_errors=True)
             os.rename(best, old)  # from here until best exists again, best.tmp is the complete copy
-            _fsync_dir(self.root)
+            safe_io.fsync_path(self.root)
         os.rename(tmp, best)
-        _fsync_dir(self.root)
+        safe_io.fsync_path(self.root)
         shutil.rmtree(old, ignore_errors=True)
 
     def _recover_best(self) -> None:
@@ -705,6 +674,6 @@ class RunStore:
             if not best.exists():
                 # Killed between the two renames of publish_best: best.tmp is complete.
                 os.rename(tmp if tmp.exists() else old, best)
-                _fsync_dir(self.root)
+                safe_io.fsync_path(self.root)
             shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)

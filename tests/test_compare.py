@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from test_report import PNG_MAGIC, assert_one_error_line, assert_png, make_npz, run_cli, tiny_config
 
-from gan_nas import compare, fitness
+from gan_nas import baseline_run, fitness
 from gan_nas import search as searching
 from gan_nas.baseline import dcgan
 from gan_nas.config import Config
@@ -101,17 +101,17 @@ def test_baseline_trains_continues_and_rescores(workdir: Path, tmp_path: Path, c
     assert code == 0 and json.loads(out) == second and len(journal(b)) == 4
 
     # Another directory can start from this one's end: only the extra steps are trained, all are counted.
-    from gan_nas import compare
+    from gan_nas import baseline_run
     from gan_nas.config import load
 
     f = tmp_path / "forked"
-    forked = compare.train_baseline(load(workdir / "tiny.toml"), f, steps=12, quiet=True,
+    forked = baseline_run.train_baseline(load(workdir / "tiny.toml"), f, steps=12, quiet=True,
                                     start_from=b)
     frecs = journal(f)
     assert forked["steps"] == 12 and [r["total_steps"] for r in frecs] == [12]
     assert frecs[0]["inherited"] == layers and frecs[0]["forked_from"]["checkpoint"] == "b0003"
     assert forked["seconds"] == pytest.approx(second["seconds"] + frecs[0]["seconds"]["total"], abs=1e-2)
-    again = compare.train_baseline(None, f, steps=14, quiet=True)  # continued on its own, still counting the start
+    again = baseline_run.train_baseline(None, f, steps=14, quiet=True)  # continued on its own, still counting the start
     assert again["steps"] == 14 and again["forked_from"] == forked["forked_from"]
     assert again["seconds"] == pytest.approx(second["seconds"] + sum(r["seconds"]["total"] for r in journal(f)),
                                              abs=1e-2)
@@ -218,7 +218,7 @@ def test_report_generate_and_fid_on_a_real_run(searched_run: Path, workdir: Path
 def test_baseline_needs_a_positive_budget(workdir: Path, tmp_path: Path, capsys) -> None:
     cfg = tiny_config(workdir / "shapes16.npz")
     with pytest.raises(GanNasError, match="--seconds S or --steps N"):
-        compare.train_baseline(cfg, tmp_path / "b")
+        baseline_run.train_baseline(cfg, tmp_path / "b")
     for flag, value, match in (("--seconds", "0", "--seconds must be positive"),
                                ("--steps", "0", "--steps must be from 1 to 2**53, got 0")):
         code, _, err = run_cli(["baseline", "--config", str(workdir / "tiny.toml"), "--run-dir",
@@ -257,7 +257,7 @@ def test_baseline_refuses_another_dataset(workdir: Path, tmp_path: Path) -> None
     RunStore.create(tmp_path / "b", cfg.to_json())
     other = Config.from_dict({**cfg.to_dict(), "fitness": {**cfg.to_dict()["fitness"], "n_report": 99}})
     with pytest.raises(ConfigError, match="other \\[data\\] or \\[fitness\\] settings"):
-        compare.train_baseline(other, tmp_path / "b", steps=3)
+        baseline_run.train_baseline(other, tmp_path / "b", steps=3)
 
 
 def _search_dir(tmp_path: Path, workdir: Path) -> Path:
@@ -302,7 +302,7 @@ def test_compare_refuses_a_search_as_baseline_dir(workdir: Path, tmp_path: Path,
     """--baseline-dir pointing at a search run is refused before anything is trained."""
     run = _search_dir(tmp_path, workdir)
     with pytest.raises(GanNasError, match="is a search run directory"):
-        compare._open_baseline(None, run)
+        baseline_run._open_baseline(None, run)
 
 
 def test_compare_and_resume_refuse_a_baseline_directory(workdir: Path, tmp_path: Path, capsys) -> None:

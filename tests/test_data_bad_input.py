@@ -761,11 +761,11 @@ def test_cli_usage_errors_are_one_error_line_and_exit_2(tmp_path):
     ({"steps": 10**40}, r"--steps must be from 1 to 2\*\*53, got a larger number"),
 ])
 def test_baseline_budget_out_of_range_creates_nothing(tmp_path, budget, match):
-    from gan_nas import compare
+    from gan_nas import baseline_run
     from gan_nas.errors import GanNasError
 
     with pytest.raises(GanNasError, match=match):
-        compare.train_baseline(None, tmp_path / "b", **budget)
+        baseline_run.train_baseline(None, tmp_path / "b", **budget)
     assert not (tmp_path / "b").exists()
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from gan_nas import data, gan
+from gan_nas import checkpoint, data, gan
 from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, TrainingGenes
 
 SHAPE = (8, 8, 1)
@@ -95,7 +95,7 @@ def test_inheritance_copies_exactly_the_unchanged_layers(tiny_data, tmp_path):
 
     parent = tiny_genome()
     assert gan.train_candidate(parent, tiny_data, 3, options=opts(), score=False, save_to=tmp_path / "p").status == "ok"
-    _, pw, _ = gan.load_checkpoint(tmp_path / "p")
+    _, pw, _ = checkpoint.load_checkpoint(tmp_path / "p")
     # child: the generator's conv block is wider, so that gene changed and the output's input shape changed
     child = replace(parent, generator=replace(parent.generator, blocks=(
         replace(parent.generator.blocks[0], filters=12),)))
@@ -136,10 +136,10 @@ def test_resume_continues_lineage_steps(tiny_data, tmp_path):
 def test_forced_nan_is_diverged_not_an_exception(tiny_data, tmp_path):
     g = tiny_genome()
     gan.train_candidate(g, tiny_data, 1, options=opts(), score=False, save_to=tmp_path / "p")
-    w = dict(np.load(tmp_path / "p" / gan.WEIGHTS_FILE))
+    w = dict(np.load(tmp_path / "p" / checkpoint.WEIGHTS_FILE))
     key = next(k for k in w if k.startswith("d_db1_"))
     w[key] = np.full_like(w[key], np.nan)
-    np.savez(tmp_path / "p" / gan.WEIGHTS_FILE, **w)
+    np.savez(tmp_path / "p" / checkpoint.WEIGHTS_FILE, **w)
     r = gan.train_candidate(g, tiny_data, 5, options=opts(), score=False, parent=tmp_path / "p")
     assert r.status == "diverged" and r.fitness == math.inf
     assert r.steps < 5 or "non-finite" in r.error
@@ -167,7 +167,7 @@ def test_deterministic_run_to_run(tiny_data, tmp_path):
     b = gan.train_candidate(g, tiny_data, 4, options=opts(deterministic=True, seed=7), score=False,
                             save_to=tmp_path / "b")
     assert a.metrics == b.metrics
-    wa, wb = np.load(tmp_path / "a" / gan.WEIGHTS_FILE), np.load(tmp_path / "b" / gan.WEIGHTS_FILE)
+    wa, wb = np.load(tmp_path / "a" / checkpoint.WEIGHTS_FILE), np.load(tmp_path / "b" / checkpoint.WEIGHTS_FILE)
     assert sorted(wa.files) == sorted(wb.files)
     for k in wa.files:
         np.testing.assert_array_equal(wa[k], wb[k])
@@ -225,11 +225,11 @@ def test_float16_trains_with_loss_scaling(tiny_data, tmp_path, loss):
     r = gan.train_candidate(tiny_genome(loss, d_steps=2), tiny_data, 4, options=opts(policy="mixed_float16"),
                             score=False, save_to=tmp_path / "a")
     assert r.status == "ok" and math.isfinite(r.metrics["g_loss"]) and math.isfinite(r.metrics["d_loss"])
-    _, weights, optimizer_state = gan.load_checkpoint(tmp_path / "a")
+    _, weights, optimizer_state = checkpoint.load_checkpoint(tmp_path / "a")
     assert all(w.dtype == np.float32 for w in weights.values())  # variables stay float32
     gan.train_candidate(tiny_genome(loss, d_steps=2), tiny_data, 1, options=opts(policy="float32"), score=False,
                         save_to=tmp_path / "f32")
-    plain = gan.load_checkpoint(tmp_path / "f32")[2]
+    plain = checkpoint.load_checkpoint(tmp_path / "f32")[2]
     assert len(optimizer_state) > len(plain)  # the loss scale and its counter are optimizer state too
     again = gan.train_candidate(tiny_genome(loss, d_steps=2), tiny_data, 2, options=opts(policy="mixed_float16"),
                                 score=False, resume=tmp_path / "a")
@@ -252,15 +252,15 @@ def test_a_checkpoint_whose_weights_header_lies_is_a_checkpoint_error(tmp_path):
 
     ckpt = tmp_path / "c"
     ckpt.mkdir()
-    (ckpt / gan.META_FILE).write_text(json.dumps({"genome": tiny_genome().to_dict(), "total_steps": 1}))
+    (ckpt / checkpoint.META_FILE).write_text(json.dumps({"genome": tiny_genome().to_dict(), "total_steps": 1}))
     buf = io.BytesIO()  # an array header promising 10**14 floats (364 TiB), with 64 bytes behind it
     np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (10**14,)})
-    with zipfile.ZipFile(ckpt / gan.WEIGHTS_FILE, "w") as z:
+    with zipfile.ZipFile(ckpt / checkpoint.WEIGHTS_FILE, "w") as z:
         z.writestr("dense/0.npy", buf.getvalue() + bytes(64))
     with pytest.raises(CheckpointError, match=r"missing or damaged \(.*truncated: its header promises"):
-        gan.load_checkpoint(ckpt)
-    np.savez(ckpt / gan.WEIGHTS_FILE, **{"dense/0": np.ones(3, np.float32)})  # a good one reads back
-    assert list(gan.load_checkpoint(ckpt)[1]) == ["dense/0"]
+        checkpoint.load_checkpoint(ckpt)
+    np.savez(ckpt / checkpoint.WEIGHTS_FILE, **{"dense/0": np.ones(3, np.float32)})  # a good one reads back
+    assert list(checkpoint.load_checkpoint(ckpt)[1]) == ["dense/0"]
 
 
 @pytest.mark.parametrize("meta, why", [
@@ -280,7 +280,24 @@ def test_a_checkpoint_whose_meta_lost_its_genome_or_steps_is_a_checkpoint_error(
     ckpt = tmp_path / "c"
     ckpt.mkdir()
     meta = {k: tiny_genome().to_dict() if v == "GENOME" else v for k, v in meta.items()}
-    (ckpt / gan.META_FILE).write_text(json.dumps(meta))
-    np.savez(ckpt / gan.WEIGHTS_FILE, **{"dense/0": np.ones(3, np.float32)})
+    (ckpt / checkpoint.META_FILE).write_text(json.dumps(meta))
+    np.savez(ckpt / checkpoint.WEIGHTS_FILE, **{"dense/0": np.ones(3, np.float32)})
     with pytest.raises(CheckpointError, match=rf"missing or damaged \(.*{why}"):
-        gan.load_checkpoint(ckpt)
+        checkpoint.load_checkpoint(ckpt)
+
+
+def test_train_options_from_config_reads_each_section_and_shares_its_defaults():
+    import dataclasses
+
+    from gan_nas.config import Config
+
+    cfg = Config()
+    assert dataclasses.replace(gan.TrainOptions.from_config(cfg, 0), mixed_precision=False) == gan.TrainOptions()
+    cfg = dataclasses.replace(
+        cfg, data=dataclasses.replace(cfg.data, batch_size=17, shuffle_buffer=33),
+        training=dataclasses.replace(cfg.training, deterministic=True, log_every=7, max_seconds=3.5,
+                                     mixed_precision=False),
+        fitness=dataclasses.replace(cfg.fitness, n_search=99, noise_seed=5, batch_size=11))
+    assert gan.TrainOptions.from_config(cfg, 42) == gan.TrainOptions(
+        batch_size=17, seed=42, mixed_precision=False, deterministic=True, log_every=7, n_search=99, noise_seed=5,
+        score_batch=11, shuffle_buffer=33, max_seconds=3.5)

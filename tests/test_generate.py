@@ -325,3 +325,27 @@ def test_run_dir_is_not_a_run_directory(tmp_path: Path, outdir: Path, capsys) ->
     code, _, err = run_cli(["generate", str(afile), "--out", str(outdir / "g.png")], capsys)
     assert_one_error_line(code, err, "is a file, not a run directory")
     assert list(outdir.iterdir()) == []
+
+
+def test_staged_outputs_are_fsynced_then_renamed_then_their_folder_fsynced(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import stat
+
+    (tmp_path / "a.png").write_bytes(b"old")
+    outputs = {"--out": tmp_path / "a.png", "--npz": tmp_path / "b.npz"}
+    seen: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        seen.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with report._Staged(outputs) as staged:
+        staged.write("--out", lambda f: f.write(b"new a"))
+        staged.write("--npz", lambda f: f.write(b"new b"))
+        assert (tmp_path / "a.png").read_bytes() == b"old"  # nothing replaced before the commit
+        staged.commit()
+    assert seen == ["file", "file", "dir"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.npz"]
+    assert (tmp_path / "a.png").read_bytes() == b"new a" and (tmp_path / "b.npz").read_bytes() == b"new b"

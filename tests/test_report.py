@@ -89,7 +89,7 @@ RECORDS = [  # c0004's lineage: c0000 -> c0002 -> c0004
 @pytest.fixture(scope="module")
 def fake_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory as a finished 2-generation search leaves it (untrained weights)."""
-    from gan_nas import builder, gan
+    from gan_nas import builder, checkpoint, gan
 
     d = tmp_path_factory.mktemp("report")
     npz = make_npz(d / "shapes16.npz")
@@ -103,9 +103,9 @@ def fake_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         store.write_state({"generation": 2, "population": ["c0004", "c0002"],
                            "hall_of_fame": ["c0004", "c0002", "c0000"], "elapsed": 14.5, "done": True,
                            "stopped": None, "next_id": 6, "pending": []})
-        gan.save_checkpoint(store.candidate_dir("c0004"), genome, gen, disc, {}, 9)
-        gan.save_checkpoint(store.candidate_dir("c0002"), genome, gen, disc, {}, 6)
-        for f in (gan.WEIGHTS_FILE, gan.OPTIMIZERS_FILE):  # pruned, as the search prunes
+        checkpoint.save_checkpoint(store.candidate_dir("c0004"), genome, gen, disc, {}, 9)
+        checkpoint.save_checkpoint(store.candidate_dir("c0002"), genome, gen, disc, {}, 6)
+        for f in checkpoint.PRUNED_FILES:  # pruned, as the search prunes
             (store.candidate_dir("c0002") / f).unlink(missing_ok=True)
 
         def fill(b: Path) -> None:
