@@ -329,18 +329,11 @@ def test_run_dir_is_not_a_run_directory(tmp_path: Path, outdir: Path, capsys) ->
 
 def test_staged_outputs_are_fsynced_then_renamed_then_their_folder_fsynced(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import stat
+    from test_safe_io import _fsyncs
 
     (tmp_path / "a.png").write_bytes(b"old")
     outputs = {"--out": tmp_path / "a.png", "--npz": tmp_path / "b.npz"}
-    seen: list[str] = []
-    real = os.fsync
-
-    def fsync(fd: int) -> None:
-        seen.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    seen = _fsyncs(monkeypatch)
     with report._Staged(outputs) as staged:
         staged.write("--out", lambda f: f.write(b"new a"))
         staged.write("--npz", lambda f: f.write(b"new b"))
