@@ -130,13 +130,13 @@ class Scheduler:
 
     # -- state.json
     def state_dict(self) -> dict[str, Any]:
-        return {"version": STATE_VERSION, "next_id": self.next_id, "pending": [t.to_dict() for t in self.pending
-                                                                   if t.id not in self.records],
+        return {"version": STATE_VERSION, "next_id": self.next_id, "pending": [t.to_dict() for t in self.pending],
                 "hall_of_fame": list(self.hall_of_fame), "elapsed": self.elapsed, "done": self.done,
                 "stopped": self.stopped, "final": self.final,
                 "strategy": {"name": self.strategy.name, **self.strategy.state_dict()}}
 
     def write_state(self) -> None:
+        self.pending = [t for t in self.pending if t.id not in self.records]  # journaled: told, no longer pending
         self.store.write_state(self.state_dict())
 
     def load_state(self, state: dict[str, Any]) -> None:
