@@ -118,10 +118,63 @@ def check_record(rec: dict[str, Any], where: str) -> None:
 
 
 def _finite_or_inf(v: Any) -> bool:
-    """A JSON number that is not NaN (infinity stands for a failed candidate's fitness) and not a huge int."""
+    """A JSON number that is not NaN or -infinity (+infinity stands for a failed candidate's fitness; -infinity
+    would rank a damaged line above every candidate) and not a huge int."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return False
-    return abs(v) <= MAX_COUNT if isinstance(v, int) else not math.isnan(v)
+    return abs(v) <= MAX_COUNT if isinstance(v, int) else not math.isnan(v) and v != -math.inf
+
+
+TASK_KINDS = ("initial", "random", "child", "continue", "final")  # what a search's task may be
+_TASK_KEYS = {"id", "generation", "kind", "parents", "genome", "steps", "seed", "save_to"}
+
+
+def check_state_tasks(state: dict[str, Any], where: str | Path) -> None:
+    """Raise RunDirError if a search's state.json (``where``) holds tasks that would be journaled broken.
+
+    :func:`gan_nas.evolution.check_state` checks each field's type against the journal; this checks what
+    the search would otherwise act on unasked: a pending task whose id is no candidate id (its record
+    would make the journal unreadable for good), one id pending twice (journaled twice), an id counter
+    behind the pending ids (new candidates would take ids already used), a kind no search makes, and
+    ``done``/``stopped`` that are not what a search writes (a ``done`` of "yes" ended the search unfinished).
+    A baseline's state (``"baseline": true``) has none of these.
+    """
+    if state.get("baseline"):
+        return
+    fix = "delete it and resume: the search rebuilds it from the journal"
+
+    def bad(field: str, why: str) -> RunDirError:
+        return RunDirError(f"{where}: field {field!r} {why}; {fix}")
+
+    if "done" in state and not isinstance(state["done"], bool):
+        raise bad("done", f"must be true or false, got {_short(state['done'])}")
+    if state.get("stopped") is not None and not isinstance(state["stopped"], str):
+        raise bad("stopped", f"must be null or a reason, got {_short(state['stopped'])}")
+    pending = state.get("pending")
+    tasks = [("pending", t) for t in pending] if isinstance(pending, list) else []
+    final = state.get("final")
+    if isinstance(final, dict) and isinstance(final.get("task"), dict):
+        tasks.append(("final.task", final["task"]))
+    seen: set[str] = set()
+    numbers = []
+    for field, t in tasks:
+        if not isinstance(t, dict) or "id" not in t:
+            continue  # a type error: check_state names it
+        cid = t["id"]
+        if not valid_id(cid):
+            raise bad(f"{field}.id", f"is not a candidate id: {_short(cid)}")
+        if field == "pending":
+            if cid in seen:
+                raise bad("pending.id", f"{cid!r} is pending twice")
+            seen.add(cid)
+        if "kind" in t and t["kind"] not in TASK_KINDS:
+            raise bad(f"{field}.kind", f"must be one of {', '.join(TASK_KINDS)}, got {_short(t['kind'])}")
+        if field == "pending" and cid[1:].isdigit() and _TASK_KEYS <= t.keys():  # (an incomplete task: check_state)
+            numbers.append(int(cid[1:]))
+    next_id = state.get("next_id")
+    if isinstance(next_id, int) and not isinstance(next_id, bool) and numbers and next_id <= max(numbers):
+        raise bad("next_id", f"is {next_id}, but task c{max(numbers):04d} is pending: new candidates would take "
+                             "ids already in use")
 
 
 def _short(v: Any) -> str:
@@ -435,6 +488,7 @@ class RunStore:
         Args:
             record: A JSON-able dict (one finished evaluation).
         """
+        check_record(record, f"{self.journal_path}: the record to append")  # never write a line no reader takes
         line = json.dumps(record, sort_keys=True).encode() + b"\n"
         fd = os.open(self.journal_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -580,7 +634,9 @@ class RunStore:
         if not path.exists():
             return None
         # the journal holds everything state.json summarises
-        return self.read_json(path, expect=dict, fix="delete it and resume: the search rebuilds it from the journal")
+        state = self.read_json(path, expect=dict, fix="delete it and resume: the search rebuilds it from the journal")
+        check_state_tasks(state, path)
+        return state
 
     # -- files ----------------------------------------------------------------------------------
 

@@ -312,6 +312,7 @@ def snapshot(d: Path) -> dict[str, bytes]:
     (lambda run: _edit_journal_seconds(run, {"total": "a"}),
      "journal.jsonl:2: field 'seconds.total' must be a non-negative number of seconds, got \"a\""),
     (lambda run: _edit_state(run, pending=[{"id": "c0009"}]), "field 'pending.generation' is missing"),
+    (lambda run: _edit_state(run, done="yes"), "field 'done' must be true or false, got \"yes\""),
 ])
 def test_a_damaged_run_directory_is_one_error_naming_file_and_field(finished_run, tmp_path, capsys, damage, message):
     run = damaged_copy(finished_run, tmp_path)

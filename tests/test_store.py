@@ -154,7 +154,7 @@ def test_journal_non_object_line(store):
 
 def test_journal_torn_last_line_is_dropped_with_a_warning_and_cut_by_the_next_writer(store, capsys):
     store.append(rec("a"))
-    store.append(rec("b", genome={"layers": [1, 2, 3]}))
+    store.append(rec("b"))
     data = store.journal_path.read_bytes()
     store.journal_path.write_bytes(data[:-10])  # a crash in the middle of the second line's write
     assert store.journal() == [rec("a")]
@@ -193,6 +193,56 @@ def test_journal_malformed_record_names_line_and_field(store, line, message):
     with open(store.journal_path, "a") as f:
         f.write(line + "\n")
     with pytest.raises(RunDirError, match=r"journal.jsonl:2: .*" + re.escape(message)):
+        store.journal()
+
+
+def _task(cid: str, **fields) -> dict:
+    """A pending task of a search's state.json."""
+    return {"id": cid, "generation": 1, "kind": "child", "parents": ["c0000"], "genome": GENOME, "steps": 4,
+            "seed": 1, "parent_ckpt": ["candidates/c0000"], "resume_ckpt": None, "save_to": f"candidates/{cid}",
+            **fields}
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"next_id": 5, "pending": [_task("../x")]}, "field 'pending.id' is not a candidate id: \"../x\""),
+    ({"next_id": 5, "pending": [_task("c0004"), _task("c0004")]}, "field 'pending.id' 'c0004' is pending twice"),
+    ({"next_id": 1, "pending": [_task("c0004")]}, "field 'next_id' is 1, but task c0004 is pending"),
+    ({"next_id": 5, "pending": [_task("c0004", kind="alien")]}, "field 'pending.kind' must be one of initial"),
+    ({"next_id": 5, "pending": [], "final": {"task": _task("a/b")}}, "field 'final.task.id' is not a candidate id"),
+    ({"next_id": 5, "pending": [], "done": "yes"}, "field 'done' must be true or false, got \"yes\""),
+    ({"next_id": 5, "pending": [], "stopped": {"a": 1}}, "field 'stopped' must be null or a reason"),
+])
+def test_state_tasks_that_would_be_journaled_broken_are_refused(store, state, message):
+    """A pending id "../x" was trained and journaled, after which no command could read the journal;
+    next_id behind the pending ids made a generation reuse other candidates' records; done "yes" ended it."""
+    (store.root / "state.json").write_text(json.dumps({"generation": 1, **state}))
+    with pytest.raises(RunDirError, match=re.escape(message)):
+        store.read_state()
+    with pytest.raises(RunDirError, match=re.escape(message)):  # refused before the lock changes anything
+        store.lock()
+    assert not (store.root / "lock").exists()
+
+
+def test_a_baseline_state_is_not_a_search_state(store):
+    (store.root / "state.json").write_text(json.dumps({"baseline": True, "done": False, "steps": 4}))
+    assert store.read_state()["steps"] == 4
+
+
+def test_a_record_no_reader_would_take_is_never_appended(store):
+    store.append(rec("a"))
+    before = store.journal_path.read_bytes()
+    for bad in (rec("../x"), rec("b", fitness=float("nan")), rec("b", generation="1")):
+        with pytest.raises(RunDirError, match="the record to append"):
+            store.append(bad)
+    assert store.journal_path.read_bytes() == before
+
+
+def test_a_fitness_of_minus_infinity_is_damage(store):
+    """-Infinity in a hand-edited line made that candidate the best for good (and published it to best/)."""
+    store.append(rec("a"))
+    with open(store.journal_path, "a") as f:
+        f.write(json.dumps(rec("b", fitness=float("-inf"))) + "\n")
+    with pytest.raises(RunDirError, match=r"journal.jsonl:2: field 'fitness' must be a number or null, got -Infinity"):
         store.journal()
 
 
