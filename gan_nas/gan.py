@@ -265,6 +265,23 @@ def inherit(model, net: NetworkGenome, parent_net: NetworkGenome, parent_weights
     return copied
 
 
+def _check_resumed(checkpoint: str | Path, models: dict[str, Any], copied: dict[str, set[str]]) -> None:
+    """Raise CheckpointError unless a continuation got every layer's weights from the checkpoint it continues.
+
+    A continuation trains the same genome on, so each of its layers is in that checkpoint; one that is
+    not (weights.npz replaced or cut down, meta.json's genome edited) trained on from random weights and
+    was journaled as the survivor's continuation, with the lineage's step count.
+    """
+    for net, model in models.items():
+        missing = [layer.name for layer in model.layers
+                   if layer.get_weights() and layer.name.startswith(net + "_") and layer.name not in copied[net]]
+        if missing:
+            raise CheckpointError(
+                f"checkpoint {checkpoint} is damaged: it holds no weights of the shape the candidate it continues "
+                f"needs for layer {missing[0]} ({len(missing)} layers in all; its weights.npz or meta.json's "
+                f"genome was changed); restore it from a copy of the run and resume")
+
+
 def _restore_optimizers(optimizers, state: dict[str, np.ndarray]) -> bool:
     for name, o in optimizers.items():
         values = [state.get(f"{name}/{i}") for i in range(len(o.variables))]
@@ -437,6 +454,7 @@ def train_candidate(
         copied["g"] |= inherit(gen, genome.generator, pg.generator, weights, "g", copied["g"])
         copied["d"] |= inherit(disc, genome.discriminator, pg.discriminator, weights, "d", copied["d"])
         if resume is not None:
+            _check_resumed(src, {"g": gen, "d": disc}, copied)
             _restore_optimizers(optimizers, opt_state)
         lineage_steps = max(lineage_steps, meta["total_steps"])
     result.inherited = {k: len(v) for k, v in copied.items()}

@@ -412,6 +412,26 @@ def test_a_missing_parent_checkpoint_stops_the_search_and_is_not_journaled(fixtu
     assert [json.loads(line)["status"] for line in (run2 / "journal.jsonl").read_text().splitlines()] == ["ok"] * 4
 
 
+def test_a_continuation_whose_checkpoint_lost_its_layers_stops_the_search(fixture_dir, tmp_path, monkeypatch,
+                                                                          capsys):
+    """weights.npz cut down (or meta.json's genome edited) had the survivor's continuation train on from random
+    weights, journaled as ok with the lineage's step count, exit 0."""
+    run = stopped_run(write_config(fixture_dir, "cont", generations=1, survivor=2), tmp_path / "run", monkeypatch)
+    pending = json.loads((run / "state.json").read_text())["pending"]
+    task = next(t for t in pending if t["kind"] == "continue" and t["id"] not in journal_ids(run))
+    ckpt = run / task["resume_ckpt"]
+    saved = (ckpt / "weights.npz").read_bytes()
+    with np.load(ckpt / "weights.npz") as z:
+        np.savez(ckpt / "weights.npz", **{k: z[k] for k in list(z.files)[:-1]})  # one array gone
+    capsys.readouterr()
+    one_error(resume(run), capsys.readouterr().err, f"checkpoint {ckpt} is damaged", "restore it")
+    assert task["id"] not in journal_ids(run)  # (the generation's other tasks may have been journaled first:
+    # the check of every checkpoint before a generation starts, evolution's check_checkpoints, reads files only)
+    (ckpt / "weights.npz").write_bytes(saved)
+    assert resume(run) == 0
+    assert task["id"] in journal_ids(run)
+
+
 def test_a_run_whose_dataset_changed_is_not_resumed(fixture_dir, tmp_path, monkeypatch, capsys):
     # it resumed silently and scored the rest of the run against other data's statistics
     shutil.copy(fixture_dir / "bars.npz", tmp_path / "bars.npz")
