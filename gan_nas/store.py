@@ -200,6 +200,7 @@ LOCK = "lock"
 BEST = "best"
 _BEST_TMP = "best.tmp"  # a best/ being filled; complete once best.old exists beside it
 _BEST_OLD = "best.old"  # the previous best/, moved aside during the swap
+AHEAD = "ahead"  # continuations trained ahead of their generation (evolution.AHEAD_DIR)
 _TMP_MARK = ".tmp-"  # temporaries are named .NAME.tmp-PID-RANDOM
 
 
@@ -469,6 +470,7 @@ class RunStore:
         """
         self._parse_journal(self._journal_bytes(), warn_torn=False)
         self.read_state()
+        self._check_folders()
         self._recover_best()
         self._drop_torn_journal_tail()
         for d in (self.root, self.root / "candidates", *self.root.glob("candidates/*")):
@@ -754,6 +756,20 @@ class RunStore:
         os.rename(tmp, best)
         _fsync_dir(self.root)
         shutil.rmtree(old, ignore_errors=True)
+
+    def _check_folders(self) -> None:
+        """Raise RunDirError if a folder the search writes into is something else (a file, a broken link).
+
+        Found only when a generation ended, after its training: ``tb`` a file was a TensorFlow traceback,
+        ``samples``, ``best`` or ``best.tmp`` a file an error with the generation's evaluations journaled.
+        """
+        for name in ("candidates", "samples", "tb", BEST, _BEST_TMP, _BEST_OLD, AHEAD):
+            p = self.root / name
+            if os.path.lexists(p) and not p.is_dir():
+                what = "a file" if p.is_file() else "a broken link" if p.is_symlink() and not p.exists() \
+                    else "not a folder"
+                raise RunDirError(f"{p} is {what}, where the run keeps a folder; move it out of the run "
+                                  "directory and resume")
 
     def _recover_best(self) -> None:
         """Finish a best/ swap cut off by a crash; drop a half-filled best.tmp."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -244,6 +245,22 @@ def test_a_fitness_of_minus_infinity_is_damage(store):
         f.write(json.dumps(rec("b", fitness=float("-inf"))) + "\n")
     with pytest.raises(RunDirError, match=r"journal.jsonl:2: field 'fitness' must be a number or null, got -Infinity"):
         store.journal()
+
+
+@pytest.mark.parametrize("name", ["samples", "tb", "best", "best.tmp", "candidates", "ahead"])
+def test_a_run_folder_that_is_a_file_is_refused_before_the_search_starts(store, name):
+    """Found at a generation's end, after training: tb/ a file was a TensorFlow traceback, the others an
+    error with the generation journaled."""
+    if (store.root / name).is_dir():
+        shutil.rmtree(store.root / name)
+    (store.root / name).write_text("mine")
+    with pytest.raises(RunDirError, match=re.escape(f"{store.root / name} is a file, where the run keeps a folder")):
+        store.lock()
+    assert (store.root / name).read_text() == "mine" and not (store.root / "lock").exists()
+    (store.root / name).unlink()
+    os.symlink(store.root / "nowhere", store.root / name)
+    with pytest.raises(RunDirError, match="is a broken link, where the run keeps a folder"):
+        store.lock()
 
 
 def test_is_pid_alive():
