@@ -34,6 +34,7 @@ bias of choosing on it is on record).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -208,8 +209,14 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
                 max_seconds=0.0)  # the baseline's chunks are sized by its own budget
             resume = (store.candidate_dir(last["id"]) if last
                       else Path(fork["run_dir"]) / "candidates" / fork["checkpoint"] if fork else None)
-            result = gan.train_candidate(genome, ds, n, None, options, resume=resume,
-                                         save_to=store.candidate_dir(cid), score=False)
+            save_to = store.candidate_dir(cid)
+            try:
+                result = gan.train_candidate(genome, ds, n, None, options, resume=resume, save_to=save_to,
+                                             score=False)
+            except BaseException:  # a damaged checkpoint to continue from, a signal: leave no empty b000N
+                with contextlib.suppress(OSError):
+                    save_to.rmdir()  # only if it is empty
+                raise
             record = {"id": cid, "generation": len(records), "kind": "continue" if last or fork else "initial",
                       "parents": [last["id"]] if last else [], "genome": genome.to_dict(), **result.to_dict()}
             if fork and not last:
@@ -408,6 +415,10 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     if best_steps > journaled:
         raise RunDirError(f"{best_dir / 'candidate.json'}: the best's lineage claims {best_steps:,} steps, more than "
                           f"the {journaled:,} the whole journal records; the run is damaged")
+    for out in (root / COMPARE_MD, root / COMPARE_JSON):  # before any training: bad input changes nothing
+        if os.path.lexists(out) and not out.is_file():
+            raise RunDirError(f"{out} exists and is not a regular file (compare writes it); move it away and "
+                              "compare again")
     searched = load_best_generator(store)
     base_dir = Path(baseline_dir) if baseline_dir is not None else root / "baseline"
     steps_dir = root / "baseline-steps"
