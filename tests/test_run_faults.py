@@ -217,7 +217,7 @@ def test_signals_stop_a_search_process_cleanly(fixture_dir, tmp_path, sig, code,
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("space.latent_sizes=[100000000]", "cannot fit the parameter cap"),
+    ("space.latent_sizes=[60000]", "cannot fit the parameter cap"),
     ("data.batch_size=100000000", "data.batch_size = 100,000,000 is larger than the training split (480 images)"),
     ("fitness.n_search=100000000000", "fitness.n_search must be at most 100,000"),
     ("training.max_seconds=nan", "training.max_seconds must be a finite number"),
