@@ -304,7 +304,11 @@ class RunStore:
         json.loads(config_json)  # a programming error, not user input, if this fails
         try:
             if root.is_dir() and any(root.iterdir()):
-                raise RunDirError(f"run dir {root} already holds a run; use --resume or another --run-dir")
+                if os.path.lexists(root / CONFIG):
+                    raise RunDirError(f"run dir {root} already holds a run; use --resume or another --run-dir")
+                first = sorted(p.name for p in root.iterdir())[0]  # a folder of the user's: not a run to resume
+                raise RunDirError(f"run dir {root} is not empty (it holds {first!r}) and holds no run; choose a new "
+                                  "or empty folder")
             root.mkdir(parents=True, exist_ok=True)
             for sub in ("candidates", "samples", "tb"):
                 (root / sub).mkdir(exist_ok=True)

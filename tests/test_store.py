@@ -55,8 +55,8 @@ def test_create_refuses_a_used_dir(tmp_path, store):
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("x")
-    with pytest.raises(RunDirError, match="already holds a run"):
-        RunStore.create(other, CONFIG)
+    with pytest.raises(RunDirError, match="is not empty \\(it holds 'notes.txt'\\) and holds no run; choose a new"):
+        RunStore.create(other, CONFIG)  # it said "already holds a run; use --resume", which then failed
     (tmp_path / "file").write_text("x")
     with pytest.raises(RunDirError, match="is a file"):
         RunStore.create(tmp_path / "file", CONFIG)
