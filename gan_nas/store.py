@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_nas import safe_io
-from gan_nas.errors import GenomeError, RunDirError
+from gan_nas.errors import GanNasError, GenomeError, RunDirError
 
 
 def json_safe(v: Any) -> Any:
@@ -129,16 +129,20 @@ TASK_KINDS = ("initial", "random", "child", "continue", "final")  # what a searc
 _TASK_KEYS = {"id", "generation", "kind", "parents", "genome", "steps", "seed", "save_to"}
 
 
-def check_state_tasks(state: dict[str, Any], where: str | Path) -> None:
+def check_state_tasks(state: dict[str, Any], where: str | Path, max_steps: int | None = None) -> None:
     """Raise RunDirError if a search's state.json (``where``) holds tasks that would be journaled broken.
 
     :func:`gan_nas.evolution.check_state` checks each field's type against the journal; this checks what
     the search would otherwise act on unasked: a pending task whose id is no candidate id (its record
     would make the journal unreadable for good), one id pending twice (journaled twice), an id counter
     behind the pending ids (new candidates would take ids already used), a kind no search makes, and
-    ``done``/``stopped`` that are not what a search writes (a ``done`` of "yes" ended the search unfinished).
+    ``done``/``stopped`` that are not what a search writes (a ``done`` of "yes" ended the search unfinished),
+    a genome that is none (trained, then refused by the journal), and, given ``max_steps`` (the most steps
+    the run's config gives a task), a pending task of more steps (10**12 trained without end).
     A baseline's state (``"baseline": true``) has none of these.
     """
+    from gan_nas.genome import GanGenome
+
     if state.get("baseline"):
         return
     fix = "delete it and resume: the search rebuilds it from the journal"
@@ -169,6 +173,16 @@ def check_state_tasks(state: dict[str, Any], where: str | Path) -> None:
             seen.add(cid)
         if "kind" in t and t["kind"] not in TASK_KINDS:
             raise bad(f"{field}.kind", f"must be one of {', '.join(TASK_KINDS)}, got {_short(t['kind'])}")
+        if isinstance(t.get("genome"), dict):
+            try:
+                GanGenome.from_dict(t["genome"])
+            except GenomeError as e:
+                raise bad(f"{field}.genome", f"is not a genome ({e})") from None
+        steps = t.get("steps")
+        if (field == "pending" and max_steps is not None and isinstance(steps, int) and not isinstance(steps, bool)
+                and steps > max_steps):
+            raise bad("pending.steps", f"is {_short(steps)}, more than the {max_steps:,} the run's config gives a "
+                                       "task (training.steps, training.survivor_steps)")
         if field == "pending" and cid[1:].isdigit() and _TASK_KEYS <= t.keys():  # (an incomplete task: check_state)
             numbers.append(int(cid[1:]))
     next_id = state.get("next_id")
@@ -641,8 +655,20 @@ class RunStore:
             return None
         # the journal holds everything state.json summarises
         state = self.read_json(path, expect=dict, fix="delete it and resume: the search rebuilds it from the journal")
-        check_state_tasks(state, path)
+        check_state_tasks(state, path, self._max_task_steps())
         return state
+
+    def _max_task_steps(self) -> int | None:
+        """The most steps the run's config gives a search's task, or None if config.json says nothing
+        readable about it (its own readers report that)."""
+        try:
+            training = safe_io.parse_json(self.config_json()).get("training") or {}
+            steps = [training.get("steps"), training.get("survivor_steps")]
+        except (GanNasError, OSError, ValueError, AttributeError):
+            return None
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in steps):
+            return None
+        return max(steps)
 
     # -- files ----------------------------------------------------------------------------------
 

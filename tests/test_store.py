@@ -224,6 +224,22 @@ def test_state_tasks_that_would_be_journaled_broken_are_refused(store, state, me
     assert not (store.root / "lock").exists()
 
 
+def test_a_pending_task_of_no_genome_or_more_steps_than_the_config_gives_is_refused(tmp_path):
+    """steps 10**12 trained without end (training.max_seconds 0); a genome of {"x": 1} was trained, then
+    refused by the journal."""
+    store = RunStore.create(tmp_path / "run", json.dumps({"training": {"steps": 4, "survivor_steps": 2}}))
+    state = {"generation": 1, "next_id": 5}
+    (store.root / "state.json").write_text(json.dumps({**state, "pending": [_task("c0004", steps=10**12)]}))
+    with pytest.raises(RunDirError, match=re.escape("field 'pending.steps' is 1000000000000, more than the 4 the "
+                                                    "run's config gives a task")):
+        store.read_state()
+    (store.root / "state.json").write_text(json.dumps({**state, "pending": [_task("c0004", genome={"x": 1})]}))
+    with pytest.raises(RunDirError, match="field 'pending.genome' is not a genome"):
+        store.read_state()
+    (store.root / "state.json").write_text(json.dumps({**state, "pending": [_task("c0004", steps=4)]}))
+    assert store.read_state()["pending"][0]["steps"] == 4
+
+
 def test_a_baseline_state_is_not_a_search_state(store):
     (store.root / "state.json").write_text(json.dumps({"baseline": True, "done": False, "steps": 4}))
     assert store.read_state()["steps"] == 4
