@@ -28,6 +28,7 @@ beside it): the baseline's last checkpoint here, and every row of
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -199,8 +200,14 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
                 max_seconds=0.0)  # the baseline's chunks are sized by its own budget
             resume = (store.candidate_dir(last["id"]) if last
                       else Path(fork["run_dir"]) / "candidates" / fork["checkpoint"] if fork else None)
-            result = gan.train_candidate(genome, ds, n, None, options, resume=resume,
-                                         save_to=store.candidate_dir(cid), score=False)
+            save_to = store.candidate_dir(cid)
+            try:
+                result = gan.train_candidate(genome, ds, n, None, options, resume=resume, save_to=save_to,
+                                             score=False)
+            except BaseException:  # a damaged checkpoint to continue from, a signal: leave no empty b000N
+                with contextlib.suppress(OSError):
+                    save_to.rmdir()  # only if it is empty
+                raise
             record = {"id": cid, "generation": len(records), "kind": "continue" if last or fork else "initial",
                       "parents": [last["id"]] if last else [], "genome": genome.to_dict(), **result.to_dict()}
             if fork and not last:

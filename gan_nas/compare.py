@@ -17,6 +17,7 @@ The DCGAN is trained and kept in a baseline directory by :mod:`gan_nas.baseline_
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,10 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
     if best_steps > journaled:
         raise RunDirError(f"{best_dir / 'candidate.json'}: the best's lineage claims {best_steps:,} steps, more than "
                           f"the {journaled:,} the whole journal records; the run is damaged")
+    for out in (root / COMPARE_MD, root / COMPARE_JSON):  # before any training: bad input changes nothing
+        if os.path.lexists(out) and not out.is_file():
+            raise RunDirError(f"{out} exists and is not a regular file (compare writes it); move it away and "
+                              "compare again")
     searched = load_best_generator(store)
     base_dir = Path(baseline_dir) if baseline_dir is not None else root / "baseline"
     steps_dir = root / "baseline-steps"

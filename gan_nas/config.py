@@ -250,6 +250,7 @@ def _sections() -> dict[str, type]:
 
 # Any integer setting above this is a typo, and would overflow where it meets numpy or TensorFlow.
 MAX_INT = 2**53
+MAX_LATENT = 65_536  # genome.MAX_LATENT (config imports nothing of gan_nas's genome)
 # Settings whose useful range is far smaller than MAX_INT; the reason goes into the error.
 _BOUNDS: dict[tuple[str, str], tuple[int, int, str]] = {
     ("run", "seed"): (0, 2**32 - 1, "a 32-bit seed"),
@@ -343,6 +344,8 @@ def _check(cfg: Config) -> Config:
         raise ConfigError("space.min_filters must not exceed space.max_filters")
     if not s.latent_sizes or any(v <= 0 for v in s.latent_sizes):
         raise ConfigError("space.latent_sizes must be a non-empty list of positive integers")
+    if max(s.latent_sizes) > MAX_LATENT:  # a genome's bound (genome.py): a latent of 10**8 failed at building
+        raise ConfigError(f"space.latent_sizes must be at most {MAX_LATENT:,}, got {_short(max(s.latent_sizes))}")
     if cfg.run.executor == "process" and cfg.run.gpus_per_candidate not in (0, 1):
         raise ConfigError(f"run.gpus_per_candidate = {cfg.run.gpus_per_candidate:g}: the process pool gives each "
                           'worker one whole GPU (1) or none (0); fractions or several need run.executor = "ray"')

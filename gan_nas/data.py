@@ -330,6 +330,8 @@ def _load_mnist_family(name: str, folder: Path) -> tuple[np.ndarray, ...]:
             )
         if arrays[f"{split}_images"].shape[1:] != (28, 28):
             raise DataError(f"{folder / MNIST_FILES[f'{split}_images']}: images are not 28x28")
+        if n_img < 2:  # as for an npz: a split of 0 images was described as a dataset (exit 0)
+            raise DataError(f"{folder / MNIST_FILES[f'{split}_images']}: needs at least 2 images, found {n_img}")
         where = str(folder / MNIST_FILES[f"{split}_labels"])
         arrays[f"{split}_labels"] = _labels(arrays[f"{split}_labels"], n_lab, where, REGISTRY[name].classes)
     return (

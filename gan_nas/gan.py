@@ -28,7 +28,7 @@ import numpy as np
 from gan_nas import interrupt, precision
 from gan_nas.checkpoint import load_checkpoint, restore_optimizers, save_checkpoint
 from gan_nas.config import Config, DataConfig, FitnessConfig, TrainingConfig
-from gan_nas.errors import GanNasError
+from gan_nas.errors import CheckpointError, GanNasError
 from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, TrainingGenes, validate
 from gan_nas.store import json_safe
 
@@ -182,6 +182,23 @@ def inherit(model, net: NetworkGenome, parent_net: NetworkGenome, parent_weights
         layer.set_weights(old)
         copied.add(layer.name)
     return copied
+
+
+def _check_resumed(checkpoint: str | Path, models: dict[str, Any], copied: dict[str, set[str]]) -> None:
+    """Raise CheckpointError unless a continuation got every layer's weights from the checkpoint it continues.
+
+    A continuation trains the same genome on, so each of its layers is in that checkpoint; one that is
+    not (weights.npz replaced or cut down, meta.json's genome edited) trained on from random weights and
+    was journaled as the survivor's continuation, with the lineage's step count.
+    """
+    for net, model in models.items():
+        missing = [layer.name for layer in model.layers
+                   if layer.get_weights() and layer.name.startswith(net + "_") and layer.name not in copied[net]]
+        if missing:
+            raise CheckpointError(
+                f"checkpoint {checkpoint} is damaged: it holds no weights of the shape the candidate it continues "
+                f"needs for layer {missing[0]} ({len(missing)} layers in all; its weights.npz or meta.json's "
+                f"genome was changed); restore it from a copy of the run and resume")
 
 
 # --- training ------------------------------------------------------------------
@@ -395,6 +412,7 @@ def _inherit_checkpoints(genome: GanGenome, gen, disc, optimizers: dict[str, Any
         copied["g"] |= inherit(gen, genome.generator, pg.generator, weights, "g", copied["g"])
         copied["d"] |= inherit(disc, genome.discriminator, pg.discriminator, weights, "d", copied["d"])
         if resume is not None:
+            _check_resumed(src, {"g": gen, "d": disc}, copied)
             restore_optimizers(optimizers, opt_state)
         lineage_steps = max(lineage_steps, meta["total_steps"])
     return lineage_steps, {k: len(v) for k, v in copied.items()}

@@ -75,6 +75,11 @@ _UID = re.compile(r"^[a-z0-9]{1,16}$")
 # Blocks a network genome may hold: far more than any image size needs (each block at least doubles or
 # halves a side, or adds a layer), and a bound on what reading a genome file may cost.
 MAX_BLOCKS = 64
+# Bounds of a genome's sizes, as the config bounds the space's (config.py): a genome file or journal line
+# past them describes a network no machine builds (10**9 filters were shown as a table, exit 0).
+MAX_FILTERS = 65_536
+MAX_LATENT = 65_536
+MAX_D_STEPS = 100  # discriminator steps per generator step (WGAN's recipe takes 5)
 
 @dataclass(frozen=True)
 class LayerGene:
@@ -526,8 +531,8 @@ def _validate_training(t: TrainingGenes, space: SearchSpace | None) -> None:
         v = getattr(t, key)
         if not 0 <= v < 1:
             raise GenomeError(f"training: {key} must be within [0, 1), got {v!r}")
-    if t.d_steps < 1:
-        raise GenomeError(f"training: d_steps must be at least 1, got {t.d_steps}")
+    if not 1 <= t.d_steps <= MAX_D_STEPS:
+        raise GenomeError(f"training: d_steps must be from 1 to {MAX_D_STEPS}, got {t.d_steps}")
     if space is None:
         return
     if t.loss not in space.losses:
@@ -590,8 +595,8 @@ def _validate_gene(net: NetworkGenome, gene: LayerGene, allowed_kinds: tuple[str
         raise GenomeError(
             f"{name}: kind {gene.kind!r} is not allowed here; allowed: {', '.join(allowed_kinds)}"
         )
-    if gene.filters <= 0:
-        raise GenomeError(f"{name}: filters must be positive, got {gene.filters}")
+    if not 0 < gene.filters <= MAX_FILTERS:
+        raise GenomeError(f"{name}: filters must be from 1 to {MAX_FILTERS:,}, got {gene.filters}")
     if gene.kind == "dense":
         if gene.kernel != 1 or gene.stride != 1:
             raise GenomeError(f"{name}: a dense layer must have kernel 1 and stride 1")
@@ -674,8 +679,8 @@ def _check_generator_fields(net: NetworkGenome) -> None:
         raise GenomeError("generator: the dense stem is missing")
     if net.minibatch_std or net.pooling != "flatten":
         raise GenomeError("generator: minibatch_std and pooling belong to the discriminator")
-    if net.latent <= 0:
-        raise GenomeError(f"generator: latent size must be positive, got {net.latent}")
+    if not 0 < net.latent <= MAX_LATENT:
+        raise GenomeError(f"generator: latent size must be from 1 to {MAX_LATENT:,}, got {net.latent}")
     if net.stem_height <= 0 or net.stem_width <= 0:
         raise GenomeError(
             f"generator: stem grid must be positive, got {net.stem_height}x{net.stem_width}"

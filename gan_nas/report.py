@@ -420,7 +420,7 @@ def plot_size(records: list[dict[str, Any]], front: list[dict[str, Any]], best: 
     ax.set_xlabel("generator parameters")
     ax.set_ylabel("FID (lower is better)")
     ax.grid(alpha=0.3, which="both")
-    if front or best is not None:
+    if ax.get_legend_handles_labels()[0]:  # (a best without a finite FID has no marker to name)
         ax.legend()
     ax.set_title("FID against generator size")
     return _save(fig, path)
@@ -481,6 +481,17 @@ def _candidate_rows(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _check_report_outputs(path: Path, plots: Path) -> None:
+    """Raise RunDirError if report.md or a plot of it cannot be written as a file (a directory, a FIFO,
+    ``report/`` a file), before anything is written: report.md a directory had every plot rewritten
+    and then failed."""
+    for p in (path, plots / "fid_generations.png", plots / "fid_vs_size.png", plots / "lineage.png"):
+        if os.path.lexists(p) and not p.is_file():
+            raise RunDirError(f"{p} exists and is not a regular file; move it away and run report again")
+    if os.path.lexists(plots) and not plots.is_dir():
+        raise RunDirError(f"{plots} is not a folder (report's plots go there); move it away and run report again")
+
+
 def report(run_dir: str | Path) -> Path:
     """Write ``RUN_DIR/report.md`` and its plots (``RUN_DIR/report/*.png``) from the journal.
 
@@ -510,6 +521,7 @@ def report(run_dir: str | Path) -> Path:
     state = store.read_state() or {}
     root = store.root
     plots = root / PLOTS_DIR
+    _check_report_outputs(root / REPORT_FILE, plots)  # before any plot is written: bad input changes nothing
     best = best_record(store, records)
     stats = generation_stats(records)
     front = pareto_front(records)

@@ -152,13 +152,6 @@ class Scheduler:
             raise state_error(where, "next_id", "must be between 0 and 2**53")
         self.pending = [Trial.from_dict(t, f"{where}: pending[{k}]")
                         for k, t in enumerate(need(state, "pending", list, where))]
-        ids = [t.id for t in self.pending]
-        if len(set(ids)) < len(ids):
-            raise state_error(where, "pending", "holds one trial id twice (it would be journaled twice)")
-        numbers = [int(i[1:]) for i in ids if i[:1] == "c" and i[1:].isdigit()]
-        if numbers and self.next_id <= max(numbers):
-            raise state_error(where, "next_id", f"is {self.next_id}, but trial c{max(numbers):04d} is pending: new "
-                                                f"trials would take ids already in use")
         for t in self.pending:
             for cid in t.parents:
                 if cid not in self.records:
@@ -171,9 +164,7 @@ class Scheduler:
         if not 0 <= self.elapsed < math.inf:
             raise state_error(where, "elapsed", "must be a non-negative number of seconds")
         self.done = need(state, "done", bool, where)
-        self.stopped = state.get("stopped")
-        if self.stopped is not None and not isinstance(self.stopped, str):
-            raise state_error(where, "stopped", "must be null or a reason")
+        self.stopped = state.get("stopped")  # checked, with pending ids, next_id and steps: store.check_state_tasks
         final = state.get("final")
         if final is not None:
             need(state, "final", dict, where)

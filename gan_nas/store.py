@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_nas import safe_io
-from gan_nas.errors import GenomeError, RunDirError
+from gan_nas.errors import GanNasError, GenomeError, RunDirError
 
 
 def json_safe(v: Any) -> Any:
@@ -117,10 +117,78 @@ def check_record(rec: dict[str, Any], where: str) -> None:
 
 
 def _finite_or_inf(v: Any) -> bool:
-    """A JSON number that is not NaN (infinity stands for a failed candidate's fitness) and not a huge int."""
+    """A JSON number that is not NaN or -infinity (+infinity stands for a failed candidate's fitness; -infinity
+    would rank a damaged line above every candidate) and not a huge int."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return False
-    return abs(v) <= MAX_COUNT if isinstance(v, int) else not math.isnan(v)
+    return abs(v) <= MAX_COUNT if isinstance(v, int) else not math.isnan(v) and v != -math.inf
+
+
+TASK_KINDS = ("initial", "random", "child", "continue", "final")  # what a search's task may be
+_TASK_KEYS = {"id", "generation", "kind", "parents", "genome", "steps", "seed", "save_to"}
+
+
+def check_state_tasks(state: dict[str, Any], where: str | Path, max_steps: int | None = None) -> None:
+    """Raise RunDirError if a search's state.json (``where``) holds tasks that would be journaled broken.
+
+    :meth:`gan_nas.scheduler.Scheduler.load_state` (with :meth:`gan_nas.trial.Trial.from_dict`) checks each
+    field's type against the journal; this checks, as the file is read, what
+    the search would otherwise act on unasked: a pending task whose id is no candidate id (its record
+    would make the journal unreadable for good), one id pending twice (journaled twice), an id counter
+    behind the pending ids (new candidates would take ids already used), a kind no search makes, and
+    ``done``/``stopped`` that are not what a search writes (a ``done`` of "yes" ended the search unfinished),
+    a genome that is none (trained, then refused by the journal), and, given ``max_steps`` (the most steps
+    the run's config gives a task), a pending task of more steps (10**12 trained without end).
+    A baseline's state (``"baseline": true``) has none of these.
+    """
+    from gan_nas.genome import GanGenome
+
+    if state.get("baseline"):
+        return
+    fix = "delete it and resume: the search rebuilds it from the journal"
+
+    def bad(field: str, why: str) -> RunDirError:
+        return RunDirError(f"{where}: field {field!r} {why}; {fix}")
+
+    if "done" in state and not isinstance(state["done"], bool):
+        raise bad("done", f"must be true or false, got {_short(state['done'])}")
+    if state.get("stopped") is not None and not isinstance(state["stopped"], str):
+        raise bad("stopped", f"must be null or a reason, got {_short(state['stopped'])}")
+    pending = state.get("pending")
+    tasks = [("pending", t) for t in pending] if isinstance(pending, list) else []
+    final = state.get("final")
+    if isinstance(final, dict) and isinstance(final.get("task"), dict):
+        tasks.append(("final.task", final["task"]))
+    seen: set[str] = set()
+    numbers = []
+    for field, t in tasks:
+        if not isinstance(t, dict) or "id" not in t:
+            continue  # a type error: check_state names it
+        cid = t["id"]
+        if not valid_id(cid):
+            raise bad(f"{field}.id", f"is not a candidate id: {_short(cid)}")
+        if field == "pending":
+            if cid in seen:
+                raise bad("pending.id", f"{cid!r} is pending twice")
+            seen.add(cid)
+        if "kind" in t and t["kind"] not in TASK_KINDS:
+            raise bad(f"{field}.kind", f"must be one of {', '.join(TASK_KINDS)}, got {_short(t['kind'])}")
+        if isinstance(t.get("genome"), dict):
+            try:
+                GanGenome.from_dict(t["genome"])
+            except GenomeError as e:
+                raise bad(f"{field}.genome", f"is not a genome ({e})") from None
+        steps = t.get("steps")
+        if (field == "pending" and max_steps is not None and isinstance(steps, int) and not isinstance(steps, bool)
+                and steps > max_steps):
+            raise bad("pending.steps", f"is {_short(steps)}, more than the {max_steps:,} the run's config gives a "
+                                       "task (training.steps, training.survivor_steps)")
+        if field == "pending" and cid[1:].isdigit() and _TASK_KEYS <= t.keys():  # (an incomplete task: check_state)
+            numbers.append(int(cid[1:]))
+    next_id = state.get("next_id")
+    if isinstance(next_id, int) and not isinstance(next_id, bool) and numbers and next_id <= max(numbers):
+        raise bad("next_id", f"is {next_id}, but task c{max(numbers):04d} is pending: new candidates would take "
+                             "ids already in use")
 
 
 def _short(v: Any) -> str:
@@ -229,7 +297,11 @@ class RunStore:
         json.loads(config_json)  # a programming error, not user input, if this fails
         try:
             if root.is_dir() and any(root.iterdir()):
-                raise RunDirError(f"run dir {root} already holds a run; use --resume or another --run-dir")
+                if os.path.lexists(root / CONFIG):
+                    raise RunDirError(f"run dir {root} already holds a run; use --resume or another --run-dir")
+                first = sorted(p.name for p in root.iterdir())[0]  # a folder of the user's: not a run to resume
+                raise RunDirError(f"run dir {root} is not empty (it holds {first!r}) and holds no run; choose a new "
+                                  "or empty folder")
             root.mkdir(parents=True, exist_ok=True)
             for sub in ("candidates", "samples", "tb"):
                 (root / sub).mkdir(exist_ok=True)
@@ -396,6 +468,7 @@ class RunStore:
         """
         self._parse_journal(self._journal_bytes(), warn_torn=False)
         self.read_state()
+        self._check_folders()
         self._recover_best()
         self._drop_torn_journal_tail()
         for d in (self.root, self.root / "candidates", *self.root.glob("candidates/*")):
@@ -415,6 +488,7 @@ class RunStore:
         Args:
             record: A JSON-able dict (one finished evaluation).
         """
+        check_record(record, f"{self.journal_path}: the record to append")  # never write a line no reader takes
         line = json.dumps(record, sort_keys=True).encode() + b"\n"
         fd = os.open(self.journal_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -560,7 +634,21 @@ class RunStore:
         if not path.exists():
             return None
         # the journal holds everything state.json summarises
-        return self.read_json(path, expect=dict, fix="delete it and resume: the search rebuilds it from the journal")
+        state = self.read_json(path, expect=dict, fix="delete it and resume: the search rebuilds it from the journal")
+        check_state_tasks(state, path, self._max_task_steps())
+        return state
+
+    def _max_task_steps(self) -> int | None:
+        """The most steps the run's config gives a search's task, or None if config.json says nothing
+        readable about it (its own readers report that)."""
+        try:
+            training = safe_io.parse_json(self.config_json()).get("training") or {}
+            steps = [training.get("steps"), training.get("survivor_steps")]
+        except (GanNasError, OSError, ValueError, AttributeError):
+            return None
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in steps):
+            return None
+        return max(steps)
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -666,6 +754,20 @@ class RunStore:
         os.rename(tmp, best)
         safe_io.fsync_path(self.root)
         shutil.rmtree(old, ignore_errors=True)
+
+    def _check_folders(self) -> None:
+        """Raise RunDirError if a folder the search writes into is something else (a file, a broken link).
+
+        Found only when a generation ended, after its training: ``tb`` a file was a TensorFlow traceback,
+        ``samples``, ``best`` or ``best.tmp`` a file an error with the generation's evaluations journaled.
+        """
+        for name in ("candidates", "samples", "tb", BEST, _BEST_TMP, _BEST_OLD):
+            p = self.root / name
+            if os.path.lexists(p) and not p.is_dir():
+                what = "a file" if p.is_file() else "a broken link" if p.is_symlink() and not p.exists() \
+                    else "not a folder"
+                raise RunDirError(f"{p} is {what}, where the run keeps a folder; move it out of the run "
+                                  "directory and resume")
 
     def _recover_best(self) -> None:
         """Finish a best/ swap cut off by a crash; drop a half-filled best.tmp."""

@@ -298,6 +298,29 @@ def test_compare_refuses_a_lineage_longer_than_the_journal(workdir: Path, tmp_pa
     assert not (run / "baseline").exists()
 
 
+def test_compare_whose_outputs_cannot_be_files_trains_nothing(workdir: Path, tmp_path: Path, capsys) -> None:
+    """compare.md a directory: the DCGAN trained at both budgets, then the write failed."""
+    run = _search_dir(tmp_path, workdir)
+    (run / "best").mkdir()
+    (run / "best" / "candidate.json").write_text(json.dumps({"id": "c0000", "total_steps": 3}))
+    (run / "compare.md").mkdir()
+    code, _, err = run_cli(["compare", str(run)], capsys)
+    assert_one_error_line(code, err, f"{run / 'compare.md'} exists and is not a regular file")
+    assert not (run / "baseline").exists()
+
+
+def test_baseline_continued_from_a_damaged_checkpoint_leaves_no_empty_chunk(workdir: Path, tmp_path: Path,
+                                                                           capsys) -> None:
+    base = tmp_path / "b"
+    code, _, err = run_cli(["baseline", "--config", str(workdir / "tiny.toml"), "--run-dir", str(base), "--steps", "2",
+                            "--quiet"], capsys)
+    assert code == 0, err
+    (base / "candidates" / "b0000" / "weights.npz").write_bytes(b"PK\x03\x04 damaged")
+    code, _, err = run_cli(["baseline", "--run-dir", str(base), "--steps", "4", "--quiet"], capsys)
+    assert_one_error_line(code, err, "b0000 is missing or damaged")
+    assert sorted(p.name for p in (base / "candidates").iterdir()) == ["b0000"]
+
+
 def test_compare_refuses_a_search_as_baseline_dir(workdir: Path, tmp_path: Path, capsys) -> None:
     """--baseline-dir pointing at a search run is refused before anything is trained."""
     run = _search_dir(tmp_path, workdir)

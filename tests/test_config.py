@@ -132,6 +132,7 @@ def test_auto_precision_is_bfloat16_only_with_native_instructions(tmp_path):
     ("training.steps=100000000000000000000", r"training.steps must be at most 2\*\*53"),
     ("training.steps=" + "9" * 5000, r"override value '9999.*' cannot be read: Exceeds the limit"),
     ("space.latent_sizes=" + "[" * 5000 + "]" * 5000, r"override value '\[\[\[.*' is nested too deeply"),
+    ("space.latent_sizes=[64, 100000000]", r"space.latent_sizes must be at most 65,536, got 100000000"),
 ])
 def test_out_of_range_and_unreadable_values_are_refused_before_anything_runs(assignment, match):
     with pytest.raises(ConfigError, match=match):

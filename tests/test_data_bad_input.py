@@ -25,7 +25,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_data import cifar_batch, make_cifar_extracted, make_cifar_tar, make_mnist_dir, write_idx_images
+from test_data import (
+    cifar_batch,
+    make_cifar_extracted,
+    make_cifar_tar,
+    make_mnist_dir,
+    write_idx_images,
+    write_idx_labels,
+)
 
 from gan_nas import cli, data, fitness
 from gan_nas.errors import DataError, FitnessError
@@ -293,6 +300,15 @@ def test_idx_images_not_28x28(tmp_path):
     root = make_mnist_dir(tmp_path / "m")
     write_idx_images(root / "train-images-idx3-ubyte.gz", np.zeros((50, 0, 28), np.uint8))
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz: images are not 28x28"):
+        data.load("mnist", str(root))
+
+
+@pytest.mark.parametrize("split", ["train", "t10k"])
+def test_idx_files_without_images(tmp_path, split):
+    root = make_mnist_dir(tmp_path / "m")
+    write_idx_images(root / f"{split}-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8))
+    write_idx_labels(root / f"{split}-labels-idx1-ubyte.gz", np.zeros(0, np.uint8))
+    with pytest.raises(DataError, match=rf"{split}-images-idx3-ubyte.gz: needs at least 2 images, found 0"):
         data.load("mnist", str(root))
 
 

@@ -172,6 +172,20 @@ def test_report_writes_markdown_and_plots(run_copy: Path, capsys) -> None:
         assert f"](samples/gen{g:03d}.png)" in text
 
 
+@pytest.mark.parametrize("where", ["report.md", "report/fid_vs_size.png", "report"])
+def test_report_whose_output_cannot_be_a_file_writes_nothing(run_copy: Path, capsys, where: str) -> None:
+    """report.md a directory: every plot was rewritten, then the write failed."""
+    target = run_copy / where
+    if where == "report":
+        target.write_text("mine")
+    else:
+        target.mkdir(parents=True)
+    before = sorted(p.relative_to(run_copy).as_posix() for p in run_copy.rglob("*"))
+    code, _, err = run_cli(["report", str(run_copy)], capsys)
+    assert_one_error_line(code, err, str(target))
+    assert sorted(p.relative_to(run_copy).as_posix() for p in run_copy.rglob("*")) == before
+
+
 def test_lineage_and_pareto_front() -> None:
     chain = report.lineage(RECORDS, "c0004")
     assert [r["id"] for r in chain] == ["c0000", "c0002", "c0004"]
@@ -193,8 +207,9 @@ def test_report_when_every_candidate_failed(tmp_path: Path, capsys) -> None:
     store = RunStore.create(tmp_path / "run", Config().to_json())
     with store.locked():
         store.append(record("c0000", 0, "initial", [], None, 1000, status="invalid"))
-    code, _, _ = run_cli(["report", str(store.root)], capsys)
+    code, _, err = run_cli(["report", str(store.root)], capsys)
     assert code == 0
+    assert err == ""  # matplotlib warned of a legend with nothing in it (the best has no finite FID)
     text = (store.root / "report.md").read_text()
     assert "No candidate has a finite FID yet." in text
     assert_png(store.root / "report" / "fid_generations.png")

@@ -218,7 +218,7 @@ def test_signals_stop_a_search_process_cleanly(fixture_dir, tmp_path, sig, code,
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("space.latent_sizes=[100000000]", "cannot fit the parameter cap"),
+    ("space.latent_sizes=[60000]", "cannot fit the parameter cap"),
     ("data.batch_size=100000000", "data.batch_size = 100,000,000 is larger than the training split (480 images)"),
     ("fitness.n_search=100000000000", "fitness.n_search must be at most 100,000"),
     ("training.max_seconds=nan", "training.max_seconds must be a finite number"),
@@ -318,6 +318,7 @@ def snapshot(d: Path) -> dict[str, bytes]:
     (lambda run: _edit_state(run, version=1), "state.json: field 'version' is 1, not 2"),
     (lambda run: (run / "state.json").write_text('{"generation": 1, "population": [], "pending": []}'),
      "was written by an older gan-nas (before strategies had a state of their own); delete it and resume"),
+    (lambda run: _edit_state(run, done="yes"), "field 'done' must be true or false, got \"yes\""),
 ])
 def test_a_damaged_run_directory_is_one_error_naming_file_and_field(finished_run, tmp_path, capsys, damage, message):
     run = damaged_copy(finished_run, tmp_path)
@@ -421,6 +422,26 @@ def test_a_missing_parent_checkpoint_stops_the_search_and_is_not_journaled(fixtu
     meta.write_bytes(saved_meta)
     assert resume(run2) == 0
     assert [json.loads(line)["status"] for line in (run2 / "journal.jsonl").read_text().splitlines()] == ["ok"] * 4
+
+
+def test_a_continuation_whose_checkpoint_lost_its_layers_stops_the_search(fixture_dir, tmp_path, monkeypatch,
+                                                                          capsys):
+    """weights.npz cut down (or meta.json's genome edited) had the survivor's continuation train on from random
+    weights, journaled as ok with the lineage's step count, exit 0."""
+    run = stopped_run(write_config(fixture_dir, "cont", generations=1, survivor=2), tmp_path / "run", monkeypatch)
+    pending = json.loads((run / "state.json").read_text())["pending"]
+    task = next(t for t in pending if t["kind"] == "continue" and t["id"] not in journal_ids(run))
+    ckpt = run / task["resume_ckpt"]
+    saved = (ckpt / "weights.npz").read_bytes()
+    with np.load(ckpt / "weights.npz") as z:
+        np.savez(ckpt / "weights.npz", **{k: z[k] for k in list(z.files)[:-1]})  # one array gone
+    capsys.readouterr()
+    one_error(resume(run), capsys.readouterr().err, f"checkpoint {ckpt} is damaged", "restore it")
+    assert task["id"] not in journal_ids(run)  # (the generation's other tasks may have been journaled first:
+    # the check of every checkpoint before a generation starts, evolution's check_checkpoints, reads files only)
+    (ckpt / "weights.npz").write_bytes(saved)
+    assert resume(run) == 0
+    assert task["id"] in journal_ids(run)
 
 
 def test_a_run_whose_dataset_changed_is_not_resumed(fixture_dir, tmp_path, monkeypatch, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -54,8 +55,8 @@ def test_create_refuses_a_used_dir(tmp_path, store):
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("x")
-    with pytest.raises(RunDirError, match="already holds a run"):
-        RunStore.create(other, CONFIG)
+    with pytest.raises(RunDirError, match="is not empty \\(it holds 'notes.txt'\\) and holds no run; choose a new"):
+        RunStore.create(other, CONFIG)  # it said "already holds a run; use --resume", which then failed
     (tmp_path / "file").write_text("x")
     with pytest.raises(RunDirError, match="is a file"):
         RunStore.create(tmp_path / "file", CONFIG)
@@ -154,7 +155,7 @@ def test_journal_non_object_line(store):
 
 def test_journal_torn_last_line_is_dropped_with_a_warning_and_cut_by_the_next_writer(store, capsys):
     store.append(rec("a"))
-    store.append(rec("b", genome={"layers": [1, 2, 3]}))
+    store.append(rec("b"))
     data = store.journal_path.read_bytes()
     store.journal_path.write_bytes(data[:-10])  # a crash in the middle of the second line's write
     assert store.journal() == [rec("a")]
@@ -194,6 +195,88 @@ def test_journal_malformed_record_names_line_and_field(store, line, message):
         f.write(line + "\n")
     with pytest.raises(RunDirError, match=r"journal.jsonl:2: .*" + re.escape(message)):
         store.journal()
+
+
+def _task(cid: str, **fields) -> dict:
+    """A pending task of a search's state.json."""
+    return {"id": cid, "generation": 1, "kind": "child", "parents": ["c0000"], "genome": GENOME, "steps": 4,
+            "seed": 1, "parent_ckpt": ["candidates/c0000"], "resume_ckpt": None, "save_to": f"candidates/{cid}",
+            **fields}
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"next_id": 5, "pending": [_task("../x")]}, "field 'pending.id' is not a candidate id: \"../x\""),
+    ({"next_id": 5, "pending": [_task("c0004"), _task("c0004")]}, "field 'pending.id' 'c0004' is pending twice"),
+    ({"next_id": 1, "pending": [_task("c0004")]}, "field 'next_id' is 1, but task c0004 is pending"),
+    ({"next_id": 5, "pending": [_task("c0004", kind="alien")]}, "field 'pending.kind' must be one of initial"),
+    ({"next_id": 5, "pending": [], "final": {"task": _task("a/b")}}, "field 'final.task.id' is not a candidate id"),
+    ({"next_id": 5, "pending": [], "done": "yes"}, "field 'done' must be true or false, got \"yes\""),
+    ({"next_id": 5, "pending": [], "stopped": {"a": 1}}, "field 'stopped' must be null or a reason"),
+])
+def test_state_tasks_that_would_be_journaled_broken_are_refused(store, state, message):
+    """A pending id "../x" was trained and journaled, after which no command could read the journal;
+    next_id behind the pending ids made a generation reuse other candidates' records; done "yes" ended it."""
+    (store.root / "state.json").write_text(json.dumps({"generation": 1, **state}))
+    with pytest.raises(RunDirError, match=re.escape(message)):
+        store.read_state()
+    with pytest.raises(RunDirError, match=re.escape(message)):  # refused before the lock changes anything
+        store.lock()
+    assert not (store.root / "lock").exists()
+
+
+def test_a_pending_task_of_no_genome_or_more_steps_than_the_config_gives_is_refused(tmp_path):
+    """steps 10**12 trained without end (training.max_seconds 0); a genome of {"x": 1} was trained, then
+    refused by the journal."""
+    store = RunStore.create(tmp_path / "run", json.dumps({"training": {"steps": 4, "survivor_steps": 2}}))
+    state = {"generation": 1, "next_id": 5}
+    (store.root / "state.json").write_text(json.dumps({**state, "pending": [_task("c0004", steps=10**12)]}))
+    with pytest.raises(RunDirError, match=re.escape("field 'pending.steps' is 1000000000000, more than the 4 the "
+                                                    "run's config gives a task")):
+        store.read_state()
+    (store.root / "state.json").write_text(json.dumps({**state, "pending": [_task("c0004", genome={"x": 1})]}))
+    with pytest.raises(RunDirError, match="field 'pending.genome' is not a genome"):
+        store.read_state()
+    (store.root / "state.json").write_text(json.dumps({**state, "pending": [_task("c0004", steps=4)]}))
+    assert store.read_state()["pending"][0]["steps"] == 4
+
+
+def test_a_baseline_state_is_not_a_search_state(store):
+    (store.root / "state.json").write_text(json.dumps({"baseline": True, "done": False, "steps": 4}))
+    assert store.read_state()["steps"] == 4
+
+
+def test_a_record_no_reader_would_take_is_never_appended(store):
+    store.append(rec("a"))
+    before = store.journal_path.read_bytes()
+    for bad in (rec("../x"), rec("b", fitness=float("nan")), rec("b", generation="1")):
+        with pytest.raises(RunDirError, match="the record to append"):
+            store.append(bad)
+    assert store.journal_path.read_bytes() == before
+
+
+def test_a_fitness_of_minus_infinity_is_damage(store):
+    """-Infinity in a hand-edited line made that candidate the best for good (and published it to best/)."""
+    store.append(rec("a"))
+    with open(store.journal_path, "a") as f:
+        f.write(json.dumps(rec("b", fitness=float("-inf"))) + "\n")
+    with pytest.raises(RunDirError, match=r"journal.jsonl:2: field 'fitness' must be a number or null, got -Infinity"):
+        store.journal()
+
+
+@pytest.mark.parametrize("name", ["samples", "tb", "best", "best.tmp", "candidates", "ahead"])
+def test_a_run_folder_that_is_a_file_is_refused_before_the_search_starts(store, name):
+    """Found at a generation's end, after training: tb/ a file was a TensorFlow traceback, the others an
+    error with the generation journaled."""
+    if (store.root / name).is_dir():
+        shutil.rmtree(store.root / name)
+    (store.root / name).write_text("mine")
+    with pytest.raises(RunDirError, match=re.escape(f"{store.root / name} is a file, where the run keeps a folder")):
+        store.lock()
+    assert (store.root / name).read_text() == "mine" and not (store.root / "lock").exists()
+    (store.root / name).unlink()
+    os.symlink(store.root / "nowhere", store.root / name)
+    with pytest.raises(RunDirError, match="is a broken link, where the run keeps a folder"):
+        store.lock()
 
 
 def test_is_pid_alive():
