@@ -1,6 +1,7 @@
 """Where a search's time goes, and which executor is faster on this machine.
 
 Run: python experiments/bench_search.py [--config experiments/quickstart.toml] [--generations 1] [--set k=v ...]
+     python experiments/bench_search.py --only process --only process-aging   # the pool alone
      python experiments/bench_search.py --set run.train_ahead=false   # the pool without training ahead
      python experiments/bench_search.py --config experiments/mnist.toml --generations 0   # longer candidates
 
@@ -65,7 +66,9 @@ def main() -> None:
     ap.add_argument("--config", default=str(HERE / "quickstart.toml"))
     ap.add_argument("--generations", type=int, default=1)
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                    help="a config override for both runs")
+                    help="a config override for every run")
+    ap.add_argument("--only", action="append", choices=["serial", "process", "process-aging"],
+                    help="run only these (repeatable); the ratio to serial needs serial and process")
     args = ap.parse_args()
     cores = os.cpu_count() or 2
     # the search loop alone: no final training (pure train time) and no wall-clock stop
@@ -82,6 +85,8 @@ def main() -> None:
             ("process", pool, 2),
             ("process-aging", [*pool, "evolution.aging=true"], 2),
         ]:
+            if args.only and name not in args.only:
+                continue
             r = run(Path(args.config), tmp / name, base + sets)
             capacity = r["wall"] * workers  # worker-seconds
             outside = 1.0 - r["train"] / capacity
@@ -93,7 +98,8 @@ def main() -> None:
             # checkpoints) and outside them (start-up, waits at generation ends, the parent's bookkeeping)
             print(f"  {name}: in_candidates_not_training={(r['candidate'] - r['train']) / capacity:.3f} "
                   f"between_candidates={1.0 - r['candidate'] / capacity:.3f} trained_ahead={r['ahead']}")
-        print(f"process_over_serial={results['process'] / results['serial']:.3f}")
+        if {"process", "serial"} <= results.keys():
+            print(f"process_over_serial={results['process'] / results['serial']:.3f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -127,6 +127,7 @@ class Scheduler:
         self.stopped: str | None = None
         self.final: dict[str, Any] | None = None
         self.replaying = False  # rebuilding state.json from the journal: old bests' weights may be pruned
+        self.best_due = False  # the best changed and best/ does not show it yet (see flush_best)
 
     # -- state.json
     def state_dict(self) -> dict[str, Any]:
@@ -212,8 +213,26 @@ class Scheduler:
         """After a replay: publish the best, which the replay chose without its outputs."""
         if self.replaying:
             self.replaying = False
-            if self.hall_of_fame:
-                self.outputs.publish_best(self.records[self.hall_of_fame[0]])
+            self.best_due = bool(self.hall_of_fame)
+            self.flush_best()
+
+    def published_best(self) -> str | None:
+        """The id of the trial that best/ shows, or None (none yet, or unreadable: publish again)."""
+        best = self.store.best_dir()
+        try:
+            return self.store.read_json(best / "candidate.json", expect=dict).get("id") if best else None
+        except RunDirError:
+            return None
+
+    def flush_best(self) -> None:
+        """Publish best/ if the best changed since it was last published.
+
+        Exporting a generator takes seconds in this process, and while it runs a pool's free
+        worker gets no trial; so it waits for a moment when the worker would be idle anyway
+        (a barrier), a generation's end, or the end of the search."""
+        if self.best_due and not self.replaying:
+            self.best_due = False
+            self.outputs.publish_best(self.records[self.hall_of_fame[0]])
 
     def replayed(self, t: Trial) -> None:
         """Trial ``t``, proposed again while state.json is rebuilt, is already journaled: tell it."""
@@ -231,6 +250,7 @@ class Scheduler:
         from gan_nas.executors import make_executor
 
         state = self.read_back()
+        self.best_due = bool(self.hall_of_fame) and self.hall_of_fame[0] != self.published_best()
         if state is not None:
             if resume:
                 self.outputs.log(f"resuming: {len(self.records)} evaluations on record, "
@@ -272,6 +292,7 @@ class Scheduler:
                     break
             self.elapsed = elapsed0 + time.monotonic() - t_start
             self.end_replay()
+            self.flush_best()
             self.write_state()
             self.prune()
             if self.final_pending():
@@ -325,6 +346,7 @@ class Scheduler:
             if not backlog:
                 backlog.extend(self.ask(1, [(issued[i], secs) for i, secs in running], speculate))
             if not backlog:
+                self.flush_best()  # the worker has nothing to do meanwhile
                 return None
             t = backlog.pop(0)
             issued.append(t)
@@ -343,7 +365,9 @@ class Scheduler:
             self.told(record)
             interrupt.check()
             if over_budget() and any(x.id not in self.records for x in issued + backlog):
+                self.flush_best()
                 return False
+        self.flush_best()
         return True
 
     def told(self, r: Record) -> None:
@@ -359,6 +383,7 @@ class Scheduler:
             if (self.final or {}).get("finished"):
                 self.final = None  # a search resumed after its final training trains its (new) best again
             best = self.records[self.hall_of_fame[0]] if self.hall_of_fame else None
+            self.flush_best()
             self.outputs.milestone(milestone, best)
             self.write_state()
             self.prune()
@@ -390,8 +415,8 @@ class Scheduler:
         hof = sorted({r["id"]: r for r in hof}.values(), key=fitness_of)[: self.cfg.search.hall_of_fame]
         old_best = self.hall_of_fame[0] if self.hall_of_fame else None
         self.hall_of_fame = [r["id"] for r in hof]
-        if hof and hof[0]["id"] != old_best and not self.replaying:
-            self.outputs.publish_best(hof[0])
+        if hof and hof[0]["id"] != old_best:
+            self.best_due = True
 
     def final_pending(self) -> bool:
         """Whether the final training is configured and has not finished for the current best."""
@@ -428,6 +453,7 @@ class Scheduler:
         else:
             self.run_trials(executor, [task], lambda: False, speculate=False)
         self.final["finished"] = True
+        self.flush_best()
         self.write_state()
 
     def prune(self) -> None:
