@@ -20,8 +20,8 @@ wall time spent outside train steps (building, tracing, scoring, bookkeeping):
 split into the time inside candidates that is not training (building,
 tracing, the first step, scoring, checkpoints) and the time between them
 (start-up, waits at a generation's end, the parent's bookkeeping), and how many
-continuations the pool trained ahead in such waits (run.train_ahead: journaled
-before the generation before theirs had finished).
+continuations the pool trained ahead in such waits (run.train_ahead: issued
+before their generation formed, so with ids before its children's).
 Targets: the pool's outside-train fraction under 8%; the faster executor is the default.
 
 Measured on the 2-core development machine (see the README's Executors section for the figures).
@@ -53,10 +53,13 @@ def run(config: Path, run_dir: Path, sets: list[str]) -> dict:
     journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
     train = sum(r["seconds"].get("train", 0.0) for r in journal)
     total = sum(r["seconds"].get("total", 0.0) for r in journal)  # train + build/trace + score + checkpoint
-    last = {}  # each generation's last journal position
-    for k, r in enumerate(journal):
-        last[r["generation"]] = k
-    ahead = sum(r["kind"] == "continue" and k < last.get(r["generation"] - 1, -1) for k, r in enumerate(journal))
+    # trained ahead: a continuation issued before its generation formed, so its id comes before
+    # those its generation's children got when it did
+    first_child = {}
+    for r in journal:
+        if r["kind"] in ("child", "random"):
+            first_child[r["generation"]] = min(first_child.get(r["generation"], r["id"]), r["id"])
+    ahead = sum(r["kind"] == "continue" and r["id"] < first_child.get(r["generation"], "") for r in journal)
     return {"summary": json.loads(out), "wall": wall, "train": train, "candidate": total, "n": len(journal),
             "ahead": ahead}
 

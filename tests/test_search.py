@@ -352,9 +352,10 @@ def test_a_pool_trains_ahead_and_ends_as_without(fixture_dir, tmp_path, monkeypa
 
     plain, ahead = journal(tmp_path / "plain"), journal(tmp_path / "ahead")
 
-    def early(records):  # continuations journaled before the last trial of the generation before theirs
-        last = {g: max(k for k, r in enumerate(records) if r["generation"] == g) for g in {r["generation"] for r in records}}
-        return [r["id"] for k, r in enumerate(records) if r["kind"] == "continue" and k < last[r["generation"] - 1]]
+    def early(records):  # continuations issued before their generation formed: ids before its children's
+        first_child = {g: min(r["id"] for r in records if r["generation"] == g and r["kind"] == "child")
+                       for g in {r["generation"] for r in records if r["kind"] == "child"}}
+        return [r["id"] for r in records if r["kind"] == "continue" and r["id"] < first_child[r["generation"]]]
 
     assert early(ahead) and not early(plain)
 
