@@ -410,7 +410,7 @@ class Scheduler:
 
     # -- the best
     def update_hall_of_fame(self, done: list[Record]) -> None:
-        """Merge finished trials into the hall of fame; publish best/ when the best changes."""
+        """Merge finished trials into the hall of fame; when the best changes, best/ is due (flush_best)."""
         hof = [self.records[i] for i in self.hall_of_fame] + [r for r in done if math.isfinite(fitness_of(r))]
         hof = sorted({r["id"]: r for r in hof}.values(), key=fitness_of)[: self.cfg.search.hall_of_fame]
         old_best = self.hall_of_fame[0] if self.hall_of_fame else None
