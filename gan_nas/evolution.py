@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gan_nas import space as space_mod
+from gan_nas.errors import RunDirError
 from gan_nas.genome import GanGenome
 from gan_nas.selection import SECOND_OBJECTIVES, fitness_of, select_survivors, tournament
 from gan_nas.strategy import AskContext, Milestone, Record, Strategy, need, need_ids, state_error
@@ -215,6 +216,10 @@ class Evolution(Strategy):
         return None if best is None else self.continuation(best[1], self.generation + 1, ctx.new_id)
 
     # -- state
+    @staticmethod
+    def _file_of(where: str) -> str:
+        return where.split(": ", 1)[0]  # the file, without the field path
+
     def state_dict(self) -> dict[str, Any]:
         return {"generation": self.generation, "formed": self.formed, "members": list(self.members),
                 "population": list(self.population), "ahead": list(self.ahead), "continues": dict(self.continues),
@@ -230,6 +235,10 @@ class Evolution(Strategy):
         if self.generation > journaled + 1:
             raise state_error(where, "generation", f"is {self.generation}, but the journal ends in generation "
                                                    f"{journaled}, so it can be at most {journaled + 1}")
+        if journaled > self.generation + 1:  # at most the next generation's continuations, trained ahead
+            raise RunDirError(f"{self._file_of(where)}: a journal line is of generation {journaled}, but state.json "
+                              f"is in generation {self.generation}; the journal or state.json was edited: repair "
+                              f"the line, or delete state.json and resume to rebuild it from the journal")
         self.formed = need(state, "formed", bool, where)
         self.done = need(state, "done", bool, where)
         self.population = need_ids(state, "population", self.history, where)

@@ -157,6 +157,10 @@ class Scheduler:
             for cid in t.parents:
                 if cid not in self.records:
                     raise state_error(where, "pending.parents", f"names {cid!r}, which the journal does not hold")
+            r = self.records.get(t.id)  # journaled after state.json was written: it must be this trial
+            if r is not None and (r["kind"], r["parents"], r["genome"]) != (t.kind, t.parents, t.genome):
+                raise state_error(where, "pending", f"holds {t.id}, which the journal holds as another trial "
+                                                    f"(kind, parents or genome differ)")
         self.hall_of_fame = need(state, "hall_of_fame", list, where)
         for cid in self.hall_of_fame:
             if cid not in self.records:

@@ -59,6 +59,7 @@ def seconds_of(records, part: str = "total") -> float:
 
 # A journal record's fields that every reader relies on, and their JSON types.
 RECORD_STATUSES = ("ok", "invalid", "diverged", "failed")
+RECORD_KINDS = ("initial", "random", "child", "continue", "final")  # what a search's (or a baseline's) trial is
 _RECORD_FIELDS: dict[str, tuple[type, ...]] = {
     "id": (str,), "generation": (int,), "kind": (str,), "parents": (list,), "genome": (dict,),
     "status": (str,), "params": (dict,), "steps": (int,), "seconds": (dict,),
@@ -87,6 +88,8 @@ def check_record(rec: dict[str, Any], where: str) -> None:
             raise bad(field, f"must be between 0 and 2**53, got {_short(rec[field])}")
     if rec["status"] not in RECORD_STATUSES:
         raise bad("status", f"must be one of {', '.join(RECORD_STATUSES)}, got {rec['status']!r}")
+    if rec["kind"] not in RECORD_KINDS:
+        raise bad("kind", f"must be one of {', '.join(RECORD_KINDS)}, got {_short(rec['kind'])}")
     if not all(isinstance(p, str) for p in rec["parents"]):
         raise bad("parents", "must be a list of candidate ids")
     f = rec.get("fitness")
@@ -124,7 +127,6 @@ def _finite_or_inf(v: Any) -> bool:
     return abs(v) <= MAX_COUNT if isinstance(v, int) else not math.isnan(v) and v != -math.inf
 
 
-TASK_KINDS = ("initial", "random", "child", "continue", "final")  # what a search's task may be
 _TASK_KEYS = {"id", "generation", "kind", "parents", "genome", "steps", "seed", "save_to"}
 
 
@@ -171,8 +173,8 @@ def check_state_tasks(state: dict[str, Any], where: str | Path, max_steps: int |
             if cid in seen:
                 raise bad("pending.id", f"{cid!r} is pending twice")
             seen.add(cid)
-        if "kind" in t and t["kind"] not in TASK_KINDS:
-            raise bad(f"{field}.kind", f"must be one of {', '.join(TASK_KINDS)}, got {_short(t['kind'])}")
+        if "kind" in t and t["kind"] not in RECORD_KINDS:
+            raise bad(f"{field}.kind", f"must be one of {', '.join(RECORD_KINDS)}, got {_short(t['kind'])}")
         if isinstance(t.get("genome"), dict):
             try:
                 GanGenome.from_dict(t["genome"])
@@ -539,6 +541,10 @@ class RunStore:
             if rec["id"] in seen:
                 raise RunDirError(f"{where}: field 'id': {rec['id']!r} is journaled twice; delete one of the two "
                                   f"lines and resume")
+            unknown = [p for p in rec["parents"] if p not in seen]
+            if unknown:  # a parent finished before its child was proposed, so its line comes first
+                raise RunDirError(f"{where}: field 'parents' names {unknown[0]!r}, which no earlier journal line "
+                                  f"holds; repair or delete that line and resume")
             seen.add(rec["id"])
             records.append(rec)
         return records

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_nas.errors import RunDirError
-from gan_nas.store import MAX_COUNT, valid_id
+from gan_nas.store import MAX_COUNT, RECORD_KINDS, valid_id
 
 CHECKPOINT_ROOTS = ("candidates",)  # where a trial's checkpoint paths may point, within the run directory
 
@@ -40,7 +40,7 @@ class Status(str, enum.Enum):
     FAILED = "failed"  # any other error of the candidate (a killed worker, out of memory)
 
 
-KINDS = ("initial", "child", "continue", "random", "final")
+KINDS = RECORD_KINDS  # initial, random, child, continue, final (the journal's readers check them too)
 
 
 def derived_seed(*parts: Any) -> int:

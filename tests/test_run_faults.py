@@ -319,6 +319,7 @@ def snapshot(d: Path) -> dict[str, bytes]:
     (lambda run: (run / "state.json").write_text('{"generation": 1, "population": [], "pending": []}'),
      "was written by an older gan-nas (before strategies had a state of their own); delete it and resume"),
     (lambda run: _edit_state(run, done="yes"), "field 'done' must be true or false, got \"yes\""),
+    (lambda run: _pending_as_journaled(run), "field 'pending' holds c0001, which the journal holds as another trial"),
 ])
 def test_a_damaged_run_directory_is_one_error_naming_file_and_field(finished_run, tmp_path, capsys, damage, message):
     run = damaged_copy(finished_run, tmp_path)
@@ -341,6 +342,14 @@ def _edit_journal_seconds(run: Path, seconds: dict) -> None:
     lines = (run / "journal.jsonl").read_text().splitlines()
     lines[1] = json.dumps({**json.loads(lines[1]), "seconds": seconds})
     (run / "journal.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _pending_as_journaled(run: Path) -> None:
+    """A pending trial renamed to a journaled one's id (its own genome): it would be skipped as finished."""
+    first = json.loads((run / "journal.jsonl").read_text().splitlines()[0])
+    task = {"id": "c0001", "generation": 0, "kind": "initial", "parents": [], "genome": first["genome"], "steps": 4,
+            "seed": 1, "parent_ckpt": [], "resume_ckpt": None, "save_to": "candidates/c0001"}
+    _edit_state(run, pending=[task])
 
 
 def _edit_strategy(run: Path, **fields) -> None:

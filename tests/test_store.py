@@ -188,6 +188,8 @@ def test_journal_torn_last_line_is_dropped_with_a_warning_and_cut_by_the_next_wr
     (json.dumps(rec("x", metrics={"fid": "low"})), "field 'metrics.fid' must be a number or null"),
     (json.dumps(rec("x", total_steps=[3])), "field 'total_steps' must be between 0 and 2**53"),
     (json.dumps(rec("a")), "'a' is journaled twice"),
+    (json.dumps(rec("x", kind="mutant")), "field 'kind' must be one of initial, random, child, continue, final"),
+    (json.dumps(rec("x", parents=["zz"])), "field 'parents' names 'zz', which no earlier journal line holds"),
 ])
 def test_journal_malformed_record_names_line_and_field(store, line, message):
     store.append(rec("a"))
@@ -263,7 +265,7 @@ def test_a_fitness_of_minus_infinity_is_damage(store):
         store.journal()
 
 
-@pytest.mark.parametrize("name", ["samples", "tb", "best", "best.tmp", "candidates", "ahead"])
+@pytest.mark.parametrize("name", ["samples", "tb", "best", "best.tmp", "candidates"])
 def test_a_run_folder_that_is_a_file_is_refused_before_the_search_starts(store, name):
     """Found at a generation's end, after training: tb/ a file was a TensorFlow traceback, the others an
     error with the generation journaled."""

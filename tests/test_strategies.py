@@ -127,3 +127,19 @@ def test_a_child_of_aging_evolution_is_repaired_into_the_space():
     for r in history.values():
         validate(GanGenome.from_dict(r["genome"]), SHAPE)  # raises on a genome that cannot be built
     assert len(history) == 3 + 2 * 2 and s.finished()
+
+
+def test_a_journal_line_of_a_later_generation_than_the_state_is_refused():
+    from gan_nas.errors import RunDirError
+
+    s, history = make(Evolution)
+    ids = Ids()
+    for p in s.ask(AskContext(free=1, new_id=ids)):
+        s.tell(finish(history, p))
+    state = json.loads(json.dumps(s.state_dict()))  # generation 1, not yet formed
+    edited = dict(history)
+    edited["c0000"] = {**history["c0000"], "generation": 5}  # a hand-edited journal line
+    again, h2 = make(Evolution)
+    h2.update(edited)
+    with pytest.raises(RunDirError, match="a journal line is of generation 5, but state.json is in generation 1"):
+        again.load_state_dict(state, "state.json: strategy")
