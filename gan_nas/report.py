@@ -48,7 +48,7 @@ MAX_SEED = 2**32 - 1  # the range of the seeds a run's config holds
 
 # What a search owns in its run directory (see store.py): never overwritten by an output of generate.
 RUN_DIR_OWN = frozenset({"config.json", "journal.jsonl", "state.json", "lock", "candidates", "best", "best.tmp",
-                         "best.old", "ahead", "samples", "tb",
+                         "best.old", "ahead", "samples", "tb",  # ahead/: runs of versions that trained ahead there
                          "baseline", "baseline-steps"})  # compare's DCGAN runs, run directories of their own
 
 

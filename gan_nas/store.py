@@ -165,7 +165,7 @@ def check_state_tasks(state: dict[str, Any], where: str | Path, max_steps: int |
     numbers = []
     for field, t in tasks:
         if not isinstance(t, dict) or "id" not in t:
-            continue  # a type error: check_state names it
+            continue  # a type error: Trial.from_dict names it
         cid = t["id"]
         if not valid_id(cid):
             raise bad(f"{field}.id", f"is not a candidate id: {_short(cid)}")
@@ -185,7 +185,7 @@ def check_state_tasks(state: dict[str, Any], where: str | Path, max_steps: int |
                 and steps > max_steps):
             raise bad("pending.steps", f"is {_short(steps)}, more than the {max_steps:,} the run's config gives a "
                                        "task (training.steps, training.survivor_steps)")
-        if field == "pending" and cid[1:].isdigit() and _TASK_KEYS <= t.keys():  # (an incomplete task: check_state)
+        if field == "pending" and cid[1:].isdigit() and _TASK_KEYS <= t.keys():  # (an incomplete task: Trial.from_dict)
             numbers.append(int(cid[1:]))
     next_id = state.get("next_id")
     if isinstance(next_id, int) and not isinstance(next_id, bool) and numbers and next_id <= max(numbers):
