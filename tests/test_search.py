@@ -521,7 +521,9 @@ def test_sigkill_of_a_pool_search_ends_its_workers_and_resume_matches(fixture_di
                    env=e, check=True, timeout=600)
     ids = [json.loads(line)["id"] for line in (run / "journal.jsonl").read_text().splitlines()]
     assert len(ids) == len(set(ids)), "an evaluation was redone after it was journaled"
-    assert best_of(run) == best_of(full)
+    # the same best, by result: a pool that trains ahead may give a continuation its id before or
+    # after its generation's children, depending on when a worker fell idle
+    assert best_of(run)[1:] == best_of(full)[1:]
 
 
 @pytest.mark.slow
