@@ -193,7 +193,7 @@ class Scheduler:
         already holds (a state.json rebuilt by replay) are told at once instead."""
         median = self.cost.median_rate()
         wait = max((self.cost.of_trial(t, median) - secs for t, secs in running), default=0.0)
-        ctx = AskContext(free=free, new_id=self.new_id, running=running, speculate=speculate,
+        ctx = AskContext(free=free, new_id=self.new_id, speculate=speculate,
                          wait_seconds=max(wait, 0.0), expected_seconds=lambda p: self.cost.of_proposal(p, median))
         trials = []
         for p in self.strategy.ask(ctx):

@@ -23,13 +23,13 @@ Strategies are chosen by ``search.strategy`` and configured by the config table 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from gan_nas.errors import RunDirError
-from gan_nas.trial import Proposal, Trial
+from gan_nas.trial import Proposal
 
 Record = dict[str, Any]  # a journal line: a finished trial (gan_nas.store.check_record checks its fields)
 
@@ -41,7 +41,6 @@ class AskContext:
     Attributes:
         free: workers without a trial now.
         new_id: gives the next trial id (the scheduler's counter: ids are names, not files).
-        running: trials in flight and how many seconds each has run.
         speculate: whether the strategy may propose work ahead of its own barrier (a pool with
             ``run.train_ahead``); a serial run never does, so it stays bit-for-bit deterministic.
         wait_seconds: expected seconds until the running trials end (0 when none run).
@@ -50,7 +49,6 @@ class AskContext:
 
     free: int
     new_id: Callable[[], str]
-    running: list[tuple[Trial, float]] = field(default_factory=list)
     speculate: bool = False
     wait_seconds: float = 0.0
     expected_seconds: Callable[[Proposal], float] = lambda p: 0.0
