@@ -280,6 +280,17 @@ def _to_unit_range(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32, copy=False)
 
 
+FEATURE_SEED = 0
+
+
+def _seed_training() -> None:
+    """Seed the feature network's initial weights and batches: it must not depend on what the process
+    trained before it (a candidate's step seeds Keras's global generators)."""
+    import keras
+
+    keras.utils.set_random_seed(FEATURE_SEED)
+
+
 def train_classifier(dataset: Dataset, spec: ClassifierSpec, verbose: bool = True) -> tuple[Any, float]:
     """Fit the feature classifier on the train split; return it and its test accuracy.
 
@@ -290,6 +301,7 @@ def train_classifier(dataset: Dataset, spec: ClassifierSpec, verbose: bool = Tru
         FitnessError: the dataset has too few classes or images to train on.
     """
     check_trainable(dataset)
+    _seed_training()
     tf, _ = _quiet_tf()
     x, y = dataset.x_train, np.asarray(dataset.y_train, np.int64)
     steps_per_epoch = math.ceil(len(x) / spec.batch_size)
@@ -363,6 +375,7 @@ def train_self_supervised(dataset: Dataset, spec: ClassifierSpec, verbose: bool 
     Raises:
         FitnessError: too few images.
     """
+    _seed_training()
     _check_self_trainable(dataset)
     tf, _ = _quiet_tf()
     shape = tuple(int(s) for s in dataset.spec.shape)
