@@ -67,8 +67,8 @@ class Outputs:
         self._bar.update(self._job, completed=done, total=total)
 
     # -- per trial, per milestone
-    def trial(self, r: Record, note: str = "") -> None:
-        self.log(trial_line(r) + note)
+    def trial(self, r: Record) -> None:
+        self.log(trial_line(r))
 
     def milestone(self, m: Milestone, best: Record | None) -> None:
         """A generation ended: its line, TensorBoard's best and median FID, a grid of the best so far."""
