@@ -1,7 +1,8 @@
 """Configuration: one typed dataclass per component, composed into :class:`Config`.
 
 A config is loaded from TOML (``[data]``, ``[training]``, ``[fitness]``,
-``[space]``, ``[search]``, ``[evolution]``, ``[run]`` tables), then adjusted with dotted
+``[space]``, ``[search]``, ``[run]`` tables, and one per strategy: ``[evolution]``, ``[rl]``,
+``[halving]``), then adjusted with dotted
 overrides (``search.generations=3``). Unknown keys and values of the wrong
 type raise :class:`~gan_nas.errors.ConfigError`. The resolved config
 serialises to JSON and back, and is written to every run directory.
@@ -94,7 +95,9 @@ class SpaceConfig:
 class SearchConfig:
     """The search's budget and survivor selection; the strategy's own settings are in its table."""
 
-    strategy: str = "evolution"  # evolution, or random (same budget: the baseline every NAS result owes)
+    # evolution, random (evolution's budget, sampled genomes: the baseline every NAS result owes), rl
+    # (a REINFORCE policy) or halving (successive halving over training steps); each has its own table
+    strategy: str = "evolution"
     # fid (elitist mu+lambda on FID), pareto (NSGA-II on FID and generator size) or fid_coverage (NSGA-II on
     # FID and coverage, Naeem et al. 2020: keeps a diverse candidate that FID alone would drop for a clean one)
     objective: str = "fid"
@@ -120,6 +123,30 @@ class EvolutionConfig:
     # search.population + search.generations x search.offspring trials, as a generational search's children.
     aging: bool = False
     aging_sample: int = 3  # members drawn per parent choice
+
+
+@dataclass
+class RLConfig:
+    """The ``rl`` strategy's own settings: a factorised policy over the genome's decisions, trained
+    with REINFORCE (gan_nas/policy.py). Its budget is search.population + search.generations x
+    search.offspring trials, as aging evolution's; each trains training.steps from scratch."""
+
+    learning_rate: float = 0.5  # step size on the policy's logits per (reward - baseline)
+    baseline_decay: float = 0.8  # weight of the old baseline in its moving average of rewards
+
+
+@dataclass
+class HalvingConfig:
+    """The ``halving`` strategy's own settings: asynchronous successive halving (ASHA, Li et al. 2020).
+
+    New candidates train ``min_steps``; the best 1/eta of those that reached a rung continue from their own
+    checkpoint to eta times the steps, up to ``max_steps`` (the rungs: min_steps x eta^k). The budget is
+    search.population + search.generations x search.offspring new candidates, plus their promotions."""
+
+    min_steps: int = 100  # the first rung's steps
+    eta: int = 3  # promote the best 1/eta of a rung to eta times its steps
+    max_steps: int = 2700  # the last rung's steps at most
+    sampler: str = "random"  # where new candidates come from: random (the space's sampler), or rl (a policy)
 
 
 # Settings that lived in [search] before strategies had tables of their own: read from there too.
@@ -153,6 +180,8 @@ class Config:
     space: SpaceConfig = field(default_factory=SpaceConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    halving: HalvingConfig = field(default_factory=HalvingConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,7 +210,8 @@ class Config:
 MAX_SAMPLES = 100_000
 
 _CHOICES = {
-    ("search", "strategy"): ("evolution", "random"),
+    ("search", "strategy"): ("evolution", "random", "rl", "halving"),
+    ("halving", "sampler"): ("random", "rl"),
     ("search", "objective"): ("fid", "pareto", "fid_coverage"),
     ("run", "executor"): ("serial", "process", "ray"),
     ("data", "channels"): (1, 3),
@@ -265,6 +295,11 @@ _BOUNDS: dict[tuple[str, str], tuple[int, int, str]] = {
     ("search", "hall_of_fame"): (1, 10_000, "candidates remembered"),
     ("evolution", "tournament"): (1, 10_000, "members per tournament"),
     ("evolution", "aging_sample"): (1, 10_000, "members drawn per parent choice"),
+    ("halving", "min_steps"): (1, 10**9, "the first rung's generator steps"),
+    ("halving", "max_steps"): (1, 10**9, "the last rung's generator steps"),
+    ("halving", "eta"): (2, 100, "the factor between rungs; 1 would promote everyone"),
+    ("rl", "learning_rate"): (0, 1000, "the policy's step size"),
+    ("rl", "baseline_decay"): (0, 1, "the reward baseline's moving-average weight"),
     # A block at least doubles or halves a side, or adds a layer: 32 is far past any image size's need,
     # and a bound keeps sampling a genome from looping over millions of blocks.
     ("space", "min_g_blocks"): (1, 32, "generator blocks"),
@@ -323,6 +358,9 @@ def _check(cfg: Config) -> Config:
         v = getattr(getattr(cfg, section), key)
         if abs(v) > MAX_INT:
             raise ConfigError(f"{section}.{key} must be at most 2**53, got {_short(v)}")
+    if cfg.halving.max_steps < cfg.halving.min_steps:
+        raise ConfigError(f"halving.max_steps ({cfg.halving.max_steps:,}) must be at least halving.min_steps "
+                          f"({cfg.halving.min_steps:,})")
     for section, key in [("evolution", "crossover_rate"), ("evolution", "mutation_rate")]:
         v = getattr(getattr(cfg, section), key)
         if not 0.0 <= v <= 1.0:

@@ -24,10 +24,16 @@ RESUME_SETTABLE = ("search.wall_clock_seconds", "search.final_seconds", "run.exe
 def make_strategy(cfg: Config, space, shape: tuple[int, int, int], history):
     """The strategy that ``search.strategy`` names (:mod:`gan_nas.strategy`), over the run's ``history``."""
     from gan_nas.evolution import AgingEvolution, Evolution
+    from gan_nas.halving import SuccessiveHalving
     from gan_nas.random_search import RandomSearch
+    from gan_nas.rl import ReinforceSearch
 
     if cfg.search.strategy == "random":
         return RandomSearch(cfg, space, shape, history)
+    if cfg.search.strategy == "rl":
+        return ReinforceSearch(cfg, space, shape, history)
+    if cfg.search.strategy == "halving":
+        return SuccessiveHalving(cfg, space, shape, history)
     return (AgingEvolution if cfg.evolution.aging else Evolution)(cfg, space, shape, history)
 
 

@@ -40,7 +40,7 @@ class Status(str, enum.Enum):
     FAILED = "failed"  # any other error of the candidate (a killed worker, out of memory)
 
 
-KINDS = RECORD_KINDS  # initial, random, child, continue, final (the journal's readers check them too)
+KINDS = RECORD_KINDS  # initial, random, policy, child, continue, final (the journal's readers check them too)
 
 
 def derived_seed(*parts: Any) -> int:

@@ -199,6 +199,41 @@ def test_random_strategy_and_pareto_objective(fixture_dir):
     assert searching.search(cfg, fixture_dir / "run-pareto", quiet=True)["done"]
 
 
+def test_rl_strategy_end_to_end_updates_its_policy_once_per_trial(fixture_dir):
+    cfg = config.override(config.load(write_config(fixture_dir, "rl", generations=1)), ["search.strategy=rl"])
+    run = fixture_dir / "run-rl"
+    s = searching.search(cfg, run, quiet=True)
+    assert s["done"] and s["evaluations"] == 2 + 1 * 2
+    journal = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in journal] == ["policy"] * 4 and all(r["status"] == "ok" for r in journal)
+    strategy = json.loads((run / "state.json").read_text())["strategy"]
+    assert strategy["name"] == "rl" and strategy["policy"]["updates"] == 4 and strategy["actions"] == {}
+    assert (run / "best" / "generator.keras").is_file()
+
+
+HALVING = ["search.strategy=halving", "halving.min_steps=2", "halving.eta=2", "halving.max_steps=8"]
+
+
+def test_halving_end_to_end_promotes_from_checkpoints_up_to_the_top_rung(fixture_dir, capsys):
+    run = fixture_dir / "run-halving"
+    sets = [x for kv in HALVING for x in ("--set", kv)]
+    assert cli.main(["search", "--config", str(write_config(fixture_dir, "halving", generations=1)), "--run-dir",
+                     str(run), "--json", "--quiet", *sets]) == 0
+    journal = {r["id"]: r for r in map(json.loads, (run / "journal.jsonl").read_text().splitlines())}
+    new = [r for r in journal.values() if r["kind"] == "random"]
+    promoted = [r for r in journal.values() if r["kind"] == "continue"]
+    assert len(new) == 4 and {r["steps"] for r in new} == {2}
+    # 4 at rung 0 (2 steps): the best 2 go on to 4 steps in all, the best of those to 8
+    assert sorted(r["generation"] for r in promoted) == [1, 1, 2]
+    for r in promoted:  # each continued its parent's checkpoint: its steps add to the parent's
+        parent = journal[r["parents"][0]]
+        assert r["total_steps"] == parent["total_steps"] + r["steps"] == 2 * 2 ** r["generation"]
+        assert parent["generation"] == r["generation"] - 1
+    top = [r for r in promoted if r["generation"] == 2]
+    assert json.loads(capsys.readouterr().out)["best_id"] in journal
+    assert (run / "candidates" / top[0]["id"] / "meta.json").is_file()
+
+
 def test_a_pool_gets_the_longest_tasks_first(fixture_dir):
     """Seconds per step multiply-add are measured on a trial's first parent (else the run's
     median), so a survivor that trained slowly goes before a fast one, and max_seconds caps."""
@@ -472,15 +507,18 @@ def test_existing_run_dir_is_not_overwritten(fixture_dir, capsys):
 
 
 @pytest.mark.slow
-def test_sigkill_at_a_random_instant_then_resume_matches_uninterrupted(fixture_dir):
-    cfgp = write_config(fixture_dir, "kill", generations=2)
+@pytest.mark.parametrize("strategy", ["evolution", "rl", "halving"])
+def test_sigkill_at_a_random_instant_then_resume_matches_uninterrupted(fixture_dir, strategy):
+    cfgp = write_config(fixture_dir, f"kill-{strategy}", generations=1 if strategy == "halving" else 2)
     e = env(fixture_dir)
-    cmd = [sys.executable, "-m", "gan_nas.cli", "search", "--config", str(cfgp), "--quiet", "--run-dir"]
-    full = fixture_dir / "run-full"
+    sets = {"evolution": [], "rl": ["search.strategy=rl"], "halving": HALVING}[strategy]
+    cmd = [sys.executable, "-m", "gan_nas.cli", "search", "--config", str(cfgp), "--quiet",
+           *[x for kv in sets for x in ("--set", kv)], "--run-dir"]
+    full = fixture_dir / f"run-full-{strategy}"
     subprocess.run(cmd + [str(full)], env=e, check=True, timeout=600)
     rng = np.random.default_rng(int(time.time()))
     for attempt in range(1):  # a kill at a random instant, then a resume (the pool's and aging's kills follow)
-        run = fixture_dir / f"run-killed-{attempt}"
+        run = fixture_dir / f"run-killed-{strategy}-{attempt}"
         p = subprocess.Popen(cmd + [str(run)], env=e)
         deadline = time.monotonic() + 120
         while not (run / "journal.jsonl").exists() and time.monotonic() < deadline:  # wait for real work

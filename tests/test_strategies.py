@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from gan_nas import config
 from gan_nas.baseline import dcgan
 from gan_nas.evolution import AgingEvolution, Evolution
-from gan_nas.genome import GanGenome
+from gan_nas.genome import GanGenome, validate
+from gan_nas.halving import SuccessiveHalving, rung_steps
+from gan_nas.policy import Policy
 from gan_nas.random_search import RandomSearch
+from gan_nas.rl import ReinforceSearch
 from gan_nas.space import SearchSpace
 from gan_nas.strategy import AskContext
 
@@ -74,7 +78,10 @@ def run_to_end(s, history, ids, fids) -> list[str]:
 
 
 @pytest.mark.parametrize("cls, sets", [(Evolution, ()), (RandomSearch, ()), (AgingEvolution, ["evolution.aging=true"]),
-                                       (Evolution, ["search.objective=pareto"])])
+                                       (Evolution, ["search.objective=pareto"]), (ReinforceSearch, ()),
+                                       (SuccessiveHalving, ["halving.min_steps=2", "halving.eta=2"]),
+                                       (SuccessiveHalving, ["halving.min_steps=2", "halving.eta=2",
+                                                            "halving.sampler=rl"])])
 def test_state_dict_resumes_exactly(cls, sets):
     whole, history = make(cls, *sets)
     told = run_to_end(whole, history, Ids(), iter([]))
@@ -119,8 +126,6 @@ def test_aging_evolution_never_waits_and_the_oldest_dies():
 
 
 def test_a_child_of_aging_evolution_is_repaired_into_the_space():
-    from gan_nas.genome import validate
-
     s, history = make(AgingEvolution, "evolution.aging=true")
     ids = Ids()
     run_to_end(s, history, ids, iter([]))
@@ -143,3 +148,142 @@ def test_a_journal_line_of_a_later_generation_than_the_state_is_refused():
     h2.update(edited)
     with pytest.raises(RunDirError, match="a journal line is of generation 5, but state.json is in generation 1"):
         again.load_state_dict(state, "state.json: strategy")
+
+
+# -- rl
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3), (128, 128, 3)])
+def test_every_policy_sample_is_a_valid_genome_and_credits_only_decisions_it_used(shape):
+    cfg = config.override(config.Config(), ["space.max_filters=64", "space.max_d_blocks=4"])
+    space = SearchSpace.from_config(cfg.space)
+    policy = Policy(space, shape)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        action = policy.sample(rng)
+        genome, used = policy.genome(action)
+        validate(genome, shape, space)
+        depth = policy.options["g.blocks"][action["g.blocks"]]
+        assert all(f"g.{i}.kind" in used for i in range(depth)) and f"g.{depth}.kind" not in used
+        assert set(used) <= set(action) and all(used[k] == action[k] for k in used)
+
+
+def test_reinforce_moves_probability_toward_the_rewarded_decisions():
+    """A synthetic reward (no GAN): -log(FID) where FID is 10 with the hinge loss and a 5x5 first
+    discriminator kernel, 100 otherwise; the policy's probabilities of both must rise from chance."""
+    s, history = make(ReinforceSearch, "search.population=4", "search.generations=40", "search.offspring=4",
+                      "rl.learning_rate=0.5")
+    pol = s.sampler.policy
+    loss, kernel = pol.options["t.loss"].index("hinge"), pol.options["d.0.kernel"].index(5)
+    p0 = pol.probabilities("t.loss")[loss], pol.probabilities("d.0.kernel")[kernel]
+    ids = Ids()
+    while not s.finished():
+        for p in s.ask(AskContext(free=1, new_id=ids)):
+            g = GanGenome.from_dict(p.genome)
+            good = g.training.loss == "hinge" and g.discriminator.blocks[0].kernel == 5
+            s.tell(finish(history, p, 10.0 if good else 100.0))
+    p1 = pol.probabilities("t.loss")[loss], pol.probabilities("d.0.kernel")[kernel]
+    assert p0 == pytest.approx((0.25, 1 / 3))
+    assert p1[0] > 0.6 and p1[1] > 0.6, (p0, p1)
+    assert pol.entropy() < math.log(3)
+    last = [GanGenome.from_dict(history[i]["genome"]).training.loss for i in list(history)[-20:]]
+    assert last.count("hinge") >= 12  # and it samples them: the last 20 trials mostly use the hinge loss
+
+
+def test_a_failed_trial_earns_less_than_the_worst_success():
+    from gan_nas.rl import Rewards
+
+    rewards = Rewards()
+    assert rewards({"status": "ok", "fitness": 50.0}) == pytest.approx(-math.log(50.0))
+    assert rewards({"status": "ok", "fitness": 200.0}) == pytest.approx(-math.log(200.0))
+    assert rewards({"status": "diverged", "fitness": None}) == pytest.approx(-math.log(400.0))
+
+
+def test_rl_is_asynchronous_and_trains_from_scratch():
+    s, history = make(ReinforceSearch)
+    ids = Ids()
+    first = s.ask(AskContext(free=2, new_id=ids))
+    assert [p.kind for p in first] == ["policy", "policy"] and all(p.resume is None and not p.parents for p in first)
+    assert len(s.ask(AskContext(free=1, new_id=ids))) == 1  # nothing finished yet, and still no barrier
+    assert s.alive() == {p.id for p in first} | {"c0002"}
+
+
+def test_a_policy_state_from_another_space_is_refused():
+    from gan_nas.errors import RunDirError
+
+    s, history = make(ReinforceSearch)
+    state = json.loads(json.dumps(s.state_dict()))
+    other, _ = make(ReinforceSearch, "space.max_g_blocks=3")
+    with pytest.raises(RunDirError, match="policy.*another search space"):
+        other.load_state_dict(state, "state.json: strategy")
+    state["policy"]["logits"]["t.loss"] = [0.0, "x", 0.0, 0.0]
+    with pytest.raises(RunDirError, match="malformed logits for t.loss"):
+        s.load_state_dict(state, "state.json: strategy")
+
+
+# -- halving
+
+
+def test_rungs_grow_by_eta_up_to_max_steps():
+    assert rung_steps(100, 3, 2700) == [100, 300, 900, 2700]
+    assert rung_steps(100, 3, 2000) == [100, 300, 900]
+    assert rung_steps(50, 2, 50) == [50]
+
+
+def test_halving_promotes_exactly_the_top_fraction_from_their_checkpoints():
+    s, history = make(SuccessiveHalving, "search.population=9", "search.generations=0", "halving.min_steps=100",
+                      "halving.eta=3", "halving.max_steps=900", "training.max_seconds=30", "training.steps=300")
+    ids = Ids()
+    rung0 = s.ask(AskContext(free=9, new_id=ids))
+    assert [p.kind for p in rung0] == ["random"] * 9 and {p.steps for p in rung0} == {100}
+    assert {p.max_seconds for p in rung0} == {10.0}  # training.max_seconds per training.steps, pro rata
+    fids = [90.0, 20.0, 70.0, 40.0, 80.0, 10.0, 60.0, 30.0, 50.0]
+    for p, fid in zip(rung0[:2], fids):
+        s.tell(finish(history, p, fid))
+    assert s.ask(AskContext(free=1, new_id=ids)) == []  # 2 finished: floor(2/3) = 0 to promote, budget spent
+    for p, fid in zip(rung0[2:], fids[2:]):
+        s.tell(finish(history, p, fid))
+    rung1 = s.ask(AskContext(free=9, new_id=ids))
+    best3 = [rung0[i].id for i in (5, 1, 7)]  # FIDs 10, 20, 30
+    assert [p.parents[0] for p in rung1] == best3  # exactly the best third, best first
+    assert all(p.kind == "continue" and p.resume == p.parents[0] and p.steps == 200 and p.generation == 1
+               and p.max_seconds == 20.0 for p in rung1)
+    assert s.alive() >= {p.id for p in rung1}
+    assert not s.finished()
+    for p, fid in zip(rung1, [15.0, 5.0, 25.0]):
+        s.tell(finish(history, p, fid))
+    rung2 = s.ask(AskContext(free=9, new_id=ids))
+    assert [p.parents[0] for p in rung2] == [rung1[1].id] and rung2[0].steps == 600  # 900 in all
+    s.tell(finish(history, rung2[0], 3.0))
+    assert s.ask(AskContext(free=9, new_id=ids)) == [] and s.finished()
+    assert s.alive() == set()  # nothing can be promoted any more: every checkpoint may go
+
+
+def test_asha_promotes_without_waiting_for_a_rung_to_fill():
+    s, history = make(SuccessiveHalving, "search.population=20", "search.generations=0", "halving.eta=2",
+                      "halving.min_steps=10", "halving.max_steps=40")
+    ids = Ids()
+    a, b = s.ask(AskContext(free=2, new_id=ids))
+    s.tell(finish(history, a, 30.0))
+    s.tell(finish(history, b, 50.0))
+    (p,) = s.ask(AskContext(free=1, new_id=ids))  # 2 of 20 finished: the better half goes on at once
+    assert p.kind == "continue" and p.parents == (a.id,)
+    (q,) = s.ask(AskContext(free=1, new_id=ids))
+    assert q.kind == "random"  # b is not in the top half: a new candidate instead
+    assert s.alive() >= {b.id, p.id, q.id}  # b may yet be promoted once more of rung 0 has finished
+
+
+def test_halving_with_the_rl_sampler_rewards_the_policy_with_rung_zero_only():
+    s, history = make(SuccessiveHalving, "search.population=4", "search.generations=0", "halving.eta=2",
+                      "halving.min_steps=10", "halving.max_steps=20", "halving.sampler=rl")
+    ids = Ids()
+    new = s.ask(AskContext(free=4, new_id=ids))
+    assert {p.kind for p in new} == {"policy"}
+    for p, fid in zip(new, [40.0, 30.0, 20.0, 10.0]):
+        s.tell(finish(history, p, fid))
+    assert s.sampler.policy.updates == 4 and not s.sampler.actions
+    promoted = s.ask(AskContext(free=4, new_id=ids))
+    assert [p.parents[0] for p in promoted] == [new[3].id, new[2].id]
+    for p in promoted:
+        s.tell(finish(history, p, 5.0))
+    assert s.sampler.policy.updates == 4 and s.finished()

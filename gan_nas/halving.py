@@ -1,0 +1,179 @@
+"""The ``halving`` strategy: asynchronous successive halving over training steps (ASHA).
+
+Successive halving (Jamieson & Talwalkar 2016; Hyperband, Li et al. 2018)
+trains many candidates briefly and gives the best fraction more steps, rung
+after rung; ASHA (Li et al. 2020) makes it asynchronous, so that no worker waits
+for a rung to fill. Rung ``k`` trains a candidate to ``halving.min_steps x
+eta^k`` steps in all, up to ``halving.max_steps``. Whenever a worker is free::
+
+    for each rung k, highest first (below the top):
+        if a trial of rung k is among the best floor(n_k / eta) of the n_k finished there
+        and was not promoted yet: promote it: it continues from its own checkpoint
+        (weights and optimizer state) to rung k+1's steps          (kind "continue")
+    else: a new candidate at rung 0, from the space's sampler or, with
+        halving.sampler = "rl", from a REINFORCE policy rewarded by rung 0's FIDs
+
+A trial's ``generation`` is its rung. Promotions are where the budget goes to
+the winner: with ``search.final_seconds = 0`` the best candidate has already
+trained the top rung's steps within the search. The budget is
+``search.population + search.generations x search.offspring`` new candidates
+(and their promotions), or the wall clock, whichever ends first.
+
+A candidate whose training is slow is scored early, as every strategy's: each
+trial may train ``training.max_seconds`` per ``training.steps`` steps, pro rata.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from gan_nas import space as space_mod
+from gan_nas.rl import PolicySampler
+from gan_nas.selection import fitness_of
+from gan_nas.strategy import AskContext, Milestone, Record, Strategy, need, need_ids, state_error
+from gan_nas.trial import Proposal, derived_seed, lineage_seed
+
+
+def rung_steps(min_steps: int, eta: int, max_steps: int) -> list[int]:
+    """Each rung's steps in all: min_steps x eta^k, while at most ``max_steps``."""
+    steps = [min_steps]
+    while steps[-1] * eta <= max_steps:
+        steps.append(steps[-1] * eta)
+    return steps
+
+
+class SuccessiveHalving(Strategy):
+    """See the module docstring. State: each rung's trial ids, the ids already promoted, the
+    number of new candidates issued and of trials told, the sampler's policy, the random generator."""
+
+    name = "halving"
+
+    def __init__(self, cfg, space, shape, history) -> None:
+        super().__init__(cfg, space, shape, history)
+        h = cfg.halving
+        self.steps = rung_steps(h.min_steps, h.eta, h.max_steps)
+        self.eta = h.eta
+        self.rungs: list[list[str]] = [[] for _ in self.steps]
+        self.promoted: set[str] = set()
+        self.new = 0  # new candidates issued
+        self.told = 0
+        self.sampler = PolicySampler(cfg, space, shape) if h.sampler == "rl" else None
+
+    @property
+    def total(self) -> int:
+        """New candidates the budget allows."""
+        s = self.cfg.search
+        return s.population + s.generations * s.offspring
+
+    # -- what to train next
+    def promotable(self, k: int) -> list[Record]:
+        """Rung ``k``'s finished trials among its best floor(n / eta), not promoted yet, best first."""
+        done = sorted((self.history[i] for i in self.rungs[k] if i in self.history), key=fitness_of)
+        best = done[: len(done) // self.eta]
+        return [r for r in best if r["id"] not in self.promoted and math.isfinite(fitness_of(r))]
+
+    def max_seconds(self, steps: int) -> float | None:
+        t = self.cfg.training
+        return t.max_seconds * steps / t.steps if t.max_seconds > 0 else None
+
+    def promotion(self, ctx: AskContext) -> Proposal | None:
+        for k in reversed(range(len(self.steps) - 1)):
+            ready = self.promotable(k)
+            if ready:
+                r, steps = ready[0], self.steps[k + 1] - self.steps[k]
+                self.promoted.add(r["id"])
+                return Proposal(id=ctx.new_id(), genome=r["genome"], kind="continue", parents=(r["id"],),
+                                steps=steps, seed=derived_seed(self.cfg.run.seed, "promote", lineage_seed(r), k + 1),
+                                generation=k + 1, resume=r["id"], max_seconds=self.max_seconds(steps))
+        return None
+
+    def new_candidate(self, ctx: AskContext) -> Proposal | None:
+        if self.new >= self.total:
+            return None
+        cid, steps = ctx.new_id(), self.steps[0]
+        if self.sampler is not None:
+            genome, kind = self.sampler.genome(cid, self.rng), "policy"
+        else:
+            genome, kind = space_mod.sample(self.space, self.shape, self.rng).to_dict(), "random"
+        p = Proposal(id=cid, genome=genome, kind=kind, parents=(), steps=steps,
+                     seed=derived_seed(self.cfg.run.seed, "halving", self.new), generation=0,
+                     max_seconds=self.max_seconds(steps))
+        self.new += 1
+        return p
+
+    def ask(self, ctx: AskContext) -> list[Proposal]:
+        proposals: list[Proposal] = []
+        while len(proposals) < max(ctx.free, 0):
+            p = self.promotion(ctx) or self.new_candidate(ctx)
+            if p is None:
+                break
+            self.rungs[p.generation].append(p.id)
+            proposals.append(p)
+        return proposals
+
+    # -- results
+    def tell(self, record: Record) -> Milestone | None:
+        if self.sampler is not None and record["generation"] == 0:
+            self.sampler.tell(record)
+        self.told += 1
+        p = self.cfg.search.population
+        if self.told % p == 0:
+            mine = {i for rung in self.rungs for i in rung}
+            recent = [r for r in self.history.values() if r["id"] in mine][-p:]  # the journal's order
+            return Milestone((self.told - 1) // p, sorted(recent, key=fitness_of))
+        return None
+
+    def pending(self) -> list[str]:
+        return [i for rung in self.rungs for i in rung if i not in self.history]
+
+    def finished(self) -> bool:
+        return (self.new >= self.total and not self.pending()
+                and not any(self.promotable(k) for k in range(len(self.steps) - 1)))
+
+    def alive(self) -> set[str]:
+        """Pending trials, and every finished one that a promotion may still continue: in rung k, those
+        ranked within floor(c_k / eta), where c_k is as many trials as rung k can ever hold."""
+        keep = set(self.pending())
+        capacity = self.total
+        for k in range(len(self.steps) - 1):
+            done = sorted((self.history[i] for i in self.rungs[k] if i in self.history), key=fitness_of)
+            keep |= {r["id"] for r in done[: capacity // self.eta] if r["id"] not in self.promoted}
+            capacity //= self.eta
+        return keep
+
+    def generations(self) -> int:
+        return self.told // self.cfg.search.population
+
+    def progress(self) -> tuple[str, int, int]:
+        top = max((k for k, rung in enumerate(self.rungs) if any(i in self.history for i in rung)), default=0)
+        return (f"new candidates (rung {top} of {len(self.steps) - 1} reached)",
+                sum(i in self.history for i in self.rungs[0]), self.total)
+
+    # -- state
+    def state_dict(self) -> dict[str, Any]:
+        state = {"rung_steps": list(self.steps), "rungs": [list(r) for r in self.rungs],
+                 "promoted": sorted(self.promoted), "new": self.new, "told": self.told, "rng": self._rng_state()}
+        if self.sampler is not None:
+            state["sampler"] = self.sampler.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], where: str, pending: set[str] = frozenset()) -> None:
+        if need(state, "rung_steps", list, where) != self.steps:
+            raise state_error(where, "rung_steps", f"is {state['rung_steps']!r}, but the run's config gives "
+                                                   f"{self.steps!r}")
+        rungs = need(state, "rungs", list, where)
+        if len(rungs) != len(self.steps):
+            raise state_error(where, "rungs", f"must hold {len(self.steps)} rungs")
+        self.rungs = [need_ids({"rung": r}, "rung", self.history, f"{where}: rungs[{k}]", pending)
+                      for k, r in enumerate(rungs)]
+        self.promoted = set(need_ids(state, "promoted", self.history, where))
+        self.new = need(state, "new", int, where)
+        if not 0 <= self.new <= self.total:
+            raise state_error(where, "new", f"must be between 0 and {self.total}")
+        self.told = need(state, "told", int, where)
+        if not 0 <= self.told <= sum(map(len, self.rungs)):
+            raise state_error(where, "told", "must be between 0 and the number of trials issued")
+        if self.sampler is not None:
+            self.sampler.load_state_dict(need(state, "sampler", dict, where), f"{where}: sampler")
+        self._load_rng(state.get("rng"), where)
