@@ -91,10 +91,18 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
         RunDirError: missing or damaged run directory, no best/ yet, a baseline
             directory that holds a search or another dataset.
     """
-    from gan_nas import data, images
-    from gan_nas.runs import load_best_generator, open_run
+    from gan_nas.runs import open_run
 
     store, cfg = open_run(run_dir)
+    # the run's lock: a search still writing it would change best/ and the journal under the scores
+    with store.locked():
+        return _compare_locked(store, cfg, baseline_dir, quiet)
+
+
+def _compare_locked(store, cfg, baseline_dir, quiet: bool) -> dict[str, Any]:
+    from gan_nas import data, images
+    from gan_nas.runs import load_best_generator
+
     store.require_search("compare")
     runtime.limit_threads(cfg.run.threads)  # the baseline gets the threads each of the search's candidates had
     root = store.root

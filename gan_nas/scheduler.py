@@ -315,7 +315,7 @@ class Scheduler:
         self.records.clear()
         for r in self.store.journal():
             self.records[r["id"]] = r
-        self.check_genomes()
+        self.check_records()
         state = self.store.read_state()
         if state is not None:
             self.load_state(state)
@@ -401,10 +401,15 @@ class Scheduler:
                         f"{self.store.root / rel / name} is missing, and {t.id} ({t.kind}) needs it; restore it "
                         f"from a copy of the run and resume")
 
-    def check_genomes(self) -> None:
-        """Refuse a journal whose evaluated genomes do not fit this run's images (a hand-edited line): a
-        survivor's would be trained on, as if the journal said so. The store has checked their structure."""
+    def check_records(self) -> None:
+        """Refuse a journal whose evaluated genomes do not fit this run's images, or that holds a trial
+        ``ok`` without a FID (hand-edited lines): a survivor's would be trained on, as if the journal said
+        so. The store has checked their structure (a baseline's journal may hold ``ok`` lines without a
+        FID: its chunks between scorings; a search's trial is always scored)."""
         for r in self.records.values():
+            if r.get("status") == "ok" and r.get("fitness") is None:
+                raise RunDirError(f"{self.store.journal_path}: {r['id']} is ok but has no fitness; a search's "
+                                  f"trial is always scored: repair or delete that line and resume")
             if r.get("status") == "ok":
                 try:
                     validate(GanGenome.from_dict(r["genome"]), self.shape)

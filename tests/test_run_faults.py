@@ -320,6 +320,7 @@ def snapshot(d: Path) -> dict[str, bytes]:
      "was written by an older gan-nas (before strategies had a state of their own); delete it and resume"),
     (lambda run: _edit_state(run, done="yes"), "field 'done' must be true or false, got \"yes\""),
     (lambda run: _pending_as_journaled(run), "field 'pending' holds c0001, which the journal holds as another trial"),
+    (lambda run: _edit_journal_line(run, fitness=None), "journal.jsonl: c0001 is ok but has no fitness"),
 ])
 def test_a_damaged_run_directory_is_one_error_naming_file_and_field(finished_run, tmp_path, capsys, damage, message):
     run = damaged_copy(finished_run, tmp_path)
@@ -342,6 +343,27 @@ def _edit_journal_seconds(run: Path, seconds: dict) -> None:
     lines = (run / "journal.jsonl").read_text().splitlines()
     lines[1] = json.dumps({**json.loads(lines[1]), "seconds": seconds})
     (run / "journal.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _edit_journal_line(run: Path, **fields) -> None:
+    lines = (run / "journal.jsonl").read_text().splitlines()
+    lines[1] = json.dumps({**json.loads(lines[1]), **fields})
+    (run / "journal.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_compare_refuses_a_run_a_live_search_holds(finished_run, tmp_path, capsys):
+    run = damaged_copy(finished_run, tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = {"pid": holder.pid, "host": __import__("socket").gethostname(), "started": "now", "token": "x"}
+        (run / "lock").write_text(json.dumps(lock))
+        before = snapshot(run)
+        capsys.readouterr()
+        one_error(cli.main(["compare", str(run), "--quiet"]), capsys.readouterr().err, f"locked by pid {holder.pid}")
+        assert snapshot(run) == before and not (run / "baseline").exists()
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def _pending_as_journaled(run: Path) -> None:
