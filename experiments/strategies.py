@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -138,7 +139,8 @@ def plot(result: dict, path: Path) -> None:
         grid = np.linspace(0, end, 200)
         # best so far at each second; before a seed's first result, nothing to show
         ys = np.array([[min([f for t, f in c if t <= x], default=np.nan) for x in grid] for c in curves])
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # before every seed's first result a column is all NaN: a gap
+            warnings.simplefilter("ignore", RuntimeWarning)
             mean, lo, hi = np.nanmean(ys, 0), np.nanmin(ys, 0), np.nanmax(ys, 0)
         (line,) = ax.plot(grid, mean, label=f"{s} ({len(curves)} seeds)")
         ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2)
@@ -177,8 +179,9 @@ def page(result: dict, config: Path, runs: Path, sets: list[str]) -> str:
             + ", ".join(f"{r['evaluations']}" + (f" ({r['promotions']})" if r["promotions"] else "") for r in rs)
             + " | " + ", ".join(str(r["steps"]) for r in rs) + " |")
     lines += ["", "![best FID against search seconds](best_fid_vs_seconds.png)", "",
-              "The plot's FIDs are the search's own (validation split, n_search samples): higher than the table's "
-              "n = 10,000 ones, since FID falls as n grows. Lines: the mean over seeds; bands: best to worst seed. "
+              "The plot's FIDs are the search's own (validation split, n_search samples), biased upward by the "
+              "smaller n (the table below gives the same split at n = 10,000 as *FID selection*). Lines: the mean "
+              "over seeds; bands: best to worst seed. "
               "A run's seconds are the sum of its trials' seconds (serial: one after another).", "",
               "## Every run", "",
               "| run | best | kind, rung/generation | FID test (n=10,000) | FID selection (validation) | "

@@ -75,6 +75,7 @@ SMALL_REFERENCE = 5_000
 CLASSIFIER_VERSION = 1
 SELF_VERSION = 1  # the same for self-supervised features
 MIN_SELF_STEPS = 1_000  # self-supervised training steps at least, whatever the dataset's size
+MIN_SELF_GAIN = 1.5  # self-supervised features must tell rotations this many times better than chance
 MIN_IMAGES_PER_CLASS = 10  # a class needs this many train images to count
 MIN_TEST_IMAGES = 2  # the reference statistics need at least a covariance
 SPLITS = REFERENCE_SPLITS  # the real splits a reference can hold
@@ -413,6 +414,14 @@ def train_self_supervised(dataset: Dataset, spec: ClassifierSpec, verbose: bool 
     if verbose:
         print(f"self-supervised features for {dataset.spec.name}: rotation accuracy {100 * accuracy:.2f}% "
               f"on {len(dataset.x_test)} test images", file=sys.stderr, flush=True)
+    chance = 1 / len(ks)
+    if spec.max_steps is None and accuracy < MIN_SELF_GAIN * chance:  # a capped run (tests) is taken as it is
+        # features that cannot tell a rotation cannot tell good samples from bad: every FID would be noise
+        raise FitnessError(
+            f"self-supervised features for {dataset.spec.name} tell its images' rotation no better than chance "
+            f"({100 * accuracy:.0f}% on {len(dataset.x_test)} test images, chance {100 * chance:.0f}%) after "
+            f"training on {len(x)} images: too few, or too alike under rotation, to score a GAN with; add images, "
+            f"or give the folder one sub-folder per class")
     return model, accuracy
 
 

@@ -107,11 +107,26 @@ def test_non_square_images_tell_two_rotations(tmp_path):
     assert model.output.shape[-1] == 2 and 0.0 <= accuracy <= 1.0
 
 
+def test_features_at_chance_are_refused_not_cached(monkeypatch, tmp_path):
+    """Images that look alike in every rotation (a centred disc) teach nothing: an error, not FIDs of noise."""
+    yy, xx = np.mgrid[:28, :28]
+    disc = (((yy - 13.5) ** 2 + (xx - 13.5) ** 2) < 64).astype(np.uint8)[..., None] * 255
+    x = np.repeat(disc[None], 80, axis=0)
+    ds = data.Dataset(data.DatasetSpec("discs", (28, 28, 1), 1), x[:64], np.zeros(64, np.int64), x[64:],
+                      np.zeros(16, np.int64), "synthetic")
+    monkeypatch.setattr(fitness, "MIN_SELF_STEPS", 5)
+    spec = fitness.ClassifierSpec(width=4, feature_dim=8, epochs=1, batch_size=32)
+    with pytest.raises(fitness.FitnessError, match=r"no better than chance \(25% on 16 test images, chance 25%\)"):
+        fitness.reference(ds, FitnessConfig(features="self"), cache_dir=tmp_path, spec=spec, verbose=False)
+    assert not [p for p in (tmp_path / "fitness").glob("discs-*") if p.is_dir() and any(p.iterdir())]
+
+
 def test_steps_follow_the_classifier_with_a_floor(monkeypatch, capsys):
     ds = unlabelled(n_train=256, n_test=16)
     seen = {}
     monkeypatch.setattr(fitness, "_fit", lambda model, d, epochs, per_epoch, spec, verbose: seen.update(
         steps=epochs * per_epoch))
+    monkeypatch.setattr(fitness, "MIN_SELF_GAIN", 0.0)  # untrained here: at chance, which is not this test's
     fitness.train_self_supervised(ds, fitness.ClassifierSpec(width=4, feature_dim=8, epochs=3, batch_size=64))
     assert seen["steps"] == fitness.MIN_SELF_STEPS  # 3 epochs of 256 images would be 12 steps of 64
     assert "which of 4 rotations" in capsys.readouterr().err
