@@ -154,7 +154,7 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def page(result: dict, config: Path, runs: Path, sets: list[str]) -> str:
+def page(result: dict, config: Path, runs: Path, out: Path, sets: list[str]) -> str:
     from gan_nas import config as config_mod
 
     cfg = config_mod.load(config)
@@ -178,6 +178,13 @@ def page(result: dict, config: Path, runs: Path, sets: list[str]) -> str:
             + ", ".join(f"{r['fid']:.2f}" for r in rs) + " | "
             + ", ".join(f"{r['evaluations']}" + (f" ({r['promotions']})" if r["promotions"] else "") for r in rs)
             + " | " + ", ".join(str(r["steps"]) for r in rs) + " |")
+    example = " ".join(["gan-nas", *search_command(Path("experiments/strategies.toml"), runs / "halving-s0", "halving",
+                                                    0, sets)[3:]])
+    lines += ["", "Made by (each search one after another, or two at a time with `--jobs 2` on 2 cores):", "",
+              "```bash", "export GAN_NAS_DATA_DIR=../shared/data   # where mnist/ is",
+              f"python experiments/strategies.py --runs {runs} --page {out} --seeds "
+              f"{','.join(str(x) for x in sorted({r['seed'] for r in result['runs'].values()}))}"
+              + "".join(f" --set {s}" for s in sets), "# one of its searches:", example, "```"]
     lines += ["", "![best FID against search seconds](best_fid_vs_seconds.png)", "",
               "The plot's FIDs are the search's own (validation split, n_search samples), biased upward by the "
               "smaller n (the table below gives the same split at n = 10,000 as *FID selection*). Lines: the mean "
@@ -218,7 +225,7 @@ def main() -> None:
     cache = json.loads(cache_path.read_text()).get("scores", {}) if cache_path.is_file() else {}
     result = summarise(runs, jobs, cache)
     plot(result, out / "best_fid_vs_seconds.png")
-    (out / "README.md").write_text(page(result, config, runs, args.set))
+    (out / "README.md").write_text(page(result, config, runs, out, args.set))
     cache_path.write_text(json.dumps({**result, "scores": cache}, indent=1))
     for s, v in result["strategies"].items():
         ratio = f"{v['vs_random']:.2f}x random" if v["vs_random"] else ""
