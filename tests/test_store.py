@@ -188,7 +188,7 @@ def test_journal_torn_last_line_is_dropped_with_a_warning_and_cut_by_the_next_wr
     (json.dumps(rec("x", metrics={"fid": "low"})), "field 'metrics.fid' must be a number or null"),
     (json.dumps(rec("x", total_steps=[3])), "field 'total_steps' must be between 0 and 2**53"),
     (json.dumps(rec("a")), "'a' is journaled twice"),
-    (json.dumps(rec("x", kind="mutant")), "field 'kind' must be one of initial, random, child, continue, final"),
+    (json.dumps(rec("x", kind="mutant")), "field 'kind' must be one of initial, random, policy, child, continue, final"),
     (json.dumps(rec("x", parents=["zz"])), "field 'parents' names 'zz', which no earlier journal line holds"),
 ])
 def test_journal_malformed_record_names_line_and_field(store, line, message):
