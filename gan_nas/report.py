@@ -540,11 +540,19 @@ def report(run_dir: str | Path) -> Path:
         statuses[r.get("status", "?")] = statuses.get(r.get("status", "?"), 0) + 1
     seconds = seconds_of(records)
     s = cfg.search
+    if s.strategy == "halving":
+        from gan_nas.halving import rung_steps
+
+        h = cfg.halving
+        budget = (f"rungs of {'/'.join(map(str, rung_steps(h.min_steps, h.eta, h.max_steps)))} steps in all, "
+                  f"the best 1/{h.eta} promoted, new candidates from {h.sampler}")
+    else:
+        budget = f"{cfg.training.steps} steps per new evaluation"
     lines = [
         f"# Search report: {root.name}", "",
         f"- dataset: `{cfg.data.dataset}`; strategy {s.strategy}, objective {s.objective}; "
         f"population {s.population}, offspring {s.offspring}, generations {s.generations}; "
-        f"{cfg.training.steps} steps per evaluation, seed {cfg.run.seed}",
+        f"{budget}, seed {cfg.run.seed}",
         f"- progress: generation {(state.get('strategy') or state).get('generation', stats[-1]['generation'])}, "
         + ("finished" if state.get("done") else f"stopped ({state['stopped']})" if state.get("stopped")
            else "not finished (running, or stopped without a record)"),
