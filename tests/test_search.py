@@ -211,7 +211,8 @@ def test_rl_strategy_end_to_end_updates_its_policy_once_per_trial(fixture_dir):
     assert (run / "best" / "generator.keras").is_file()
 
 
-HALVING = ["search.strategy=halving", "halving.min_steps=2", "halving.eta=2", "halving.max_steps=8"]
+# training.steps below the promotions' steps: a pending promotion must still resume (state.json's check of steps)
+HALVING = ["search.strategy=halving", "halving.min_steps=2", "halving.eta=2", "halving.max_steps=8", "training.steps=2"]
 
 
 def test_halving_end_to_end_promotes_from_checkpoints_up_to_the_top_rung(fixture_dir, capsys):

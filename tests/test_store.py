@@ -242,6 +242,18 @@ def test_a_pending_task_of_no_genome_or_more_steps_than_the_config_gives_is_refu
     assert store.read_state()["pending"][0]["steps"] == 4
 
 
+def test_a_pending_promotion_of_halving_may_train_up_to_its_top_rung(tmp_path):
+    config = {"training": {"steps": 300, "survivor_steps": 0}, "search": {"strategy": "halving"},
+              "halving": {"min_steps": 100, "max_steps": 2700}}
+    store = RunStore.create(tmp_path / "run", json.dumps(config))
+    state = {"generation": 1, "next_id": 5}
+    (store.root / "state.json").write_text(json.dumps({**state, "pending": [_task("c0004", steps=1800)]}))
+    assert store.read_state()["pending"][0]["steps"] == 1800  # 900 -> 2700: more than training.steps
+    (store.root / "state.json").write_text(json.dumps({**state, "pending": [_task("c0004", steps=2701)]}))
+    with pytest.raises(RunDirError, match="more than the 2,700 the run's config gives a task"):
+        store.read_state()
+
+
 def test_a_baseline_state_is_not_a_search_state(store):
     (store.root / "state.json").write_text(json.dumps({"baseline": True, "done": False, "steps": 4}))
     assert store.read_state()["steps"] == 4
