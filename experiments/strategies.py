@@ -21,6 +21,7 @@ seconds, one line per strategy (mean over seeds, the band from the best to the w
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -44,8 +45,18 @@ def search_command(config: Path, run_dir: Path, strategy: str, seed: int, sets: 
 
 
 def run_searches(jobs: list[tuple[str, int]], runs: Path, config: Path, sets: list[str], parallel: int) -> None:
-    """Run the searches whose directories do not exist yet, ``parallel`` at a time."""
-    todo = [(s, seed) for s, seed in jobs if not (runs / f"{s}-s{seed}").exists()]
+    """Run the searches whose directories do not exist yet, ``parallel`` at a time; one that exists must
+    be complete (finished, or stopped by its budget)."""
+    todo = []
+    for s, seed in jobs:
+        run = runs / f"{s}-s{seed}"
+        if not run.exists():
+            todo.append((s, seed))
+            continue
+        state = json.loads((run / "state.json").read_text()) if (run / "state.json").is_file() else {}
+        if not (state.get("done") or state.get("stopped") == "budget"):
+            raise SystemExit(f"{run} exists but its search is incomplete: resume it (gan-nas search --resume "
+                             f"--run-dir {run}) or delete it")
     running: list[tuple[subprocess.Popen, str]] = []
     while todo or running:
         while todo and len(running) < parallel:
@@ -108,9 +119,12 @@ def summarise(runs: Path, jobs: list[tuple[str, int]], cache: dict) -> dict:
         state = json.loads((run / "state.json").read_text())
         best_id = state["hall_of_fame"][0]
         key = f"{s}-s{seed}"
-        if cache.get(key, {}).get("best_id") != best_id:
+        best = next(r for r in records if r["id"] == best_id)
+        # the run's config and its best's line: a run deleted and made again scores anew
+        digest = hashlib.sha256(((run / "config.json").read_text() + json.dumps(best, sort_keys=True)).encode())
+        if cache.get(key, {}).get("digest") != digest.hexdigest():
             print(f"scoring {key}'s best ({best_id}) on n = 10,000", flush=True)
-            cache[key] = score_best(run)
+            cache[key] = {**score_best(run), "digest": digest.hexdigest()}
         out["runs"][key] = {**cache[key], "strategy": s, "seed": seed, "evaluations": len(records),
                             "promotions": sum(r["kind"] == "continue" for r in records),
                             "search_seconds": round(state["elapsed"], 1), "curve": curve(records)}
@@ -163,13 +177,15 @@ def page(result: dict, config: Path, runs: Path, out: Path, sets: list[str]) -> 
              f"`{config.relative_to(HERE.parent) if config.is_relative_to(HERE.parent) else config}`"
              + (f", with {' '.join('--set ' + s for s in sets)}" if sets else "") + ").", "",
              f"Dataset `{cfg.data.dataset}`; each search had {cfg.search.wall_clock_seconds:.0f} s of wall clock on one "
-             f"core (`run.threads = 1`, serial), no final training (`search.final_seconds = 0`). Each row's FID is "
+             f"core (`run.threads = 1`, serial; a search stops between trials, so the trial running at the budget "
+             f"ends first: *search seconds*), no final training (`search.final_seconds = 0`). Each row's FID is "
              f"its best generator's, scored as `gan-nas compare` scores: n = {cfg.fitness.n_report:,} samples with the "
              f"report noise against the **test** split; the searches selected on the validation split with "
              f"n = {cfg.fitness.n_search:,}. Seeds: `run.seed` = "
              f"{', '.join(str(x) for x in sorted({r['seed'] for r in result['runs'].values()}))}.", "",
-             "| strategy | best FID, mean ± std | vs random | per seed | evaluations (promotions) | best's steps |",
-             "|---|---|---|---|---|---|"]
+             "| strategy | best FID, mean ± std | vs random | per seed | evaluations (promotions) | best's steps "
+             "| search seconds |",
+             "|---|---|---|---|---|---|---|"]
     for s, v in result["strategies"].items():
         rs = sorted((r for r in result["runs"].values() if r["strategy"] == s), key=lambda r: r["seed"])
         lines.append(
@@ -177,7 +193,8 @@ def page(result: dict, config: Path, runs: Path, out: Path, sets: list[str]) -> 
             + (f"{v['vs_random']:.2f}" if v["vs_random"] else "-") + " | "
             + ", ".join(f"{r['fid']:.2f}" for r in rs) + " | "
             + ", ".join(f"{r['evaluations']}" + (f" ({r['promotions']})" if r["promotions"] else "") for r in rs)
-            + " | " + ", ".join(str(r["steps"]) for r in rs) + " |")
+            + " | " + ", ".join(str(r["steps"]) for r in rs)
+            + " | " + ", ".join(f"{r['search_seconds']:.0f}" for r in rs) + " |")
     example = " ".join(["gan-nas", *search_command(Path("experiments/strategies.toml"), runs / "halving-s0", "halving",
                                                     0, sets)[3:]])
     lines += ["", "Made by (each search one after another, or two at a time with `--jobs 2` on 2 cores):", "",

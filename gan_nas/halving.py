@@ -132,14 +132,16 @@ class SuccessiveHalving(Strategy):
                 and not any(self.promotable(k) for k in range(len(self.steps) - 1)))
 
     def alive(self) -> set[str]:
-        """Pending trials, and every finished one that a promotion may still continue: in rung k, those
-        ranked within floor(c_k / eta), where c_k is as many trials as rung k can ever hold."""
+        """Pending trials, and every finished one that a promotion may still continue: in each rung
+        below the top, those ranked within floor(total / eta), total being the new candidates the
+        budget allows. (Not floor(rung k's size / eta): asynchronous promotion may promote nearly
+        every trial of a rung when results improve over time, so a rung can hold up to ``total``.)"""
+        if self.finished():
+            return set()
         keep = set(self.pending())
-        capacity = self.total
         for k in range(len(self.steps) - 1):
             done = sorted((self.history[i] for i in self.rungs[k] if i in self.history), key=fitness_of)
-            keep |= {r["id"] for r in done[: capacity // self.eta] if r["id"] not in self.promoted}
-            capacity //= self.eta
+            keep |= {r["id"] for r in done[: self.total // self.eta] if r["id"] not in self.promoted}
         return keep
 
     def generations(self) -> int:
@@ -172,8 +174,9 @@ class SuccessiveHalving(Strategy):
         if not 0 <= self.new <= self.total:
             raise state_error(where, "new", f"must be between 0 and {self.total}")
         self.told = need(state, "told", int, where)
-        if not 0 <= self.told <= sum(map(len, self.rungs)):
-            raise state_error(where, "told", "must be between 0 and the number of trials issued")
+        told = sum(i in self.history and i not in pending for rung in self.rungs for i in rung)
+        if self.told != told:  # (pending ones the journal holds are told on resume)
+            raise state_error(where, "told", f"is {self.told}, but the journal holds {told} of its trials")
         if self.sampler is not None:
             self.sampler.load_state_dict(need(state, "sampler", dict, where), f"{where}: sampler")
         self._load_rng(state.get("rng"), where)

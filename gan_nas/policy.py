@@ -56,6 +56,17 @@ def decisions(space: space_mod.SearchSpace, shape: tuple[int, int, int]) -> dict
     return d
 
 
+def finite_float(v: Any) -> float | None:
+    """``v`` as a float if it is a finite JSON number (an int of 400 digits is not), else None."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if np.isfinite(f) else None
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits - logits.max())
     return e / e.sum()
@@ -188,18 +199,15 @@ class Policy:
             return "holds the decisions of another search space"
         out = {}
         for name, v in logits.items():
-            if (not isinstance(v, list) or len(v) != len(self.options[name])
-                    or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+            values = [finite_float(x) for x in v] if isinstance(v, list) else []
+            if len(values) != len(self.options[name]) or None in values:
                 return f"holds malformed logits for {name}"
-            arr = np.asarray(v, dtype=float)
-            if not np.isfinite(arr).all():
-                return f"holds non-finite logits for {name}"
-            out[name] = arr
+            out[name] = np.asarray(values, dtype=float)
         baseline, updates = state.get("baseline"), state.get("updates")
-        if baseline is not None and (isinstance(baseline, bool) or not isinstance(baseline, (int, float))
-                                     or not np.isfinite(baseline)):
+        if baseline is not None and finite_float(baseline) is None:
             return "has a baseline that is not a finite number"
         if isinstance(updates, bool) or not isinstance(updates, int) or updates < 0:
             return "has an update count that is not a non-negative integer"
-        self.logits, self.baseline, self.updates = out, baseline, updates
+        self.logits, self.updates = out, updates
+        self.baseline = None if baseline is None else finite_float(baseline)
         return None

@@ -17,13 +17,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from gan_nas.policy import Action, Policy
+from gan_nas.policy import Action, Policy, finite_float
 from gan_nas.selection import fitness_of
 from gan_nas.strategy import AskContext, Milestone, Record, Strategy, need, need_ids, state_error
 from gan_nas.trial import Proposal, derived_seed
 
 FAILED_PENALTY = math.log(2.0)  # a failed trial's reward: this far below the worst reward so far
-NO_REWARD_YET = -math.log(1000.0)  # the worst reward before any trial succeeded: FID 1,000
 
 
 class Rewards:
@@ -32,13 +31,15 @@ class Rewards:
     def __init__(self) -> None:
         self.worst: float | None = None
 
-    def __call__(self, record: Record) -> float:
+    def __call__(self, record: Record) -> float | None:
+        """The reward; None for a failure before any success, which has no scale to be placed on (FIDs
+        of one feature network may be all near 10 or all near 1,000): it teaches nothing."""
         fid = fitness_of(record)
         if record.get("status") == "ok" and math.isfinite(fid) and fid > 0:
             reward = -math.log(fid)
             self.worst = reward if self.worst is None else min(self.worst, reward)
             return reward
-        return (NO_REWARD_YET if self.worst is None else self.worst) - FAILED_PENALTY
+        return None if self.worst is None else self.worst - FAILED_PENALTY
 
 
 class PolicySampler:
@@ -57,8 +58,9 @@ class PolicySampler:
 
     def tell(self, record: Record) -> None:
         action = self.actions.pop(record["id"], None)
-        if action is not None:  # journals of an older version may lack it: then nothing to learn from
-            self.policy.update(action, self.rewards(record))
+        reward = self.rewards(record)
+        if action is not None and reward is not None:
+            self.policy.update(action, reward)
 
     def state_dict(self) -> dict[str, Any]:
         return {"policy": self.policy.state_dict(), "worst_reward": self.rewards.worst,
@@ -69,10 +71,9 @@ class PolicySampler:
         if why is not None:
             raise state_error(where, "policy", why)
         worst = state.get("worst_reward")
-        if worst is not None and (isinstance(worst, bool) or not isinstance(worst, (int, float))
-                                  or not math.isfinite(worst)):
+        if worst is not None and finite_float(worst) is None:
             raise state_error(where, "worst_reward", "must be a finite number or null")
-        self.rewards.worst = worst
+        self.rewards.worst = None if worst is None else finite_float(worst)
         actions = need(state, "actions", dict, where)
         for cid, action in actions.items():
             if not isinstance(action, dict) or not all(
@@ -138,7 +139,8 @@ class ReinforceSearch(Strategy):
     def load_state_dict(self, state: dict[str, Any], where: str, pending: set[str] = frozenset()) -> None:
         self.issued = need_ids(state, "issued", self.history, where, pending)
         self.told = need(state, "told", int, where)
-        if not 0 <= self.told <= len(self.issued):
-            raise state_error(where, "told", "must be between 0 and the number of trials issued")
+        told = sum(i in self.history and i not in pending for i in self.issued)  # (pending ones: told on resume)
+        if self.told != told:
+            raise state_error(where, "told", f"is {self.told}, but the journal holds {told} of its trials")
         self.sampler.load_state_dict(state, where)
         self._load_rng(state.get("rng"), where)

@@ -375,8 +375,9 @@ class Scheduler:
         return True
 
     def told(self, r: Record) -> None:
-        """After a trial's journal line: the strategy, the hall of fame, the outputs."""
-        milestone = self.strategy.tell(r)
+        """After a trial's journal line: the strategy, the hall of fame, the outputs. The final training
+        is the scheduler's own trial, not the strategy's: only the hall of fame hears of it."""
+        milestone = self.strategy.tell(r) if r["kind"] != "final" else None
         self.update_hall_of_fame([r])
         if self.replaying:
             return

@@ -145,6 +145,8 @@ def need_ids(state: dict[str, Any], name: str, history: Mapping[str, Record], wh
              issued: set[str] = frozenset()) -> list[str]:
     """A list of trial ids in ``state[name]``, each journaled (or in ``issued``: pending)."""
     ids = need(state, name, list, where)
+    if not all(isinstance(cid, str) for cid in ids):
+        raise state_error(where, name, "must be a list of trial ids")
     for cid in ids:
         if cid not in history and cid not in issued:
             raise state_error(where, name, f"names {cid!r}, which the journal does not hold")

@@ -212,6 +212,19 @@ def test_rl_strategy_end_to_end_updates_its_policy_once_per_trial(fixture_dir):
 
 
 # training.steps below the promotions' steps: a pending promotion must still resume (state.json's check of steps)
+def test_an_asynchronous_search_with_a_final_training_resumes(fixture_dir, capsys):
+    """The final training is the scheduler's trial: the strategy is not told it, so its state still
+    agrees with its own trials when the finished run is resumed (told was one too many)."""
+    run = fixture_dir / "run-rl-final"
+    cfgp = write_config(fixture_dir, "rl-final", generations=0)
+    sets = ["--set", "search.strategy=rl", "--set", "search.final_seconds=1"]
+    assert cli.main(["search", "--config", str(cfgp), "--run-dir", str(run), "--quiet", *sets]) == 0
+    kinds = [json.loads(line)["kind"] for line in (run / "journal.jsonl").read_text().splitlines()]
+    assert kinds == ["policy", "policy", "final"]
+    assert cli.main(["search", "--resume", "--run-dir", str(run), "--quiet"]) == 0
+    assert json.loads((run / "state.json").read_text())["strategy"]["told"] == 2
+
+
 HALVING = ["search.strategy=halving", "halving.min_steps=2", "halving.eta=2", "halving.max_steps=8", "training.steps=2"]
 
 

@@ -197,6 +197,7 @@ def test_a_failed_trial_earns_less_than_the_worst_success():
     assert rewards({"status": "ok", "fitness": 50.0}) == pytest.approx(-math.log(50.0))
     assert rewards({"status": "ok", "fitness": 200.0}) == pytest.approx(-math.log(200.0))
     assert rewards({"status": "diverged", "fitness": None}) == pytest.approx(-math.log(400.0))
+    assert Rewards()({"status": "failed", "fitness": None}) is None  # no success yet: no scale for it
 
 
 def test_rl_is_asynchronous_and_trains_from_scratch():
@@ -216,9 +217,41 @@ def test_a_policy_state_from_another_space_is_refused():
     other, _ = make(ReinforceSearch, "space.max_g_blocks=3")
     with pytest.raises(RunDirError, match="policy.*another search space"):
         other.load_state_dict(state, "state.json: strategy")
-    state["policy"]["logits"]["t.loss"] = [0.0, "x", 0.0, 0.0]
-    with pytest.raises(RunDirError, match="malformed logits for t.loss"):
-        s.load_state_dict(state, "state.json: strategy")
+    for bad, message in ([0.0, "x", 0.0, 0.0], "malformed logits for t.loss"), ([10**400, 0, 0, 0], "malformed logits"):
+        state["policy"]["logits"]["t.loss"] = bad
+        with pytest.raises(RunDirError, match=message):
+            s.load_state_dict(state, "state.json: strategy")
+
+
+@pytest.mark.parametrize("cls, field, value, message", [
+    (ReinforceSearch, "issued", [[1]], "'issued' must be a list of trial ids"),
+    (ReinforceSearch, "told", 3, "'told' is 3, but the journal holds 2 of its trials"),
+    (ReinforceSearch, "worst_reward", 10**400, "'worst_reward' must be a finite number or null"),
+    (SuccessiveHalving, "promoted", [{}], "'promoted' must be a list of trial ids"),
+    (SuccessiveHalving, "told", 0, "'told' is 0, but the journal holds 2 of its trials"),
+])
+def test_a_hand_edited_state_is_one_error(cls, field, value, message):
+    from gan_nas.errors import RunDirError
+
+    s, history = make(cls)
+    ids = Ids()
+    for p in s.ask(AskContext(free=2, new_id=ids)):
+        s.tell(finish(history, p))
+    state = {**json.loads(json.dumps(s.state_dict())), field: value}
+    again, h2 = make(cls)
+    h2.update(history)
+    with pytest.raises(RunDirError, match=message):
+        again.load_state_dict(state, "state.json: strategy")
+
+
+def test_a_failure_before_any_success_teaches_the_policy_nothing():
+    s, history = make(ReinforceSearch)
+    ids = Ids()
+    first, second = s.ask(AskContext(free=2, new_id=ids))
+    s.tell(finish(history, first, math.inf))
+    assert s.sampler.policy.updates == 0 and s.sampler.policy.baseline is None
+    s.tell(finish(history, second, 20.0))
+    assert s.sampler.policy.updates == 1
 
 
 # -- halving
@@ -287,3 +320,17 @@ def test_halving_with_the_rl_sampler_rewards_the_policy_with_rung_zero_only():
     for p in promoted:
         s.tell(finish(history, p, 5.0))
     assert s.sampler.policy.updates == 4 and s.finished()
+
+
+def test_halving_keeps_every_checkpoint_a_later_promotion_continues():
+    """Asynchronous promotion may take far more than 1/eta of a rung (a trial is promoted whenever it
+    is in the top 1/eta of what has finished so far): what alive() let go must never be promoted later."""
+    for seed in range(40):
+        s, history = make(SuccessiveHalving, "search.population=24", "search.generations=0", "halving.eta=2",
+                          "halving.min_steps=10", "halving.max_steps=160", f"run.seed={seed}")
+        ids, released, rng = Ids(), set(), np.random.default_rng(seed)
+        while not s.finished():
+            for p in s.ask(AskContext(free=1, new_id=ids)):
+                assert not (p.resume and p.resume in released), f"seed {seed}: {p.id} continues {p.resume}, released"
+                s.tell(finish(history, p, float(rng.uniform(1, 100))))
+                released |= set(history) - s.alive()
