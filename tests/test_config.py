@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gan_nas import config
@@ -173,3 +175,10 @@ def test_the_process_pool_takes_whole_gpus_only():
     with pytest.raises(ConfigError, match="one whole GPU"):
         config.override(config.Config(), ["run.executor='process'", "run.gpus_per_candidate=0.5"])
     assert config.override(config.Config(), ["run.executor='process'", "run.gpus_per_candidate=1"])
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    cfg = config.load(path)
+    assert config.Config.from_json(cfg.to_json()) == cfg
