@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -153,9 +152,9 @@ def plot(result: dict, path: Path) -> None:
         grid = np.linspace(0, end, 200)
         # best so far at each second; before a seed's first result, nothing to show
         ys = np.array([[min([f for t, f in c if t <= x], default=np.nan) for x in grid] for c in curves])
-        with warnings.catch_warnings():  # before every seed's first result a column is all NaN: a gap
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean, lo, hi = np.nanmean(ys, 0), np.nanmin(ys, 0), np.nanmax(ys, 0)
+        # drawn from the moment every seed has a result: a mean over the seeds that have one would rise
+        # each time a slower seed's first (poor) result joins it
+        mean, lo, hi = ys.mean(0), ys.min(0), ys.max(0)
         (line,) = ax.plot(grid, mean, label=f"{s} ({len(curves)} seeds)")
         ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("search seconds (one core)")
@@ -205,7 +204,7 @@ def page(result: dict, config: Path, runs: Path, out: Path, sets: list[str]) -> 
     lines += ["", "![best FID against search seconds](best_fid_vs_seconds.png)", "",
               "The plot's FIDs are the search's own (validation split, n_search samples), biased upward by the "
               "smaller n (the table below gives the same split at n = 10,000 as *FID selection*). Lines: the mean "
-              "over seeds; bands: best to worst seed. "
+              "over seeds, from the moment every seed has a result; bands: best to worst seed. "
               "A run's seconds are the sum of its trials' seconds (serial: one after another).", "",
               "## Every run", "",
               "| run | best | kind, rung/generation | FID test (n=10,000) | FID selection (validation) | "
