@@ -408,10 +408,10 @@ class Scheduler:
         so. The store has checked their structure (a baseline's journal may hold ``ok`` lines without a
         FID: its chunks between scorings; a search's trial is always scored)."""
         for r in self.records.values():
-            if r.get("status") == "ok" and r.get("fitness") is None:
-                raise RunDirError(f"{self.store.journal_path}: {r['id']} is ok but has no fitness; a search's "
-                                  f"trial is always scored: repair or delete that line and resume")
             if r.get("status") == "ok":
+                if r.get("fitness") is None:
+                    raise RunDirError(f"{self.store.journal_path}: {r['id']} is ok but has no fitness; a search's "
+                                      f"trial is always scored: repair or delete that line and resume")
                 try:
                     validate(GanGenome.from_dict(r["genome"]), self.shape)
                 except GenomeError as e:

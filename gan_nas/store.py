@@ -59,7 +59,8 @@ def seconds_of(records, part: str = "total") -> float:
 
 # A journal record's fields that every reader relies on, and their JSON types.
 RECORD_STATUSES = ("ok", "invalid", "diverged", "failed")
-RECORD_KINDS = ("initial", "random", "policy", "child", "continue", "final")  # what a search's (or a baseline's) trial is
+# what a search's (or a baseline's) trial is; "policy": sampled by the rl strategy's policy
+RECORD_KINDS = ("initial", "random", "policy", "child", "continue", "final")
 _RECORD_FIELDS: dict[str, tuple[type, ...]] = {
     "id": (str,), "generation": (int,), "kind": (str,), "parents": (list,), "genome": (dict,),
     "status": (str,), "params": (dict,), "steps": (int,), "seconds": (dict,),

@@ -14,8 +14,8 @@ Two kinds of strategy run on the same scheduler:
   while a generation is unfinished: a barrier. While waiting they may propose
   work of the next generation that no unfinished trial can change (a sure
   survivor's continuation): that is how a pool's idle worker trains ahead.
-* asynchronous ones (``evolution`` with ``aging = true``) propose a trial
-  whenever a worker is free.
+* asynchronous ones (``evolution`` with ``aging = true``, ``rl``, ``halving``) propose a
+  trial whenever a worker is free.
 
 Strategies are chosen by ``search.strategy`` and configured by the config table of that name.
 """
