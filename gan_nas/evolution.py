@@ -271,11 +271,6 @@ class AgingEvolution(Evolution):
         self.told = 0
         self._initial: list[dict[str, Any]] | None = None
 
-    @property
-    def total(self) -> int:
-        s = self.cfg.search
-        return s.population + s.generations * s.offspring
-
     def ask(self, ctx: AskContext) -> list[Proposal]:
         s, steps, run_seed = self.cfg.search, self.cfg.training.steps, self.cfg.run.seed
         proposals = []

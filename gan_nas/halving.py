@@ -60,12 +60,6 @@ class SuccessiveHalving(Strategy):
         self.told = 0
         self.sampler = PolicySampler(cfg, space, shape) if h.sampler == "rl" else None
 
-    @property
-    def total(self) -> int:
-        """New candidates the budget allows."""
-        s = self.cfg.search
-        return s.population + s.generations * s.offspring
-
     # -- what to train next
     def promotable(self, k: int) -> list[Record]:
         """Rung ``k``'s finished trials among its best floor(n / eta), not promoted yet, best first."""

@@ -142,11 +142,9 @@ class Policy:
         stem_norm = opt["g.stem.norm"]
         stem = LayerGene(kind="dense", filters=int(opt["g.stem.filters"]), kernel=1, norm=stem_norm,
                          **act("g.stem.activation"), bias=space_mod._bias_for(stem_norm), uid="gstem")
-        ups = sum(g.upsamples for g in g_layers)
-        side = self.shape[0] // 2 ** min(ups, 30)
+        # the stem grid follows from the upsampling layers: repair() sets it (and their count) below
         generator = NetworkGenome(role="generator", blocks=tuple(g_layers[:-1]), output=g_layers[-1],
-                                  latent=int(opt["g.latent"]), stem=stem, stem_height=max(side, 1),
-                                  stem_width=max(self.shape[1] // 2 ** min(ups, 30), 1))
+                                  latent=int(opt["g.latent"]), stem=stem, stem_height=1, stem_width=1)
         d_blocks = []
         for i in range(opt["d.blocks"]):
             p = f"d.{i}"

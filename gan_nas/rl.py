@@ -96,11 +96,6 @@ class ReinforceSearch(Strategy):
         self.issued: list[str] = []
         self.told = 0
 
-    @property
-    def total(self) -> int:
-        s = self.cfg.search
-        return s.population + s.generations * s.offspring
-
     def ask(self, ctx: AskContext) -> list[Proposal]:
         proposals = []
         while len(proposals) < max(ctx.free, 0) and len(self.issued) < self.total:

@@ -117,6 +117,14 @@ class Strategy:
         raise NotImplementedError
 
     # -- helpers for subclasses
+    @property
+    def total(self) -> int:
+        """The new genomes an asynchronous strategy's budget allows (aging, rl, halving's new candidates):
+        ``search.population + search.generations x search.offspring``, as many as a generational search
+        evaluates without its continuations."""
+        s = self.cfg.search
+        return s.population + s.generations * s.offspring
+
     def _rng_state(self) -> dict[str, Any]:
         return self.rng.bit_generator.state
 
