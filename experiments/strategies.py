@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from gan_nas.store import RunStore
+
 HERE = Path(__file__).resolve().parent
 STRATEGIES = ("random", "evolution", "rl", "halving")
 
@@ -52,7 +54,7 @@ def run_searches(jobs: list[tuple[str, int]], runs: Path, config: Path, sets: li
         if not run.exists():
             todo.append((s, seed))
             continue
-        state = json.loads((run / "state.json").read_text()) if (run / "state.json").is_file() else {}
+        state = RunStore.open(run).read_state() or {}
         if not (state.get("done") or state.get("stopped") == "budget"):
             raise SystemExit(f"{run} exists but its search is incomplete: resume it (gan-nas search --resume "
                              f"--run-dir {run}) or delete it")
@@ -72,10 +74,6 @@ def run_searches(jobs: list[tuple[str, int]], runs: Path, config: Path, sets: li
                 if p.returncode != 0:
                     raise SystemExit(f"search {name} failed (exit {p.returncode}); see {runs / name}.log")
                 print(f"{time.strftime('%H:%M:%S')} done {name}", flush=True)
-
-
-def journal(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines() if line.strip()]
 
 
 def curve(records: list[dict]) -> list[tuple[float, float]]:
@@ -114,8 +112,8 @@ def summarise(runs: Path, jobs: list[tuple[str, int]], cache: dict) -> dict:
         run = runs / f"{s}-s{seed}"
         if not (run / "journal.jsonl").is_file():
             continue
-        records = journal(run)
-        state = json.loads((run / "state.json").read_text())
+        store = RunStore.open(run)  # the journal and state.json, checked as every reader of a run checks them
+        records, state = store.journal(), store.read_state()
         best_id = state["hall_of_fame"][0]
         key = f"{s}-s{seed}"
         best = next(r for r in records if r["id"] == best_id)
