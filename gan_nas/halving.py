@@ -19,6 +19,18 @@ trained the top rung's steps within the search. The budget is
 ``search.population + search.generations x search.offspring`` new candidates
 (and their promotions), or the wall clock, whichever ends first.
 
+With a wall clock (``search.wall_clock_seconds``), plain ASHA would spend it
+all on new candidates and end with nothing at the top rung. So halving starts
+a new candidate only while the time left would still take the leader (the
+best trial of the highest rung reached) from there to the top rung after it;
+once it would not, the search *closes*: no more new candidates, and every
+finished trial may be promoted, highest rung and best first, so the leader
+climbs to the top first and the runners-up use what time is left. No trial is
+given more training seconds than the budget has left.
+
+With ``halving.seed_baseline`` the first new candidate is the DCGAN genome, as
+in evolution's initial population.
+
 A candidate whose training is slow is scored early, as every strategy's: each
 trial may train ``training.max_seconds`` per ``training.steps`` steps, pro rata.
 """
@@ -26,9 +38,11 @@ trial may train ``training.max_seconds`` per ``training.steps`` steps, pro rata.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from gan_nas import space as space_mod
+from gan_nas.baseline import dcgan
 from gan_nas.rl import PolicySampler
 from gan_nas.selection import fitness_of
 from gan_nas.strategy import AskContext, Milestone, Record, Strategy, need, need_ids, state_error
@@ -58,35 +72,92 @@ class SuccessiveHalving(Strategy):
         self.promoted: set[str] = set()
         self.new = 0  # new candidates issued
         self.told = 0
+        self.closed = False  # the wall clock has no room for new candidates: promotions only
         self.sampler = PolicySampler(cfg, space, shape) if h.sampler == "rl" else None
 
     # -- what to train next
+    def finished_in(self, k: int) -> list[Record]:
+        """Rung ``k``'s finished trials, best first."""
+        return sorted((self.history[i] for i in self.rungs[k] if i in self.history), key=fitness_of)
+
     def promotable(self, k: int) -> list[Record]:
-        """Rung ``k``'s finished trials among its best floor(n / eta), not promoted yet, best first."""
-        done = sorted((self.history[i] for i in self.rungs[k] if i in self.history), key=fitness_of)
-        best = done[: len(done) // self.eta]
+        """Rung ``k``'s finished trials among its best floor(n / eta) (once closed: all of them), not
+        promoted yet, best first."""
+        done = self.finished_in(k)
+        best = done if self.closed else done[: len(done) // self.eta]
         return [r for r in best if r["id"] not in self.promoted and math.isfinite(fitness_of(r))]
 
     def max_seconds(self, steps: int) -> float | None:
         t = self.cfg.training
         return t.max_seconds * steps / t.steps if t.max_seconds > 0 else None
 
-    def promotion(self, ctx: AskContext) -> Proposal | None:
+    def promote(self, r: Record, k: int, new_id: str = "") -> Proposal:
+        """Trial ``r`` of rung ``k`` continued from its checkpoint to rung k+1's steps."""
+        steps = self.steps[k + 1] - self.steps[k]
+        return Proposal(id=new_id, genome=r["genome"], kind="continue", parents=(r["id"],), steps=steps,
+                        seed=derived_seed(self.cfg.run.seed, "promote", lineage_seed(r), k + 1),
+                        generation=k + 1, resume=r["id"], max_seconds=self.max_seconds(steps))
+
+    def next_promotion(self) -> tuple[Record, int] | None:
+        """The trial to promote next and its rung: the highest rung's first, best first; or None."""
         for k in reversed(range(len(self.steps) - 1)):
             ready = self.promotable(k)
             if ready:
-                r, steps = ready[0], self.steps[k + 1] - self.steps[k]
-                self.promoted.add(r["id"])
-                return Proposal(id=ctx.new_id(), genome=r["genome"], kind="continue", parents=(r["id"],),
-                                steps=steps, seed=derived_seed(self.cfg.run.seed, "promote", lineage_seed(r), k + 1),
-                                generation=k + 1, resume=r["id"], max_seconds=self.max_seconds(steps))
+                return ready[0], k
         return None
 
+    def leader(self) -> tuple[Record, int] | None:
+        """The best finished trial of the highest rung that has one (and its rung), or None."""
+        for k in reversed(range(len(self.steps))):
+            done = [r for r in self.finished_in(k) if math.isfinite(fitness_of(r))]
+            if done:
+                return done[0], k
+        return None
+
+    def room(self, ctx: AskContext, seconds: float) -> bool:
+        """Whether ``seconds`` of other work still leave the wall clock time to take the leader from
+        its rung to the top (at the scheduler's expected seconds). Without a clock, or before a trial
+        has finished (no leader, no estimate of seconds): room."""
+        lead = self.leader()
+        if ctx.seconds_left is None or lead is None:
+            return True
+        r, k = lead
+        reserve = sum(ctx.expected_seconds(self.promote(r, j)) for j in range(k, len(self.steps) - 1))
+        return seconds + reserve <= ctx.seconds_left
+
+    def next_proposal(self, ctx: AskContext) -> Proposal | None:
+        """A promotion if one is due, else a new candidate; on a wall clock, first closing the search
+        when that work would leave no time for the leader's climb (the leader's own climb is that time)."""
+        ready = self.next_promotion()
+        lead = self.leader()
+        if not self.closed and ctx.seconds_left is not None and (ready or self.new < self.total) and not (
+                ready and lead and ready[0]["id"] == lead[0]["id"]):
+            if ready:
+                seconds = ctx.expected_seconds(self.promote(*ready))
+            else:  # a new candidate: as the leader's genome would take, trained from scratch
+                r = lead[0] if lead else None
+                seconds = 0.0 if r is None else ctx.expected_seconds(
+                    replace(self.promote(r, 0), parents=(), resume=None, steps=self.steps[0],
+                            max_seconds=self.max_seconds(self.steps[0])))
+            if not self.room(ctx, seconds):
+                self.closed = True
+                ready = self.next_promotion()  # closed: every finished trial may be promoted
+        if ready:
+            self.promoted.add(ready[0]["id"])
+            p = self.promote(*ready, ctx.new_id())
+            if ctx.seconds_left is not None:  # no more training than the budget has left
+                overhead = ctx.expected_seconds(replace(p, steps=0))
+                p = replace(p, max_seconds=max(1.0, min(p.max_seconds or math.inf, ctx.seconds_left - overhead)))
+            return p
+        return self.new_candidate(ctx)
+
     def new_candidate(self, ctx: AskContext) -> Proposal | None:
-        if self.new >= self.total:
+        if self.new >= self.total or self.closed:
             return None
         cid, steps = ctx.new_id(), self.steps[0]
-        if self.sampler is not None:
+        if self.new == 0 and self.cfg.halving.seed_baseline:
+            genome, kind = dcgan(self.shape).to_dict(), "initial"
+        elif self.sampler is not None:
             genome, kind = self.sampler.genome(cid, self.rng), "policy"
         else:
             genome, kind = space_mod.sample(self.space, self.shape, self.rng).to_dict(), "random"
@@ -99,7 +170,7 @@ class SuccessiveHalving(Strategy):
     def ask(self, ctx: AskContext) -> list[Proposal]:
         proposals: list[Proposal] = []
         while len(proposals) < max(ctx.free, 0):
-            p = self.promotion(ctx) or self.new_candidate(ctx)
+            p = self.next_proposal(ctx)
             if p is None:
                 break
             self.rungs[p.generation].append(p.id)
@@ -122,7 +193,7 @@ class SuccessiveHalving(Strategy):
         return [i for rung in self.rungs for i in rung if i not in self.history]
 
     def finished(self) -> bool:
-        return (self.new >= self.total and not self.pending()
+        return ((self.new >= self.total or self.closed) and not self.pending()
                 and not any(self.promotable(k) for k in range(len(self.steps) - 1)))
 
     def alive(self) -> set[str]:
@@ -149,7 +220,8 @@ class SuccessiveHalving(Strategy):
     # -- state
     def state_dict(self) -> dict[str, Any]:
         state = {"rung_steps": list(self.steps), "rungs": [list(r) for r in self.rungs],
-                 "promoted": sorted(self.promoted), "new": self.new, "told": self.told, "rng": self._rng_state()}
+                 "promoted": sorted(self.promoted), "new": self.new, "told": self.told, "closed": self.closed,
+                 "rng": self._rng_state()}
         if self.sampler is not None:
             state["sampler"] = self.sampler.state_dict()
         return state
@@ -168,6 +240,9 @@ class SuccessiveHalving(Strategy):
         if not 0 <= self.new <= self.total:
             raise state_error(where, "new", f"must be between 0 and {self.total}")
         self.told = need(state, "told", int, where)
+        self.closed = state.get("closed", False)  # absent in runs before the wall clock could close a search
+        if not isinstance(self.closed, bool):
+            raise state_error(where, "closed", "must be true or false")
         told = sum(i in self.history and i not in pending for rung in self.rungs for i in rung)
         if self.told != told:  # (pending ones the journal holds are told on resume)
             raise state_error(where, "told", f"is {self.told}, but the journal holds {told} of its trials")

@@ -17,7 +17,8 @@ training). Without state.json, the search replays the strategy from the
 start, taking each trial the journal already holds instead of training it.
 
 The search's wall-clock budget (``search.wall_clock_seconds``) stops it
-between results: the open generation stays open (what finished counts for the
+between results (a strategy sees what it has left when asked, so that one may
+plan to end within it): the open generation stays open (what finished counts for the
 best at once), and ``--resume`` goes on. Then, with ``search.final_seconds``,
 the best trains that much longer from its checkpoint as one more journaled
 trial (kind ``final``).
@@ -128,6 +129,7 @@ class Scheduler:
         self.final: dict[str, Any] | None = None
         self.replaying = False  # rebuilding state.json from the journal: old bests' weights may be pruned
         self.best_due = False  # the best changed and best/ does not show it yet (see flush_best)
+        self.clock: tuple[float, float] | None = None  # run(): (time.monotonic() at its start, elapsed before)
 
     # -- state.json
     def state_dict(self) -> dict[str, Any]:
@@ -194,7 +196,8 @@ class Scheduler:
         median = self.cost.median_rate()
         wait = max((self.cost.of_trial(t, median) - secs for t, secs in running), default=0.0)
         ctx = AskContext(free=free, new_id=self.new_id, speculate=speculate,
-                         wait_seconds=max(wait, 0.0), expected_seconds=lambda p: self.cost.of_proposal(p, median))
+                         wait_seconds=max(wait, 0.0), expected_seconds=lambda p: self.cost.of_proposal(p, median),
+                         seconds_left=self.seconds_left())
         trials = []
         for p in self.strategy.ask(ctx):
             parent_ckpt = [f"candidates/{q}" for q in p.parents if self.records.get(q, {}).get("status") == "ok"]
@@ -266,15 +269,16 @@ class Scheduler:
             self.outputs.log("search already finished")
             return self.summary()
         budget = self.cfg.search.wall_clock_seconds
-        t_start, elapsed0 = time.monotonic(), self.elapsed
+        self.clock = (time.monotonic(), self.elapsed)
 
         def over_budget() -> bool:
-            return budget > 0 and elapsed0 + time.monotonic() - t_start >= budget
+            left = self.seconds_left()
+            return left is not None and left <= 0
 
         with make_executor(self.cfg.run) as executor, self.outputs:
             if prepare is not None:
                 prepare()
-                t_start = time.monotonic()  # a feature network trained for the first time is not the search's time
+                self.clock = (time.monotonic(), self.elapsed)  # a feature network trained the first time is not the search's time
             self.catch_up()
             speculate = self.cfg.run.train_ahead and executor.workers > 1
             self.stopped = None
@@ -294,20 +298,30 @@ class Scheduler:
                 if over_budget() or not self.run_trials(executor, todo, over_budget, speculate):
                     self.stopped = "budget"
                     break
-            self.elapsed = elapsed0 + time.monotonic() - t_start
+            self.elapsed = self.elapsed_now()
             self.end_replay()
             self.flush_best()
             self.write_state()
             self.prune()
             if self.final_pending():
                 self.final_training(executor)
-        self.elapsed = elapsed0 + time.monotonic() - t_start
+        self.elapsed = self.elapsed_now()
         self.write_state()
         if not self.done:
             self.outputs.log(f"stopped at the wall-clock budget ({budget:.0f} s); best so far is saved in best/; "
                              f"to go on: gan-nas search --resume --run-dir {self.store.root} "
                              f"--set search.wall_clock_seconds=SECONDS")
         return self.summary()
+
+    def elapsed_now(self) -> float:
+        """The search's seconds so far: those of earlier sessions (state.json) and this one's."""
+        started, before = self.clock
+        return before + time.monotonic() - started
+
+    def seconds_left(self) -> float | None:
+        """What ``search.wall_clock_seconds`` has left, or None without a budget (or outside run())."""
+        budget = self.cfg.search.wall_clock_seconds
+        return budget - self.elapsed_now() if budget > 0 and self.clock is not None else None
 
     def read_back(self) -> dict[str, Any] | None:
         """Read the journal and state.json (if any) into this scheduler, checking every field; the

@@ -45,6 +45,7 @@ class AskContext:
             ``run.train_ahead``); a serial run never does, so it stays bit-for-bit deterministic.
         wait_seconds: expected seconds until the running trials end (0 when none run).
         expected_seconds: the scheduler's estimate of a proposal's seconds (training, building, scoring).
+        seconds_left: what the wall-clock budget (``search.wall_clock_seconds``) has left; None without one.
     """
 
     free: int
@@ -52,6 +53,7 @@ class AskContext:
     speculate: bool = False
     wait_seconds: float = 0.0
     expected_seconds: Callable[[Proposal], float] = lambda p: 0.0
+    seconds_left: float | None = None
 
 
 @dataclass

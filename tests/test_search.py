@@ -234,9 +234,10 @@ def test_halving_end_to_end_promotes_from_checkpoints_up_to_the_top_rung(fixture
     assert cli.main(["search", "--config", str(write_config(fixture_dir, "halving", generations=1)), "--run-dir",
                      str(run), "--json", "--quiet", *sets]) == 0
     journal = {r["id"]: r for r in map(json.loads, (run / "journal.jsonl").read_text().splitlines())}
-    new = [r for r in journal.values() if r["kind"] == "random"]
+    new = [r for r in journal.values() if r["kind"] in ("initial", "random")]
     promoted = [r for r in journal.values() if r["kind"] == "continue"]
-    assert len(new) == 4 and {r["steps"] for r in new} == {2}
+    assert [r["kind"] for r in new] == ["initial", "random", "random", "random"]  # the DCGAN first
+    assert {r["steps"] for r in new} == {2}
     # 4 at rung 0 (2 steps): the best 2 go on to 4 steps in all, the best of those to 8
     assert sorted(r["generation"] for r in promoted) == [1, 1, 2]
     for r in promoted:  # each continued its parent's checkpoint: its steps add to the parent's
@@ -246,6 +247,20 @@ def test_halving_end_to_end_promotes_from_checkpoints_up_to_the_top_rung(fixture
     top = [r for r in promoted if r["generation"] == 2]
     assert json.loads(capsys.readouterr().out)["best_id"] in journal
     assert (run / "candidates" / top[0]["id"] / "meta.json").is_file()
+
+
+def test_halving_on_a_wall_clock_closes_in_time_to_take_its_leader_to_the_top_rung(fixture_dir, capsys):
+    """With a budget of new candidates far beyond the clock, halving still ends with a trial at its top
+    rung: it stops starting new candidates while there is time for the leader's climb."""
+    run = fixture_dir / "run-halving-clock"
+    sets = [x for kv in [*HALVING, "search.population=1000", "search.wall_clock_seconds=25"] for x in ("--set", kv)]
+    assert cli.main(["search", "--config", str(write_config(fixture_dir, "halving-clock", generations=0)),
+                     "--run-dir", str(run), "--json", "--quiet", *sets]) == 0
+    state = json.loads((run / "state.json").read_text())
+    journal = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    assert state["strategy"]["closed"] and state["stopped"] in ("budget", None)
+    assert len(journal) < 1000 and any(r["generation"] == 2 for r in journal)  # rungs 2/4/8 steps: the top
+    assert json.loads(capsys.readouterr().out)["best_id"] in {r["id"] for r in journal}
 
 
 def test_a_pool_gets_the_longest_tasks_first(fixture_dir):

@@ -268,7 +268,8 @@ def test_halving_promotes_exactly_the_top_fraction_from_their_checkpoints():
                       "halving.eta=3", "halving.max_steps=900", "training.max_seconds=30", "training.steps=300")
     ids = Ids()
     rung0 = s.ask(AskContext(free=9, new_id=ids))
-    assert [p.kind for p in rung0] == ["random"] * 9 and {p.steps for p in rung0} == {100}
+    assert [p.kind for p in rung0] == ["initial"] + ["random"] * 8 and {p.steps for p in rung0} == {100}
+    assert GanGenome.from_dict(rung0[0].genome) == dcgan(SHAPE)  # seed_baseline: the DCGAN first
     assert {p.max_seconds for p in rung0} == {10.0}  # training.max_seconds per training.steps, pro rata
     fids = [90.0, 20.0, 70.0, 40.0, 80.0, 10.0, 60.0, 30.0, 50.0]
     for p, fid in zip(rung0[:2], fids):
@@ -302,8 +303,38 @@ def test_asha_promotes_without_waiting_for_a_rung_to_fill():
     (p,) = s.ask(AskContext(free=1, new_id=ids))  # 2 of 20 finished: the better half goes on at once
     assert p.kind == "continue" and p.parents == (a.id,)
     (q,) = s.ask(AskContext(free=1, new_id=ids))
-    assert q.kind == "random"  # b is not in the top half: a new candidate instead
+    assert q.kind == "random"  # b is not in the top half: a new candidate instead (a was the DCGAN)
     assert s.alive() >= {b.id, p.id, q.id}  # b may yet be promoted once more of rung 0 has finished
+
+
+def test_halving_on_a_wall_clock_stops_new_candidates_in_time_to_take_its_leader_to_the_top_rung():
+    """A simulated clock: a trial takes one second per step (and as the scheduler expects). Plain ASHA
+    would start new candidates until the clock ran out; this one closes in time for its leader."""
+    s, history = make(SuccessiveHalving, "search.population=1000", "search.generations=0", "halving.eta=3",
+                      "halving.min_steps=10", "halving.max_steps=270", "training.max_seconds=0")
+    # rungs 10/30/90/270: plain ASHA would reach the top after 27 + 9 + 3 trials, 810 seconds
+    ids, left, rng = Ids(), 400.0, np.random.default_rng(0)
+    while not s.finished() and left > 0:
+        ps = s.ask(AskContext(free=1, new_id=ids, expected_seconds=lambda p: float(p.steps), seconds_left=left))
+        if not ps:
+            break
+        (p,) = ps
+        assert p.max_seconds is None or p.max_seconds <= left  # never more training than the clock has left
+        left -= min(p.steps, p.max_seconds or math.inf)
+        s.tell(finish(history, p, float(rng.uniform(1, 100))))
+    new = [r for r in history.values() if r["kind"] != "continue"]
+    assert s.closed and 5 <= len(new) < 1000  # it closed, long before the budget of new candidates
+    top = [r for r in history.values() if r["generation"] == 3]
+    assert top, "the leader reached the top rung within the clock"
+    leader = min((r for r in history.values() if r["generation"] == 2), key=lambda r: r["fitness"])
+    assert top[0]["parents"] == [leader["id"]]  # the first to climb is the best of the rung below
+    assert 0 <= left < 10  # the clock was used to within a new candidate's seconds
+    state = json.loads(json.dumps(s.state_dict()))
+    again, _ = make(SuccessiveHalving, "search.population=1000", "search.generations=0", "halving.eta=3",
+                    "halving.min_steps=10", "halving.max_steps=270", "training.max_seconds=0")
+    again.history.update(history)
+    again.load_state_dict(state, "state.json")
+    assert again.closed and again.state_dict() == s.state_dict()
 
 
 def test_halving_with_the_rl_sampler_rewards_the_policy_with_rung_zero_only():
@@ -311,15 +342,15 @@ def test_halving_with_the_rl_sampler_rewards_the_policy_with_rung_zero_only():
                       "halving.min_steps=10", "halving.max_steps=20", "halving.sampler=rl")
     ids = Ids()
     new = s.ask(AskContext(free=4, new_id=ids))
-    assert {p.kind for p in new} == {"policy"}
+    assert [p.kind for p in new] == ["initial"] + ["policy"] * 3  # the DCGAN, then the policy's samples
     for p, fid in zip(new, [40.0, 30.0, 20.0, 10.0]):
         s.tell(finish(history, p, fid))
-    assert s.sampler.policy.updates == 4 and not s.sampler.actions
+    assert s.sampler.policy.updates == 3 and not s.sampler.actions  # the DCGAN's decisions are not the policy's
     promoted = s.ask(AskContext(free=4, new_id=ids))
     assert [p.parents[0] for p in promoted] == [new[3].id, new[2].id]
     for p in promoted:
         s.tell(finish(history, p, 5.0))
-    assert s.sampler.policy.updates == 4 and s.finished()
+    assert s.sampler.policy.updates == 3 and s.finished()
 
 
 def test_halving_keeps_every_checkpoint_a_later_promotion_continues():
