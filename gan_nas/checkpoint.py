@@ -1,7 +1,9 @@
 """A candidate's checkpoint on disk: ``RUN_DIR/candidates/ID/``.
 
 A checkpoint directory holds ``weights.npz`` (every layer's weights, keyed
-``layer_name/index``), ``optimizers.npz`` (each optimizer's variables, keyed
+``layer_name/index``; with ``training.g_ema``, the generator's moving average
+too, keyed ``ema/layer_name/index``, the steps it averaged in meta.json's
+``ema_steps``), ``optimizers.npz`` (each optimizer's variables, keyed
 ``name/index``), ``meta.json`` (genome and steps trained along the lineage)
 and ``genome.json`` (the genome alone, for a reader), so a candidate can be a
 parent, or continue training itself. Every file is replaced atomically
@@ -29,6 +31,7 @@ META_FILE = "meta.json"
 GENOME_FILE = "genome.json"
 PRUNED_FILES = (WEIGHTS_FILE, OPTIMIZERS_FILE)  # what pruning a retired checkpoint deletes
 CHECKPOINT_FILES = (META_FILE, WEIGHTS_FILE)  # what a trial that starts from a checkpoint reads
+EMA_PREFIX = "ema/"  # weights.npz keys of the generator's moving average
 
 
 def _layer_weights(model) -> dict[str, np.ndarray]:
@@ -39,10 +42,14 @@ def _layer_weights(model) -> dict[str, np.ndarray]:
     return out
 
 
-def save_checkpoint(path: Path, genome: GanGenome, generator, discriminator, optimizers, total_steps: int) -> None:
-    """Write weights, optimizer state and meta to ``path`` (files replaced atomically)."""
+def save_checkpoint(path: Path, genome: GanGenome, generator, discriminator, optimizers, total_steps: int,
+                    ema: tuple[Any, int] | None = None) -> None:
+    """Write weights, optimizer state and meta to ``path`` (files replaced atomically); ``ema``: the
+    generator's moving average (a model of the same genome) and the steps it averaged."""
     path.mkdir(parents=True, exist_ok=True)
     weights = {**_layer_weights(generator), **_layer_weights(discriminator)}
+    if ema is not None:
+        weights.update({EMA_PREFIX + k: v for k, v in _layer_weights(ema[0]).items()})
     _save_npz(path / WEIGHTS_FILE, weights)
     opt = {}
     for name, o in optimizers.items():
@@ -50,6 +57,8 @@ def save_checkpoint(path: Path, genome: GanGenome, generator, discriminator, opt
             opt[f"{name}/{i}"] = np.asarray(v)
     _save_npz(path / OPTIMIZERS_FILE, opt)
     meta = {"genome": genome.to_dict(), "total_steps": int(total_steps)}
+    if ema is not None:
+        meta["ema_steps"] = int(ema[1])
     for name, text in ((META_FILE, json.dumps(meta)), (GENOME_FILE, genome.to_json())):
         safe_io.write_bytes_atomic(path / name, text.encode())
 
@@ -86,6 +95,23 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], 
     return meta, weights, opt
 
 
+def load_ema(path: Path, model) -> int | None:
+    """Set ``model`` (a generator) to the moving average the checkpoint at ``path`` holds; the steps it
+    averaged, or None (nothing assigned) where the checkpoint has none of this model's shapes."""
+    meta, weights, _ = load_checkpoint(path)
+    values = {}
+    for layer in model.layers:
+        current = layer.get_weights()
+        saved = [weights.get(f"{EMA_PREFIX}{layer.name}/{i}") for i in range(len(current))]
+        if any(v is None or v.shape != c.shape for v, c in zip(saved, current)):
+            return None
+        values[layer.name] = saved
+    for layer in model.layers:
+        if values[layer.name]:
+            layer.set_weights(values[layer.name])
+    return meta.get("ema_steps", 0)  # checked by check_meta
+
+
 def check_meta(meta: dict[str, Any]) -> None:
     """Refuse a checkpoint's meta without a parseable genome or a step count.
 
@@ -99,9 +125,10 @@ def check_meta(meta: dict[str, Any]) -> None:
         GanGenome.from_dict(meta["genome"])
     except GanNasError as e:
         raise ValueError(f"{META_FILE}'s genome: {e}") from None
-    steps = meta.get("total_steps")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"{META_FILE}'s total_steps is {steps!r}, not a count of steps")
+    for key in ("total_steps", "ema_steps") if "ema_steps" in meta else ("total_steps",):
+        steps = meta.get(key)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"{META_FILE}'s {key} is {repr(steps)[:20]}, not a count of steps")
 
 
 def restore_optimizers(optimizers, state: dict[str, np.ndarray]) -> bool:

@@ -54,6 +54,11 @@ class TrainingConfig:
     # instructions (gan_nas/precision.py); a run records what "auto" resolved to
     mixed_precision: bool | str = "auto"
     deterministic: bool = False  # TF op determinism: identical results run to run, somewhat slower
+    # Score (and export) an exponential moving average of the generator's weights, with this decay (0: the
+    # generator as trained). A GAN's generator oscillates from step to step, so one snapshot's FID is noisy;
+    # the average is smoother and usually better (Yazici et al. 2019). The decay warms up as min(g_ema,
+    # (1 + t) / (10 + t)) over a candidate's steps t, so a short candidate averages its own last steps.
+    g_ema: float = 0.0
     log_every: int = 100  # steps between progress updates while a candidate trains
 
 
@@ -141,12 +146,14 @@ class HalvingConfig:
 
     New candidates train ``min_steps``; the best 1/eta of those that reached a rung continue from their own
     checkpoint to eta times the steps, up to ``max_steps`` (the rungs: min_steps x eta^k). The budget is
-    search.population + search.generations x search.offspring new candidates, plus their promotions."""
+    search.population + search.generations x search.offspring new candidates, plus their promotions; with
+    search.wall_clock_seconds, new candidates stop while the time left still takes the leader to the top rung."""
 
     min_steps: int = 100  # the first rung's steps
     eta: int = 3  # promote the best 1/eta of a rung to eta times its steps
     max_steps: int = 2700  # the last rung's steps at most
     sampler: str = "random"  # where new candidates come from: random (the space's sampler), or rl (a policy)
+    seed_baseline: bool = True  # the first new candidate is the DCGAN baseline genome, as in evolution
 
 
 # Settings that lived in [search] before strategies had tables of their own: read from there too.
@@ -365,6 +372,8 @@ def _check(cfg: Config) -> Config:
         v = getattr(getattr(cfg, section), key)
         if not 0.0 <= v <= 1.0:
             raise ConfigError(f"{section}.{key} must be within [0, 1], got {v!r}")
+    if not 0.0 <= cfg.training.g_ema < 1.0:  # 1 would never move from the initial weights
+        raise ConfigError(f"training.g_ema must be within [0, 1), got {cfg.training.g_ema!r}")
     from gan_nas.data import check_image_size, parse_background  # the data's own bounds, checked at load
     from gan_nas.errors import DataError
 

@@ -15,6 +15,7 @@ can be a parent or continue training itself) are :mod:`gan_nas.checkpoint`'s.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import time
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from gan_nas import interrupt, precision
-from gan_nas.checkpoint import load_checkpoint, restore_optimizers, save_checkpoint
+from gan_nas.checkpoint import EMA_PREFIX, load_checkpoint, load_ema, restore_optimizers, save_checkpoint
 from gan_nas.config import Config, DataConfig, FitnessConfig, TrainingConfig
 from gan_nas.errors import CheckpointError, GanNasError
 from gan_nas.genome import GanGenome, LayerGene, NetworkGenome, TrainingGenes, validate
@@ -130,16 +131,18 @@ def gradient_penalty(discriminator, real, fake, alpha):
 
 
 def load_generator(genome: GanGenome, checkpoint: str | Path, image_shape: tuple[int, int, int]):
-    """Build ``genome``'s generator and load its weights from a checkpoint directory."""
+    """Build ``genome``'s generator and load its weights from a checkpoint directory: the moving average
+    of its weights where the candidate trained with one (``training.g_ema``), which is what was scored."""
     from gan_nas import builder
 
     _, weights, _ = load_checkpoint(Path(checkpoint))
     gen = builder.build_generator(genome, image_shape)
+    prefix = EMA_PREFIX if any(k.startswith(EMA_PREFIX) for k in weights) else ""
     for layer in gen.layers:
         n = len(layer.get_weights())
         if n:
             try:
-                layer.set_weights([weights[f"{layer.name}/{i}"] for i in range(n)])
+                layer.set_weights([weights[f"{prefix}{layer.name}/{i}"] for i in range(n)])
             except KeyError:
                 raise GanNasError(f"checkpoint {checkpoint} has no weights for layer {layer.name}") from None
     return gen
@@ -230,6 +233,7 @@ class TrainOptions:
     score_batch: int = _from_config("fitness", "batch_size")
     shuffle_buffer: int = _from_config("data", "shuffle_buffer")
     max_seconds: float = _from_config("training", "max_seconds")
+    g_ema: float = _from_config("training", "g_ema")
 
     @classmethod
     def from_config(cls, cfg: Config, seed: int) -> TrainOptions:
@@ -321,7 +325,8 @@ def train_candidate(
     result.params = {"g": int(gen.count_params()), "d": int(disc.count_params())}
     optimizers = _optimizers(genome.training, gen, disc, policy)
     lineage_steps, result.inherited = _inherit_checkpoints(genome, gen, disc, optimizers, parent, resume)
-    train_step, traces = _compiled_step(genome, gen, disc, optimizers, opt.batch_size, shape, opt.seed)
+    ema = _ema(genome, shape, gen, policy, opt.g_ema, resume) if opt.g_ema > 0 else None
+    train_step, traces = _compiled_step(genome, gen, disc, optimizers, opt.batch_size, shape, opt.seed, ema)
     stream = _stream(data, opt, genome.training.d_steps, shape)
 
     gl_v, dl_v, done = _train_loop(train_step, stream, steps, opt, log, result, t0)
@@ -330,14 +335,16 @@ def train_candidate(
     result.traces = traces[0]
     result.metrics = {"g_loss": gl_v, "d_loss": dl_v}
 
-    if not _finite(gl_v, dl_v) or not _weights_finite(gen, disc):
+    scored = gen if ema is None else ema.model
+    if not _finite(gl_v, dl_v) or not _weights_finite(gen, disc, scored):
         return _finish(result, t0, status="diverged",
                        error=result.error or f"non-finite loss or weights at step {done}")
 
     if save_to is not None:
-        save_checkpoint(Path(save_to), genome, gen, disc, optimizers, result.total_steps)
+        save_checkpoint(Path(save_to), genome, gen, disc, optimizers, result.total_steps,
+                        ema=None if ema is None else (ema.model, int(ema.count.numpy())))
 
-    if score and not _score(result, gen, reference, opt, genome.generator.latent):
+    if score and not _score(result, scored, reference, opt, genome.generator.latent):
         return _finish(result, t0, status="diverged", error="generator output is not finite")
     return _finish(result, t0)
 
@@ -367,16 +374,55 @@ def _build(genome: GanGenome, shape: tuple[int, int, int], opt: TrainOptions) ->
     if opt.deterministic:
         tf.config.experimental.enable_op_determinism()
     policy = opt.policy or precision.policy(opt.mixed_precision)
-    previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(policy)
     try:
-        gen = builder.build_generator(genome, shape, fused_batch_norm=True)
-        disc = builder.build_discriminator(genome, shape, fused_batch_norm=True)
+        with _dtype_policy(policy):
+            gen = builder.build_generator(genome, shape, fused_batch_norm=True)
+            disc = builder.build_discriminator(genome, shape, fused_batch_norm=True)
     except (ValueError, TypeError) as e:  # Keras refused what validate() let through
         raise _Invalid(f"{type(e).__name__}: {e}".splitlines()[0]) from None
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
     return gen, disc, policy
+
+
+@contextlib.contextmanager
+def _dtype_policy(policy: str):
+    """Keras's global dtype policy set to ``policy`` while models are built, restored after."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+@dataclass
+class _Ema:
+    """The generator's exponential moving average: a model of the same genome, its decay, and the
+    steps it has averaged (the warm-up's t)."""
+
+    model: Any
+    decay: float
+    count: Any  # a tf.Variable, int64
+
+
+def _ema(genome: GanGenome, shape: tuple[int, int, int], gen, policy: str, decay: float,
+         resume: str | Path | None) -> _Ema:
+    """The average's model, starting from ``gen``'s weights (a child's, inherited or fresh), or, when this
+    trial continues a checkpoint that holds an average, from that average and its count."""
+    import tensorflow as tf
+
+    from gan_nas import builder
+
+    with _dtype_policy(policy):
+        model = builder.build_generator(genome, shape, fused_batch_norm=True)
+    model.set_weights(gen.get_weights())
+    count = 0
+    if resume is not None:
+        averaged = load_ema(Path(resume), model)
+        if averaged is not None:
+            count = averaged
+    return _Ema(model, decay, tf.Variable(count, dtype=tf.int64, trainable=False))
 
 
 def _optimizers(tg: TrainingGenes, gen, disc, policy: str) -> dict[str, Any]:
@@ -419,8 +465,9 @@ def _inherit_checkpoints(genome: GanGenome, gen, disc, optimizers: dict[str, Any
 
 
 def _compiled_step(genome: GanGenome, gen, disc, optimizers: dict[str, Any], batch: int,
-                   shape: tuple[int, int, int], seed: int) -> tuple[Any, list[int]]:
-    """The compiled train step: ``d_steps`` discriminator steps and one generator step on one batch of real images.
+                   shape: tuple[int, int, int], seed: int, ema: _Ema | None = None) -> tuple[Any, list[int]]:
+    """The compiled train step: ``d_steps`` discriminator steps and one generator step on one batch of real
+    images, then (with ``ema``) the generator's moving average updated.
 
     Returns:
         (the ``tf.function``, taking (d_steps, batch, H, W, C) in [-1, 1] and returning (g_loss, d_loss);
@@ -469,6 +516,13 @@ def _compiled_step(genome: GanGenome, gen, disc, optimizers: dict[str, Any], bat
         g_grads = g_tape.gradient(gl_scaled, gen.trainable_variables)
         d_opt.apply_gradients(zip(d_grads, disc.trainable_variables))
         g_opt.apply_gradients(zip(g_grads, gen.trainable_variables))
+        if ema is not None:
+            ema.count.assign_add(1)
+            t = tf.cast(ema.count, tf.float32)
+            decay = tf.minimum(ema.decay, (1.0 + t) / (10.0 + t))
+            for avg, w in zip(ema.model.weights, gen.weights):  # batch norm's moving statistics too
+                if "float" in str(avg.dtype):
+                    avg.assign(decay * avg.value + (1.0 - decay) * tf.cast(w.value, avg.value.dtype))
         return gl, dl
 
     h, w, c = shape

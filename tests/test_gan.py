@@ -269,6 +269,7 @@ def test_a_checkpoint_whose_weights_header_lies_is_a_checkpoint_error(tmp_path):
     ({"genome": "GENOME", "total_steps": "3"}, "total_steps is '3'"),
     ({"genome": "GENOME"}, "total_steps is None"),
     ({"genome": "GENOME", "total_steps": -1}, "total_steps is -1"),
+    ({"genome": "GENOME", "total_steps": 3, "ema_steps": 2.5}, "ema_steps is 2.5"),
 ])
 def test_a_checkpoint_whose_meta_lost_its_genome_or_steps_is_a_checkpoint_error(tmp_path, meta, why):
     # a survivor's meta.json of {} had every child journaled as failed (KeyError: 'genome') and the
@@ -301,3 +302,27 @@ def test_train_options_from_config_reads_each_section_and_shares_its_defaults():
     assert gan.TrainOptions.from_config(cfg, 42) == gan.TrainOptions(
         batch_size=17, seed=42, mixed_precision=False, deterministic=True, log_every=7, n_search=99, noise_seed=5,
         score_batch=11, shuffle_buffer=33, max_seconds=3.5)
+
+
+def test_the_generator_average_is_the_warmed_up_moving_average_and_what_is_loaded(tiny_data, tmp_path):
+    """training.g_ema: after one step the average is d x initial + (1 - d) x trained weights, with the
+    warm-up's d = min(g_ema, 2 / 11); training itself is unchanged; load_generator gives the average;
+    a continuation goes on averaging from the checkpoint's average and its count."""
+    g = tiny_genome()
+    o = opts(deterministic=True, seed=3)
+    gen0, _, _ = gan._build(g, SHAPE, o)  # the initial weights train_candidate builds with this seed
+    w0 = checkpoint._layer_weights(gen0)
+    gan.train_candidate(g, tiny_data, 1, options=o, score=False, save_to=tmp_path / "plain")
+    gan.train_candidate(g, tiny_data, 1, options=replace(o, g_ema=0.5), score=False, save_to=tmp_path / "avg")
+    plain, avg = np.load(tmp_path / "plain" / checkpoint.WEIGHTS_FILE), np.load(tmp_path / "avg" / checkpoint.WEIGHTS_FILE)
+    assert not any(k.startswith(checkpoint.EMA_PREFIX) for k in plain.files)
+    d = min(0.5, 2 / 11)
+    for k, w in w0.items():
+        np.testing.assert_array_equal(avg[k], plain[k])  # the average does not change training
+        np.testing.assert_allclose(avg[checkpoint.EMA_PREFIX + k], d * w + (1 - d) * plain[k], rtol=1e-5, atol=1e-6)
+    loaded = checkpoint._layer_weights(gan.load_generator(g, tmp_path / "avg", SHAPE))
+    for k, w in loaded.items():
+        np.testing.assert_array_equal(w, avg[checkpoint.EMA_PREFIX + k])
+    r = gan.train_candidate(g, tiny_data, 2, options=replace(o, g_ema=0.5), score=False, resume=tmp_path / "avg",
+                            save_to=tmp_path / "more")
+    assert r.status == "ok" and checkpoint.load_checkpoint(tmp_path / "more")[0]["ema_steps"] == 3
