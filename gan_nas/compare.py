@@ -225,8 +225,10 @@ def _markdown(r: dict[str, Any]) -> str:
         f"The DCGAN was trained for that many seconds, and for the {r['best_steps']:,} generator steps "
         f"that the best candidate's lineage received."
         + ("" if r["search_done"] else
-           f" The search stopped at its wall-clock budget in generation {r['search_generation']} of "
-           f"{r['search_generations']}: this compares what it had found by then."
+           (f" The search stopped at its wall-clock budget in generation {r['search_generation']} of "
+            f"{r['search_generations']}: this compares what it had found by then."
+            if r.get("search_generation") is not None else  # an asynchronous strategy has no generation
+            " The search stopped at its wall-clock budget: this compares what it had found by then.")
            if r.get("search_stopped") == "budget" else
            " The search has not finished: this compares what is on record.")
         + (f" Of its seconds, {r['final_seconds']:,.1f} s were the final training of its best "
