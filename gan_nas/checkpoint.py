@@ -96,15 +96,19 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], 
 
 
 def load_ema(path: Path, model) -> int | None:
-    """Set ``model`` (a generator) to the moving average the checkpoint at ``path`` holds; the steps it
-    averaged, or None (nothing assigned) where the checkpoint has none of this model's shapes."""
+    """Set ``model`` (a generator) to the moving average the checkpoint at ``path`` holds and return the
+    steps it averaged; None (nothing assigned) where the checkpoint holds no average (trained without
+    ``training.g_ema``). CheckpointError where it holds one that does not fit ``model``."""
     meta, weights, _ = load_checkpoint(path)
+    if not any(k.startswith(EMA_PREFIX) for k in weights):
+        return None
     values = {}
     for layer in model.layers:
         current = layer.get_weights()
         saved = [weights.get(f"{EMA_PREFIX}{layer.name}/{i}") for i in range(len(current))]
         if any(v is None or v.shape != c.shape for v, c in zip(saved, current)):
-            return None
+            raise CheckpointError(f"checkpoint {path} is damaged: its generator average has no weights of the "
+                                  f"shape layer {layer.name} needs; restore it from a copy of the run and resume")
         values[layer.name] = saved
     for layer in model.layers:
         if values[layer.name]:

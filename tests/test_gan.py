@@ -326,3 +326,11 @@ def test_the_generator_average_is_the_warmed_up_moving_average_and_what_is_loade
     r = gan.train_candidate(g, tiny_data, 2, options=replace(o, g_ema=0.5), score=False, resume=tmp_path / "avg",
                             save_to=tmp_path / "more")
     assert r.status == "ok" and checkpoint.load_checkpoint(tmp_path / "more")[0]["ema_steps"] == 3
+    # an average cut down (one of its layers gone) is a damaged checkpoint, not an average started afresh
+    from gan_nas.errors import CheckpointError
+
+    cut = {k: v for k, v in np.load(tmp_path / "more" / checkpoint.WEIGHTS_FILE).items()}
+    del cut[next(k for k in cut if k.startswith(checkpoint.EMA_PREFIX))]
+    np.savez(tmp_path / "more" / checkpoint.WEIGHTS_FILE, **cut)
+    with pytest.raises(CheckpointError, match="generator average"):
+        gan.train_candidate(g, tiny_data, 1, options=replace(o, g_ema=0.5), score=False, resume=tmp_path / "more")
