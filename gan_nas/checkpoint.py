@@ -95,11 +95,11 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], 
     return meta, weights, opt
 
 
-def load_ema(path: Path, model) -> int | None:
-    """Set ``model`` (a generator) to the moving average the checkpoint at ``path`` holds and return the
-    steps it averaged; None (nothing assigned) where the checkpoint holds no average (trained without
-    ``training.g_ema``). CheckpointError where it holds one that does not fit ``model``."""
-    meta, weights, _ = load_checkpoint(path)
+def load_ema(path: Path, meta: dict[str, Any], weights: dict[str, np.ndarray], model) -> int | None:
+    """Set ``model`` (a generator) to the moving average that the checkpoint at ``path`` holds (its
+    ``meta`` and ``weights`` as :func:`load_checkpoint` read them) and return the steps it averaged;
+    None (nothing assigned) where the checkpoint holds no average (trained without ``training.g_ema``).
+    CheckpointError where it holds one that does not fit ``model``."""
     if not any(k.startswith(EMA_PREFIX) for k in weights):
         return None
     values = {}

@@ -324,8 +324,8 @@ def train_candidate(
         return _finish(result, t0, status="invalid", error=str(e))
     result.params = {"g": int(gen.count_params()), "d": int(disc.count_params())}
     optimizers = _optimizers(genome.training, gen, disc, policy)
-    lineage_steps, result.inherited = _inherit_checkpoints(genome, gen, disc, optimizers, parent, resume)
-    ema = _ema(genome, shape, gen, policy, opt.g_ema, resume) if opt.g_ema > 0 else None
+    lineage_steps, result.inherited, resumed = _inherit_checkpoints(genome, gen, disc, optimizers, parent, resume)
+    ema = _ema(genome, shape, gen, policy, opt.g_ema, resumed) if opt.g_ema > 0 else None
     train_step, traces = _compiled_step(genome, gen, disc, optimizers, opt.batch_size, shape, opt.seed, ema)
     stream = _stream(data, opt, genome.training.d_steps, shape)
 
@@ -407,9 +407,10 @@ class _Ema:
 
 
 def _ema(genome: GanGenome, shape: tuple[int, int, int], gen, policy: str, decay: float,
-         resume: str | Path | None) -> _Ema:
+         resumed: tuple[Path, dict[str, Any], dict[str, np.ndarray]] | None) -> _Ema:
     """The average's model, starting from ``gen``'s weights (a child's, inherited or fresh), or, when this
-    trial continues a checkpoint that holds an average, from that average and its count."""
+    trial continues a checkpoint (``resumed``: its path, meta and weights) that holds an average, from
+    that average and its count."""
     import tensorflow as tf
 
     from gan_nas import builder
@@ -418,8 +419,8 @@ def _ema(genome: GanGenome, shape: tuple[int, int, int], gen, policy: str, decay
         model = builder.build_generator(genome, shape, fused_batch_norm=True)
     model.set_weights(gen.get_weights())
     count = 0
-    if resume is not None:
-        averaged = load_ema(Path(resume), model)
+    if resumed is not None:
+        averaged = load_ema(*resumed, model)
         if averaged is not None:
             count = averaged
     return _Ema(model, decay, tf.Variable(count, dtype=tf.int64, trainable=False))
@@ -440,11 +441,12 @@ def _optimizers(tg: TrainingGenes, gen, disc, policy: str) -> dict[str, Any]:
 
 def _inherit_checkpoints(genome: GanGenome, gen, disc, optimizers: dict[str, Any],
                          parent: str | Path | list[str | Path] | None, resume: str | Path | None
-                         ) -> tuple[int, dict[str, int]]:
+                         ) -> tuple[int, dict[str, int], tuple[Path, dict[str, Any], dict[str, np.ndarray]] | None]:
     """Copy the parents' unchanged layers (the first parent's first), or resume this genome's own checkpoint.
 
     Returns:
-        (the lineage's steps so far, layers inherited per network ``{"g": .., "d": ..}``).
+        (the lineage's steps so far, layers inherited per network ``{"g": .., "d": ..}``, and when
+        resuming, the checkpoint as read: its path, meta and weights).
     """
     lineage_steps = 0
     copied: dict[str, set[str]] = {"g": set(), "d": set()}
@@ -452,6 +454,7 @@ def _inherit_checkpoints(genome: GanGenome, gen, disc, optimizers: dict[str, Any
         parents = [] if parent is None else [parent]
     else:
         parents = list(parent)
+    resumed = None
     for src in [resume] if resume is not None else parents:  # the first parent's layers win
         meta, weights, opt_state = load_checkpoint(Path(src))
         pg = GanGenome.from_dict(meta["genome"])
@@ -460,8 +463,9 @@ def _inherit_checkpoints(genome: GanGenome, gen, disc, optimizers: dict[str, Any
         if resume is not None:
             _check_resumed(src, {"g": gen, "d": disc}, copied)
             restore_optimizers(optimizers, opt_state)
+            resumed = (Path(src), meta, weights)
         lineage_steps = max(lineage_steps, meta["total_steps"])
-    return lineage_steps, {k: len(v) for k, v in copied.items()}
+    return lineage_steps, {k: len(v) for k, v in copied.items()}, resumed
 
 
 def _compiled_step(genome: GanGenome, gen, disc, optimizers: dict[str, Any], batch: int,
