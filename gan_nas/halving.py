@@ -134,11 +134,12 @@ class SuccessiveHalving(Strategy):
                 ready and lead and ready[0]["id"] == lead[0]["id"]):
             if ready:
                 seconds = ctx.expected_seconds(self.promote(*ready))
-            else:  # a new candidate: as the leader's genome would take, trained from scratch
-                r = lead[0] if lead else None
-                seconds = 0.0 if r is None else ctx.expected_seconds(
-                    replace(self.promote(r, 0), parents=(), resume=None, steps=self.steps[0],
-                            max_seconds=self.max_seconds(self.steps[0])))
+            elif lead:  # a new candidate: as long as the leader's genome would take from scratch
+                seconds = ctx.expected_seconds(Proposal(
+                    id="", genome=lead[0]["genome"], kind="random", parents=(), steps=self.steps[0], seed=0,
+                    generation=0, max_seconds=self.max_seconds(self.steps[0])))
+            else:
+                seconds = 0.0  # nothing finished: no estimate (room() has no leader either)
             if not self.room(ctx, seconds):
                 self.closed = True
                 ready = self.next_promotion()  # closed: every finished trial may be promoted
