@@ -113,6 +113,13 @@ class Policy:
             a = opt[name]
             return {"activation": a, "slope": slope if a == "leaky_relu" else 0.0}
 
+        # Widths are drawn per slot but laid out as the space's sampler lays them: the generator's
+        # narrowing from its stem, the discriminator's widening towards its head (DCGAN's pyramid).
+        # Independent widths per slot put a narrow layer before a wide one as often as not, and with a
+        # few dozen rewards the policy cannot learn the pyramid itself; this decoding is deterministic,
+        # so REINFORCE's gradient of the sampled decisions stays unbiased.
+        g_widths = sorted((int(opt[f"g.{i}.filters"]) for i in range(opt["g.blocks"])), reverse=True)
+        d_widths = sorted(int(opt[f"d.{i}.filters"]) for i in range(opt["d.blocks"]))
         g_layers = []
         slots = [*range(opt["g.blocks"]), "out"]
         for k, i in enumerate(slots):
@@ -127,7 +134,7 @@ class Policy:
             else:
                 used += [f"{p}.filters", f"{p}.norm", f"{p}.activation"]
                 norm = opt[f"{p}.norm"]
-                gene = LayerGene(kind=kind, filters=int(opt[f"{p}.filters"]), kernel=int(opt[f"{p}.kernel"]),
+                gene = LayerGene(kind=kind, filters=g_widths[i], kernel=int(opt[f"{p}.kernel"]),
                                  norm=norm, **act(f"{p}.activation"), bias=space_mod._bias_for(norm),
                                  interpolation=opt[f"{p}.interpolation"], uid=f"g{k}")
             # the kind and the resolution change are separate decisions; where they disagree (a conv that
@@ -150,7 +157,7 @@ class Policy:
             p = f"d.{i}"
             used += [f"{p}.down", f"{p}.filters", f"{p}.kernel", f"{p}.norm", f"{p}.activation", f"{p}.dropout"]
             norm = opt[f"{p}.norm"]
-            d_blocks.append(LayerGene(kind=self.space.d_kinds[0], filters=int(opt[f"{p}.filters"]),
+            d_blocks.append(LayerGene(kind=self.space.d_kinds[0], filters=d_widths[i],
                                       kernel=int(opt[f"{p}.kernel"]), stride=2 if opt[f"{p}.down"] else 1,
                                       norm=norm, **act(f"{p}.activation"), dropout=float(opt[f"{p}.dropout"]),
                                       bias=space_mod._bias_for(norm), uid=f"d{i}"))

@@ -166,6 +166,9 @@ def test_every_policy_sample_is_a_valid_genome_and_credits_only_decisions_it_use
         depth = policy.options["g.blocks"][action["g.blocks"]]
         assert all(f"g.{i}.kind" in used for i in range(depth)) and f"g.{depth}.kind" not in used
         assert set(used) <= set(action) and all(used[k] == action[k] for k in used)
+        # laid out as the space's sampler lays widths out: narrowing in G, widening in D
+        g_widths, d_widths = ([b.filters for b in net.blocks] for net in (genome.generator, genome.discriminator))
+        assert g_widths == sorted(g_widths, reverse=True) and d_widths == sorted(d_widths)
 
 
 def test_reinforce_moves_probability_toward_the_rewarded_decisions():
