@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -469,13 +470,13 @@ def test_score_images_rejects_bad_arrays(shapes_ref) -> None:
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="real MNIST is not at ../shared/data/mnist")
 def test_real_mnist_fid_rises_with_noise_and_blur(tmp_cache) -> None:
     ds = data.load("mnist", str(SHARED_MNIST))
-    # the search's classifier from a warm cache (a developer's); else one epoch of it, which keeps
-    # this test to a few minutes on 2 cores. The accuracy check is a sanity check that it learned
-    # (one epoch on the 50,000 training images has scored 97.4% and above 98% on two machines);
-    # the 3-epoch classifier's accuracy is bench_fid.py's figure.
-    cfg = FitnessConfig() if USER_CACHE else FitnessConfig(classifier_epochs=1)
-    ref = fitness.reference(ds, cfg, cache_dir=USER_CACHE or tmp_cache, verbose=False)
-    assert ref.accuracy >= (0.99 if USER_CACHE else 0.96)
+    # the search's classifier from a warm cache (a developer's); else the same network trained 150
+    # steps (a third of an epoch): its training was most of this test's minutes, and the property
+    # tested is of FID on a classifier's features, not of a fully trained one. The accuracy check is
+    # a sanity check that it learned; the 3-epoch classifier's accuracy is bench_fid.py's figure.
+    spec = None if USER_CACHE else fitness.ClassifierSpec(epochs=1, max_steps=150)
+    ref = fitness.reference(ds, FitnessConfig(), spec=spec, cache_dir=USER_CACHE or tmp_cache, verbose=False)
+    assert ref.accuracy >= (0.99 if USER_CACHE else 0.9)
     # 5,000 images: FID's small-sample bias (about 1/n) keeps 2,000 same-distribution images within
     # a factor 5 of sigma-0.05 noise, which is a statement about n, not about the features
     x = ds.x_train[:5000]
@@ -491,8 +492,9 @@ def test_real_mnist_fid_rises_with_noise_and_blur(tmp_cache) -> None:
 
 def test_validation_and_test_references_share_the_network_not_the_images() -> None:
     ds = make_dataset(n_train=600, n_test=100)
-    val = fitness.reference(ds, CFG, spec=TINY, verbose=False, split="validation")
-    test = fitness.reference(ds, CFG, spec=TINY, verbose=False, split="test")
+    spec = replace(TINY, max_steps=5)  # what is shared is tested, not what it learned
+    val = fitness.reference(ds, CFG, spec=spec, verbose=False, split="validation")
+    test = fitness.reference(ds, CFG, spec=spec, verbose=False, split="test")
     assert val.digest == test.digest and test.from_cache  # one network, trained once, on the train split
     assert (val.split, test.split) == ("validation", "test")
     assert val.n_reference == len(ds.x_val) == 100 and test.n_reference == len(ds.x_test) == 100
@@ -500,7 +502,7 @@ def test_validation_and_test_references_share_the_network_not_the_images() -> No
     assert not np.allclose(val.mu, test.mu)
     np.testing.assert_array_equal(val.labels, ds.y_val)
     with pytest.raises(FitnessError, match="unknown reference split 'train'"):
-        fitness.reference(ds, CFG, spec=TINY, verbose=False, split="train")
+        fitness.reference(ds, CFG, spec=spec, verbose=False, split="train")
 
 
 def test_quality_tells_dropped_classes_from_noise(shapes_ref) -> None:
