@@ -105,12 +105,17 @@ def score_best(run: Path) -> dict:
             "kind": best.get("kind"), "generation": best.get("generation")}
 
 
-def summarise(runs: Path, jobs: list[tuple[str, int]], cache: dict) -> dict:
-    """Per run: its scores (cached in ``cache`` by run and best id) and its curve; per strategy: mean, std."""
+def summarise(runs: Path, jobs: list[tuple[str, int]], cache: dict, earlier: dict) -> dict:
+    """Per run: its scores (cached in ``cache`` by run and best id) and its curve; per strategy: mean, std.
+    A run whose directory is not in ``runs`` keeps its entry in ``earlier`` (the page's previous
+    results.json), marked ``carried``: a page can be remade after some of its searches are run again
+    on another machine, and says which rows it did not score."""
     out: dict = {"runs": {}, "strategies": {}}
     for s, seed in jobs:
         run = runs / f"{s}-s{seed}"
         if not (run / "journal.jsonl").is_file():
+            if f"{s}-s{seed}" in earlier:
+                out["runs"][f"{s}-s{seed}"] = {**earlier[f"{s}-s{seed}"], "carried": True}
             continue
         store = RunStore.open(run)  # the journal and state.json, checked as every reader of a run checks them
         records, state = store.journal(), store.read_state()
@@ -199,6 +204,10 @@ def page(result: dict, config: Path, runs: Path, out: Path, sets: list[str]) -> 
               f"python experiments/strategies.py --runs {runs} --page {out} --seeds "
               f"{','.join(str(x) for x in sorted({r['seed'] for r in result['runs'].values()}))}"
               + "".join(f" --set {s}" for s in sets), "# one of its searches:", example, "```"]
+    carried = sorted(k for k, r in result["runs"].items() if r.get("carried"))
+    if carried:
+        lines += ["", f"Carried over from this page's previous `results.json` (their run directories were not in "
+                      f"`{runs}` when it was made; scored then, as above): {', '.join(carried)}."]
     lines += ["", "![best FID against search seconds](best_fid_vs_seconds.png)", "",
               "The plot's FIDs are the search's own (validation split, n_search samples), biased upward by the "
               "smaller n (the table below gives the same split at n = 10,000 as *FID selection*). Lines: the mean "
@@ -236,8 +245,9 @@ def main() -> None:
         run_searches(jobs, runs, config, args.set, args.jobs)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     cache_path = out / "results.json"
-    cache = json.loads(cache_path.read_text()).get("scores", {}) if cache_path.is_file() else {}
-    result = summarise(runs, jobs, cache)
+    previous = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    cache = previous.get("scores", {})
+    result = summarise(runs, jobs, cache, previous.get("runs", {}))
     plot(result, out / "best_fid_vs_seconds.png")
     (out / "README.md").write_text(page(result, config, runs, out, args.set))
     cache_path.write_text(json.dumps({**result, "scores": cache}, indent=1))
