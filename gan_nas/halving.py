@@ -22,9 +22,8 @@ trained the top rung's steps within the search. The budget is
 With a wall clock (``search.wall_clock_seconds``), plain ASHA would spend it
 all on new candidates and end with nothing at the top rung. So halving starts
 a new candidate only while the time left would still take the leader (the
-best trial of the highest rung reached) from there to its target after it: the
-top rung, or the highest rung below it that the time left reaches where the
-top is out of reach; once it would not, the search *closes*: no more new candidates, and every
+best trial of the highest rung reached) from there to the top rung after it;
+once it would not, the search *closes*: no more new candidates, and every
 finished trial may be promoted, highest rung and best first, so the leader
 climbs to the top first and the runners-up use what time is left. No trial is
 given more training seconds than the budget has left.
@@ -40,7 +39,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from itertools import accumulate
 from typing import Any
 
 from gan_nas import space as space_mod
@@ -118,19 +116,13 @@ class SuccessiveHalving(Strategy):
 
     def room(self, ctx: AskContext, seconds: float) -> bool:
         """Whether ``seconds`` of other work still leave the wall clock time to take the leader from
-        its rung to its target (at the scheduler's expected seconds): the highest rung that all the time
-        left would take it to, or the top where no rung above its own is in reach. Without a clock, or
-        before a trial has finished (no leader, no estimate of seconds): room.
-
-        A target below the top keeps a slow leader from closing the search at once: a first candidate
-        that takes a second a step (the DCGAN at 32x32x3 on one core) cannot reach 1,800 steps in
-        1,200 s, and reserving the top for it would give it the whole clock after one trial."""
+        its rung to the top (at the scheduler's expected seconds). Without a clock, or before a trial
+        has finished (no leader, no estimate of seconds): room."""
         lead = self.leader()
         if ctx.seconds_left is None or lead is None:
             return True
         r, k = lead
-        climb = list(accumulate(ctx.expected_seconds(self.promote(r, j)) for j in range(k, len(self.steps) - 1)))
-        reserve = max((c for c in climb if c <= ctx.seconds_left), default=climb[-1] if climb else 0.0)
+        reserve = sum(ctx.expected_seconds(self.promote(r, j)) for j in range(k, len(self.steps) - 1))
         return seconds + reserve <= ctx.seconds_left
 
     def next_proposal(self, ctx: AskContext) -> Proposal | None:
