@@ -181,6 +181,9 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool) -> dict[str, Any]:
         "selection_noise_seed": cfg.fitness.noise_seed, "n_search": cfg.fitness.n_search,
         "n_reference": int(refs["test"].n_reference), "n_validation": int(refs["validation"].n_reference),
         "features": refs["test"].kind,
+        # A generator that always draws one image has no covariance: its FID is the trace of the real
+        # features' covariance plus the squared distance of the means, so never below that trace.
+        "collapse_fid": float(refs["test"].sigma.trace()),
         "compute_seconds": round(compute, 3), "evaluations": len(records), "best_id": best.get("id"),
         "final_seconds": round(seconds_of(r for r in records if r.get("kind") == "final"), 3),
         "best_steps": best_steps, "search_done": bool(state.get("done")), "search_stopped": state.get("stopped"),
@@ -260,6 +263,10 @@ def _markdown(r: dict[str, Any]) -> str:
     lines += [
         "", f"FID ratio searched / DCGAN: **{ratio(fr['equal_seconds'])}** at equal seconds, "
         f"**{ratio(fr['equal_steps'])}** at equal steps (below 1: the searched GAN is better).", "",
+        *([f"A generator that always draws the same image scores FID {r['collapse_fid']:.2f} at best on these "
+           "features (the trace of the real features' covariance; exactly that where the image's features sit at "
+           "their mean): a row above it scores worse than the best single image would.", ""]
+          if r.get("collapse_fid") is not None else []),
         "| searched | DCGAN (equal seconds) |", "|---|---|",
         "| ![searched](compare_searched.png) | ![DCGAN](compare_dcgan.png) |", "",
         "Both grids: the first 64 of the scoring noise draws. Together: [compare_grid.png](compare_grid.png).",

@@ -177,6 +177,18 @@ def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
     for name in ("compare_searched.png", "compare_dcgan.png", "compare_grid.png"):
         assert_png(searched_run / name)
         assert name in md
+    # the collapse bound: copies of one real image score no better than it, by the FID code itself
+    from gan_nas import data
+    from gan_nas.runs import open_run
+
+    _, run_cfg = open_run(searched_run)
+    ds = data.load_config(run_cfg.data)
+    test_ref = baseline_run.references(ds, run_cfg)["test"]
+    for image in ds.x_test[:3]:
+        constant = fitness.score_images(np.repeat(image[None], 80, axis=0), test_ref)["fid"]
+        assert constant >= r["collapse_fid"] - 1e-3 * r["collapse_fid"], (constant, r["collapse_fid"])
+    assert r["collapse_fid"] == pytest.approx(np.trace(test_ref.sigma))
+    assert f"scores FID {r['collapse_fid']:.2f} at best" in md
 
     # Again: both baselines have trained enough, so nothing is trained and the scores repeat.
     before = {d: len(journal(searched_run / d)) for d in ("baseline",)}
