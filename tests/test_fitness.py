@@ -468,13 +468,17 @@ def test_score_images_rejects_bad_arrays(shapes_ref) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="real MNIST is not at ../shared/data/mnist")
-def test_real_mnist_fid_rises_with_noise_and_blur(tmp_cache) -> None:
+def test_real_mnist_fid_rises_with_noise_and_blur(tmp_cache, monkeypatch) -> None:
+    # what is tested is FID; the O(n^2) quality metrics beside it on 500 points, not 5,000 x 10,000
+    monkeypatch.setattr(fitness, "MAX_QUALITY_POINTS", 500)
     ds = data.load("mnist", str(SHARED_MNIST))
-    # the search's classifier from a warm cache (a developer's); else the same network trained 150
-    # steps (a third of an epoch): its training was most of this test's minutes, and the property
-    # tested is of FID on a classifier's features, not of a fully trained one. The accuracy check is
-    # a sanity check that it learned; the 3-epoch classifier's accuracy is bench_fid.py's figure.
-    spec = None if USER_CACHE else fitness.ClassifierSpec(epochs=1, max_steps=150)
+    # the search's classifier from a warm cache (a developer's); else the same network trained 450
+    # steps (under an epoch): its full training was most of this test's minutes, and the property
+    # tested is of FID on a classifier's features, not of a fully trained one. Not fewer steps: batch
+    # norm's moving averages (momentum 0.99) still hold much of their initial values after 150, and
+    # that network scored 0.57 on the test split. The accuracy check is a sanity check that it
+    # learned; the 3-epoch classifier's accuracy is bench_fid.py's figure.
+    spec = None if USER_CACHE else fitness.ClassifierSpec(epochs=1, max_steps=450)
     ref = fitness.reference(ds, FitnessConfig(), spec=spec, cache_dir=USER_CACHE or tmp_cache, verbose=False)
     assert ref.accuracy >= (0.99 if USER_CACHE else 0.9)
     # 5,000 images: FID's small-sample bias (about 1/n) keeps 2,000 same-distribution images within
