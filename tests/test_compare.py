@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from test_report import PNG_MAGIC, assert_one_error_line, assert_png, make_npz, run_cli, tiny_config
 
-from gan_nas import baseline_run, fitness
+from gan_nas import baseline_run, data, fitness
 from gan_nas import search as searching
 from gan_nas.baseline import dcgan
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError
+from gan_nas.runs import open_run
 from gan_nas.store import RunStore
 
 
@@ -178,9 +179,6 @@ def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
         assert_png(searched_run / name)
         assert name in md
     # the collapse bound: copies of one real image score no better than it, by the FID code itself
-    from gan_nas import data
-    from gan_nas.runs import open_run
-
     _, run_cfg = open_run(searched_run)
     ds = data.load_config(run_cfg.data)
     test_ref = baseline_run.references(ds, run_cfg)["test"]

@@ -583,10 +583,10 @@ def test_sigkill_of_a_pool_search_ends_its_workers_and_resume_matches(fixture_di
     workers = psutil.Process(p.pid).children(recursive=True)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    assert unbroken.wait(timeout=600) == 0
     assert workers, "the pool had no workers to orphan"
-    _, alive = psutil.wait_procs(workers, timeout=2)
+    _, alive = psutil.wait_procs(workers, timeout=2)  # before the unbroken run is waited for: 2 s, no more
     assert not alive, f"workers {[w.pid for w in alive]} kept running after their search was killed"
+    assert unbroken.wait(timeout=600) == 0
     subprocess.run([sys.executable, "-m", "gan_nas.cli", "search", "--resume", "--quiet", "--run-dir", str(run)],
                    env=e, check=True, timeout=600)
     ids = [json.loads(line)["id"] for line in (run / "journal.jsonl").read_text().splitlines()]
