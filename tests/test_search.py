@@ -94,7 +94,7 @@ def best_of(run: Path) -> tuple[str, float, dict]:
     return best["id"], best["fitness"], best["genome"]
 
 
-def test_tiny_search_end_to_end(fixture_dir, capsys):
+def test_tiny_search_end_to_end_resumes_as_finished_and_refuses_a_second_search_into_it(fixture_dir, capsys):
     run = fixture_dir / "run-e2e"
     cfgp = write_config(fixture_dir, "e2e", generations=1, survivor=2)
     assert cli.main(["search", "--config", str(cfgp), "--run-dir", str(run), "--json", "--quiet"]) == 0
@@ -114,6 +114,13 @@ def test_tiny_search_end_to_end(fixture_dir, capsys):
     # resuming a finished search changes nothing
     assert cli.main(["search", "--resume", "--run-dir", str(run), "--quiet"]) == 0
     assert len((run / "journal.jsonl").read_text().splitlines()) == 6
+    # a new search into it is refused, and leaves it as it was
+    capsys.readouterr()
+    before = (run / "journal.jsonl").read_bytes()
+    again = write_config(fixture_dir, "again", generations=1)
+    assert cli.main(["search", "--config", str(again), "--run-dir", str(run), "--quiet"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (run / "journal.jsonl").read_bytes() == before
 
 
 def test_budget_stop_keeps_finished_work_and_resume_with_more_budget_matches(fixture_dir, monkeypatch, capsys):
@@ -522,17 +529,6 @@ def test_bad_configs_exit_2(fixture_dir, tmp_path, capsys):
     assert cli.main(["search", "--resume", "--run-dir", str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert not (tmp_path / "r").exists()  # nothing created on bad input
-
-
-def test_existing_run_dir_is_not_overwritten(fixture_dir, capsys):
-    run = fixture_dir / "run-e2e"
-    if not run.exists():
-        pytest.skip("needs the end-to-end run")
-    before = (run / "journal.jsonl").read_bytes()
-    cfgp = write_config(fixture_dir, "again", generations=1)
-    assert cli.main(["search", "--config", str(cfgp), "--run-dir", str(run), "--quiet"]) == 2
-    assert "already holds a run" in capsys.readouterr().err
-    assert (run / "journal.jsonl").read_bytes() == before
 
 
 @pytest.mark.slow
