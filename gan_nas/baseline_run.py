@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -185,7 +186,7 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
         state0 = store.read_state() or {}
         fork = state0.get("forked_from")
         if not records and start_from is not None:
-            fork = _fork_point(Path(start_from))
+            fork = _fork_point(Path(start_from), store.root)
         steps_done = int(last["total_steps"]) if last else int(fork["steps"]) if fork else 0
         secs_done = (float(fork["seconds"]) if fork else 0.0) + seconds_of(records)
         diverged = False
@@ -199,7 +200,7 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
                 cfg, seed=(cfg.run.seed * 1_000_003 + 7_919 * (len(records) + 1)) % (2**31 - 1)),
                 max_seconds=0.0)  # the baseline's chunks are sized by its own budget
             resume = (store.candidate_dir(last["id"]) if last
-                      else Path(fork["run_dir"]) / "candidates" / fork["checkpoint"] if fork else None)
+                      else store.root / fork["run_dir"] / "candidates" / fork["checkpoint"] if fork else None)
             save_to = store.candidate_dir(cid)
             try:
                 result = gan.train_candidate(genome, ds, n, None, options, resume=resume, save_to=save_to,
@@ -238,14 +239,16 @@ def train_baseline(cfg: Config | None, run_dir: str | Path, seconds: float | Non
         return _finish_baseline(store, cfg, refs, genome, shape, records, last, diverged, fork)
 
 
-def _fork_point(src: Path) -> dict[str, Any]:
-    """Where a baseline forked from ``src`` starts: its last checkpoint, steps and seconds."""
+def _fork_point(src: Path, root: Path) -> dict[str, Any]:
+    """Where a baseline in ``root`` forked from ``src`` starts: its last checkpoint, steps and seconds;
+    ``src`` relative to ``root`` (a baseline directory holds no absolute paths: it may be moved with
+    the directory it forked from, as compare's two are inside their run directory)."""
     store = RunStore.open(src)
     records = store.journal()
     ok = [r for r in records if r.get("status") == "ok"]
     if not ok or not (store.candidate_dir(ok[-1]["id"]) / WEIGHTS_FILE).is_file():
         raise RunDirError(f"{src} holds no baseline checkpoint to start from")
-    return {"run_dir": str(store.root.resolve()), "checkpoint": ok[-1]["id"], "steps": int(ok[-1]["total_steps"]),
+    return {"run_dir": Path(os.path.relpath(store.root.resolve(), root.resolve())).as_posix(), "checkpoint": ok[-1]["id"], "steps": int(ok[-1]["total_steps"]),
             "seconds": seconds_of(records), "train_seconds": seconds_of(records, "train")}
 
 
@@ -285,7 +288,7 @@ def _finish_baseline(store: RunStore, cfg: Config, refs, genome, shape, records:
         publish_best(store, {**last, "fitness": summary["fid"],
                              "metrics": {**last.get("metrics", {}),
                                          **{k: summary[k] for k in ("fid", "kid", "kid_std", "n")}}}, shape)
-    store.write_json_atomic(path, summary)
+    store.write_json_atomic(path, {k: v for k, v in summary.items() if k != "run_dir"})  # no absolute paths
     return summary
 
 
@@ -305,7 +308,7 @@ def score_kept(base_dir: Path, steps: int, cfg: Config, refs, shape) -> dict[str
     gen = gan.load_generator(genome, store.candidate_dir(cid), shape)
     return {**score_model(gen, refs, cfg, latent_size=genome.generator.latent), "params": upto[-1]["params"],
             "steps": int(steps), "seconds": round(seconds_of(upto), 3),
-            "run_dir": f"{store.root} (checkpoint {cid})", "diverged": False}
+            "run_dir": str(store.root), "checkpoint": cid, "diverged": False}
 
 
 __all__ = ["train_baseline", "references", "score_model", "score_kept", "BASELINE_FILE", "SCORE_KEYS"]

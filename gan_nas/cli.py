@@ -149,7 +149,7 @@ def _compare_text(r: dict[str, Any]) -> str:
     ratio = r["fid_ratio"]
     lines.append(f"FID ratio searched/DCGAN: {f(ratio['equal_seconds'])} at equal seconds, "
                  f"{f(ratio['equal_steps'])} at equal steps")
-    lines.append(f"wrote {r['files']['markdown']}")
+    lines.append(f"wrote {Path(r['run_dir']) / r['files']['markdown']}")
     return "\n".join(lines)
 
 

@@ -58,6 +58,12 @@ def _gap(row: dict[str, Any]) -> float | None:
     return None if a is None or b is None else round(float(a) - float(b), 4)
 
 
+def _from_run(path: str | Path, root: Path) -> str:
+    """``path`` as compare.json and compare.md name it: relative to the run directory (``..`` where it lies
+    outside), so that the run can be moved or copied with its compare."""
+    return Path(os.path.relpath(Path(path).resolve(), root.resolve())).as_posix()
+
+
 def _ratio(a: Any, b: Any) -> float | None:
     if a is None or b is None or not math.isfinite(a) or not math.isfinite(b) or b == 0:
         return None
@@ -85,7 +91,8 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
         What compare.json holds: ``rows`` (model, fid, kid, kid_std, n, params,
         steps, seconds), ``fid_ratio`` (searched / DCGAN at equal seconds and at
         equal steps; below 1 means the searched GAN is better), ``compute_seconds``,
-        ``best_id``, ``n``, ``noise_seed`` and the paths written.
+        ``best_id``, ``n``, ``noise_seed`` and the paths written (``files``, ``baseline_dirs``, each row's
+        ``run_dir``: relative to the run directory); and ``run_dir``, which compare.json does not hold.
 
     Raises:
         RunDirError: missing or damaged run directory, no best/ yet, a baseline
@@ -161,9 +168,13 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool) -> dict[str, Any]:
     ]
     for key, label, b in (("dcgan_equal_seconds", "DCGAN, equal seconds", b_time),
                           ("dcgan_equal_steps", "DCGAN, equal steps", b_steps)):
+        fork = b.get("forked_from")
         rows.append({"model": label, "key": key, **{k: b[k] for k in (*SCORE_KEYS, "params", "steps", "seconds")
                                                    if k in b},
-                     "run_dir": b["run_dir"], "diverged": b["diverged"], "forked_from": b.get("forked_from")})
+                     "run_dir": _from_run(b["run_dir"], root), "checkpoint": b["checkpoint"],
+                     "diverged": b["diverged"],
+                     "forked_from": fork and {**fork,
+                                              "run_dir": _from_run(Path(b["run_dir"]) / fork["run_dir"], root)}})
 
     # Side-by-side grids on the scoring noise (the searched grid was drawn before training cleared Keras' session).
     dcgan_gen = load_best_generator(RunStore.open(base_dir))
@@ -177,7 +188,7 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool) -> dict[str, Any]:
     }
     state = store.read_state() or {}
     result = {
-        "run_dir": str(root), "dataset": cfg.data.dataset, "n": int(n), "noise_seed": seed,
+        "run": root.name, "dataset": cfg.data.dataset, "n": int(n), "noise_seed": seed,
         "selection_noise_seed": cfg.fitness.noise_seed, "n_search": cfg.fitness.n_search,
         "n_reference": int(refs["test"].n_reference), "n_validation": int(refs["validation"].n_reference),
         "features": refs["test"].kind,
@@ -193,15 +204,13 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool) -> dict[str, Any]:
         # What choosing the best on the validation split and draws did to its score there: its validation FID
         # less its test FID, against the same gap of the DCGAN (which nothing chose), in FID points.
         "selection_gap": {row["key"]: _gap(row) for row in rows},
-        "baseline_dirs": {"equal_seconds": str(base_dir), "equal_steps": str(steps_dir)},
-        "files": {k: str(v) for k, v in files.items()},
+        # Paths from here on are relative to the run directory (which may be moved or copied).
+        "baseline_dirs": {"equal_seconds": _from_run(base_dir, root), "equal_steps": _from_run(steps_dir, root)},
+        "files": {**{k: _from_run(v, root) for k, v in files.items()}, "markdown": COMPARE_MD, "json": COMPARE_JSON},
     }
-    md = root / COMPARE_MD
-    result["files"]["markdown"] = str(md)
-    result["files"]["json"] = str(root / COMPARE_JSON)
-    safe_io.write_bytes_atomic(md, _markdown(result).encode())
+    safe_io.write_bytes_atomic(root / COMPARE_MD, _markdown(result).encode())
     store.write_json_atomic(root / COMPARE_JSON, result)
-    return result
+    return {**result, "run_dir": str(root)}
 
 
 def _markdown(r: dict[str, Any]) -> str:
@@ -210,7 +219,7 @@ def _markdown(r: dict[str, Any]) -> str:
 
     lines = [
         "# Searched GAN against the DCGAN at equal compute", "",
-        f"Run `{r['run_dir']}` on `{r['dataset']}`. Every model is scored on n={r['n']:,} samples drawn from "
+        f"Run `{r['run']}` on `{r['dataset']}`. Every model is scored on n={r['n']:,} samples drawn from "
         f"the same fixed noise (seed {r['noise_seed']}) against the test split"
         + (f" ({r['n_reference']:,} real images)" if r.get("n_reference") else "")
         + ", with the run's feature network; FID depends on n, so compare only rows of one table."

@@ -94,7 +94,7 @@ def test_baseline_trains_continues_and_rescores(workdir: Path, tmp_path: Path, c
     kept = sorted(p.parent.name for p in (b / "candidates").glob("*/weights.npz"))
     assert kept == ["b0003"]  # only the last chunk keeps its weights
     saved = json.loads((b / "baseline.json").read_text())
-    assert saved == second
+    assert saved == {k: v for k, v in second.items() if k != "run_dir"} and Path(second["run_dir"]).resolve() == b.resolve()
     assert {p.name for p in (b / "best").iterdir()} >= {"genome.json", "candidate.json", "generator.keras"}
 
     # A met budget trains nothing and reuses the score.
@@ -111,6 +111,7 @@ def test_baseline_trains_continues_and_rescores(workdir: Path, tmp_path: Path, c
     frecs = journal(f)
     assert forked["steps"] == 12 and [r["total_steps"] for r in frecs] == [12]
     assert frecs[0]["inherited"] == layers and frecs[0]["forked_from"]["checkpoint"] == "b0003"
+    assert frecs[0]["forked_from"]["run_dir"] == "../baseline"  # relative: the two may move together
     assert forked["seconds"] == pytest.approx(second["seconds"] + frecs[0]["seconds"]["total"], abs=1e-2)
     again = baseline_run.train_baseline(None, f, steps=14, quiet=True)  # continued on its own, still counting the start
     assert again["steps"] == 14 and again["forked_from"] == forked["forked_from"]
@@ -146,11 +147,19 @@ def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
     # the equal-steps DCGAN is the equal-seconds run's checkpoint at exactly that step count, not another run
     kept = json.loads((searched_run / "baseline" / "state.json").read_text())["kept"][str(best["total_steps"])]
     assert next(x for x in journal(searched_run / "baseline") if x["id"] == kept)["total_steps"] == best["total_steps"]
-    assert by_steps["run_dir"].endswith(f"(checkpoint {kept})") and by_steps["seconds"] < by_time["seconds"]
+    assert (by_steps["run_dir"], by_steps["checkpoint"]) == ("baseline", kept)
+    assert by_steps["seconds"] < by_time["seconds"]
     assert not (searched_run / "baseline-steps").exists()
     assert r["fid_ratio"]["equal_seconds"] == pytest.approx(searched["fid"] / by_time["fid"])
     assert r["fid_ratio"]["equal_steps"] == pytest.approx(searched["fid"] / by_steps["fid"])
-    assert json.loads((searched_run / "compare.json").read_text()) == r
+    assert Path(r["run_dir"]).resolve() == searched_run.resolve() and r["run"] == "run"
+    assert json.loads((searched_run / "compare.json").read_text()) == {k: v for k, v in r.items() if k != "run_dir"}
+    # the run directory can be moved with its compare: every path written into it is relative to it
+    assert r["files"]["grid"] == "compare_grid.png" and r["baseline_dirs"]["equal_seconds"] == "baseline"
+    absolute = str(searched_run.resolve())
+    written = [p for p in searched_run.rglob("*") if p.suffix in (".json", ".jsonl", ".md") and p.is_file()]
+    assert {p.name for p in written} >= {"compare.json", "compare.md", "baseline.json", "state.json", "journal.jsonl"}
+    assert [p for p in written if absolute in p.read_text()] == []
 
     md = (searched_run / "compare.md").read_text()
     assert "| model | FID | KID ± std | FID, selection | G params | D params | steps | seconds |" in md
