@@ -149,6 +149,9 @@ def _compare_text(r: dict[str, Any]) -> str:
     ratio = r["fid_ratio"]
     lines.append(f"FID ratio searched/DCGAN: {f(ratio['equal_seconds'])} at equal seconds, "
                  f"{f(ratio['equal_steps'])} at equal steps")
+    if len(r["baseline_runs"]["seeds"]) > 1:
+        lines.append(f"FID ratio searched/mean of the {len(r['baseline_runs']['seeds'])} DCGANs at equal seconds: "
+                     f"{f(ratio['equal_seconds_mean'])}")
     lines.append(f"wrote {Path(r['run_dir']) / r['files']['markdown']}")
     return "\n".join(lines)
 
@@ -156,7 +159,8 @@ def _compare_text(r: dict[str, Any]) -> str:
 def cmd_compare(args: argparse.Namespace) -> int:
     from gan_nas import compare
 
-    result = compare.compare(args.run_dir, baseline_dir=args.baseline_dir, quiet=args.quiet)
+    result = compare.compare(args.run_dir, baseline_dir=args.baseline_dir, quiet=args.quiet,
+                             baseline_runs=args.baseline_runs)
     _emit(result, args.json, _compare_text)
     return 0
 
@@ -243,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("run_dir", metavar="RUN_DIR", help="a search run directory")
     c.add_argument("--baseline-dir", help="equal-seconds DCGAN directory (default RUN_DIR/baseline; reused "
                                           "if it has trained long enough, else continued)")
+    c.add_argument("--baseline-runs", type=int, default=1, metavar="K",
+                   help="train the equal-seconds DCGAN K times, on run.seed, run.seed + 1, ... (the others in "
+                        "BASELINE_DIR-seedN), and give the ratio to their mean too (default 1)")
     c.add_argument("--quiet", action="store_true", help="no progress output")
     c.add_argument("--json", action="store_true", help="print the result as one JSON object")
     c.set_defaults(func=cmd_compare)

@@ -18,18 +18,21 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 from pathlib import Path
 from typing import Any
 
+from gan_nas import config as config_mod
 from gan_nas import runtime, safe_io
 from gan_nas.baseline_run import SCORE_KEYS, log_progress, references, score_kept, score_model, train_baseline
-from gan_nas.errors import RunDirError
+from gan_nas.errors import GanNasError, RunDirError
 from gan_nas.fitness import QUALITY_KEYS, SMALL_REFERENCE
 from gan_nas.store import RunStore, seconds_of
 
 COMPARE_MD = "compare.md"
 COMPARE_JSON = "compare.json"
 GRID_SAMPLES = 64  # images per side-by-side grid
+MAX_BASELINE_RUNS = 10  # DCGAN runs at equal seconds; each costs the search's seconds again
 
 
 def _side_by_side(grids: list[tuple[str, Any]], path: Path) -> Path:
@@ -70,7 +73,8 @@ def _ratio(a: Any, b: Any) -> float | None:
     return float(a) / float(b)
 
 
-def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: bool = False) -> dict[str, Any]:
+def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: bool = False,
+            baseline_runs: int = 1) -> dict[str, Any]:
     """Score the search's best generator against the DCGAN at equal compute; write compare.md and compare.json.
 
     Compute is the sum of ``seconds.total`` over the run's journal (every
@@ -86,6 +90,10 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
         run_dir: a search run directory with a published best/.
         baseline_dir: where the equal-seconds DCGAN is (or is to be) trained.
         quiet: no progress lines on stderr.
+        baseline_runs: DCGANs trained at equal seconds, on ``run.seed``, ``run.seed + 1``, ...; the
+            others in ``BASELINE_DIR-seedN``. One run's FID varies about twofold between seeds at
+            budgets of minutes, so with more than one the ratio to their mean is the steadier figure
+            (``fid_ratio.equal_seconds_mean``; ``baseline_runs`` gives each run's FID).
 
     Returns:
         What compare.json holds: ``rows`` (model, fid, kid, kid_std, n, params,
@@ -96,17 +104,38 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
 
     Raises:
         RunDirError: missing or damaged run directory, no best/ yet, a baseline
-            directory that holds a search or another dataset.
+            directory that holds a search, another dataset or another seed.
+        GanNasError: ``baseline_runs`` outside 1..MAX_BASELINE_RUNS.
     """
     from gan_nas.runs import open_run
 
+    if not 1 <= baseline_runs <= MAX_BASELINE_RUNS:
+        raise GanNasError(f"--baseline-runs must be from 1 to {MAX_BASELINE_RUNS} (each trains the DCGAN for the "
+                          f"search's seconds), got {baseline_runs}")
     store, cfg = open_run(run_dir)
     # the run's lock: a search still writing it would change best/ and the journal under the scores
     with store.locked():
-        return _compare_locked(store, cfg, baseline_dir, quiet)
+        return _compare_locked(store, cfg, baseline_dir, quiet, baseline_runs)
 
 
-def _compare_locked(store, cfg, baseline_dir, quiet: bool) -> dict[str, Any]:
+def _seed_dir(base_dir: Path, seed: int) -> Path:
+    """Where the equal-seconds DCGAN of ``seed`` (another than the run's) is trained, beside ``base_dir``."""
+    return base_dir.with_name(f"{base_dir.name}-seed{seed}")
+
+
+def _check_seed(d: Path, seed: int) -> None:
+    """Refuse a DCGAN directory that was trained on another seed than its name says (it would be continued
+    with its own config)."""
+    if (d / "config.json").is_file():
+        try:
+            stored = config_mod.Config.from_json(safe_io.read_text(d / "config.json")).run.seed
+        except GanNasError as e:
+            raise RunDirError(f"{d / 'config.json'} is damaged: {e}") from None
+        if stored != seed:
+            raise RunDirError(f"{d} holds a DCGAN of run.seed {stored}, not {seed}; move it away and compare again")
+
+
+def _compare_locked(store, cfg, baseline_dir, quiet: bool, baseline_runs: int = 1) -> dict[str, Any]:
     from gan_nas import data, images
     from gan_nas.runs import load_best_generator
 
@@ -137,9 +166,13 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool) -> dict[str, Any]:
         if os.path.lexists(out) and not out.is_file():
             raise RunDirError(f"{out} exists and is not a regular file (compare writes it); move it away and "
                               "compare again")
-    searched = load_best_generator(store)
     base_dir = Path(baseline_dir) if baseline_dir is not None else root / "baseline"
     steps_dir = root / "baseline-steps"
+    seeds = [cfg.run.seed + k for k in range(baseline_runs)]
+    seed_cfgs = [config_mod.override(cfg, [f"run.seed={seed}"]) for seed in seeds[1:]]  # before any training:
+    for seed in seeds[1:]:                                                             # bad input changes nothing
+        _check_seed(_seed_dir(base_dir, seed), seed)
+    searched = load_best_generator(store)
 
     ds = data.load_config(cfg.data)
     store.check_dataset(ds.spec.name, ds.fingerprint, {}, record=False)  # the data the search selected on
@@ -161,13 +194,20 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool) -> dict[str, Any]:
              + (f", from the equal-seconds DCGAN's {b_time['steps']}" if fork else ""))
         b_steps = train_baseline(cfg, steps_dir, steps=best_steps, quiet=quiet, _resources=(ds, refs),
                                  start_from=fork)
+    b_seeds = []
+    for seed, seed_cfg in zip(seeds[1:], seed_cfgs):
+        d = _seed_dir(base_dir, seed)
+        log_progress(quiet, f"training the DCGAN of run.seed {seed} for {compute:.1f} s in {d}")
+        b_seeds.append(train_baseline(seed_cfg, d, seconds=compute, quiet=quiet, _resources=(ds, refs)))
 
     rows = [
         {"model": f"searched ({best.get('id')})", "key": "searched", **s_scores,
          "params": best.get("params", {}), "steps": best_steps, "seconds": round(compute, 3)},
     ]
     for key, label, b in (("dcgan_equal_seconds", "DCGAN, equal seconds", b_time),
-                          ("dcgan_equal_steps", "DCGAN, equal steps", b_steps)):
+                          ("dcgan_equal_steps", "DCGAN, equal steps", b_steps),
+                          *((f"dcgan_equal_seconds_seed{seed}", f"DCGAN, equal seconds, seed {seed}", b)
+                            for seed, b in zip(seeds[1:], b_seeds))):
         fork = b.get("forked_from")
         rows.append({"model": label, "key": key, **{k: b[k] for k in (*SCORE_KEYS, "params", "steps", "seconds")
                                                    if k in b},
@@ -187,6 +227,10 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool) -> dict[str, Any]:
                               root / "compare_grid.png"),
     }
     state = store.read_state() or {}
+    fids = [float(b["fid"]) for b in (b_time, *b_seeds)]
+    finite = all(math.isfinite(f) for f in fids)
+    runs = {"seeds": seeds, "fid": fids, "mean": statistics.mean(fids) if finite else math.inf,
+            "std": statistics.stdev(fids) if finite and len(fids) > 1 else None}
     result = {
         "run": root.name, "dataset": cfg.data.dataset, "n": int(n), "noise_seed": seed,
         "selection_noise_seed": cfg.fitness.noise_seed, "n_search": cfg.fitness.n_search,
@@ -200,12 +244,16 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool) -> dict[str, Any]:
         "best_steps": best_steps, "search_done": bool(state.get("done")), "search_stopped": state.get("stopped"),
         "search_generation": (state.get("strategy") or state).get("generation"), "search_generations": cfg.search.generations, "rows": rows,
         "fid_ratio": {"equal_seconds": _ratio(rows[0]["fid"], rows[1]["fid"]),
-                      "equal_steps": _ratio(rows[0]["fid"], rows[2]["fid"])},
+                      "equal_steps": _ratio(rows[0]["fid"], rows[2]["fid"]),
+                      "equal_seconds_mean": _ratio(rows[0]["fid"], runs["mean"])},
+        "baseline_runs": runs,
         # What choosing the best on the validation split and draws did to its score there: its validation FID
         # less its test FID, against the same gap of the DCGAN (which nothing chose), in FID points.
         "selection_gap": {row["key"]: _gap(row) for row in rows},
         # Paths from here on are relative to the run directory (which may be moved or copied).
-        "baseline_dirs": {"equal_seconds": _from_run(base_dir, root), "equal_steps": _from_run(steps_dir, root)},
+        "baseline_dirs": {"equal_seconds": _from_run(base_dir, root), "equal_steps": _from_run(steps_dir, root),
+                          **{f"equal_seconds_seed{seed}": _from_run(_seed_dir(base_dir, seed), root)
+                             for seed in seeds[1:]}},
         "files": {**{k: _from_run(v, root) for k, v in files.items()}, "markdown": COMPARE_MD, "json": COMPARE_JSON},
     }
     safe_io.write_bytes_atomic(root / COMPARE_MD, _markdown(result).encode())
@@ -272,6 +320,11 @@ def _markdown(r: dict[str, Any]) -> str:
     lines += [
         "", f"FID ratio searched / DCGAN: **{ratio(fr['equal_seconds'])}** at equal seconds, "
         f"**{ratio(fr['equal_steps'])}** at equal steps (below 1: the searched GAN is better).", "",
+        *([f"The DCGAN was trained {len(br['seeds'])} times at equal seconds (run.seed "
+           f"{', '.join(map(str, br['seeds']))}): FID {', '.join(_fmt(f, '.2f') for f in br['fid'])}, mean "
+           f"{_fmt(br['mean'], '.2f')}" + (f" ± {br['std']:.2f}" if br.get("std") is not None else "")
+           + f". The searched FID is **{ratio(fr.get('equal_seconds_mean'))}** times their mean.", ""]
+          if len((br := r.get("baseline_runs") or {}).get("seeds", [])) > 1 else []),
         *([f"A generator that always draws the same image scores FID {r['collapse_fid']:.2f} at best on these "
            "features (the trace of the real features' covariance; exactly that where the image's features sit at "
            "their mean): a row above it scores worse than the best single image would.", ""]

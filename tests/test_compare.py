@@ -165,6 +165,7 @@ def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
     assert "| model | FID | KID ± std | FID, selection | G params | D params | steps | seconds |" in md
     # reported on the test split with the report seed; "selection" on the validation split with the search's
     cfg = json.loads((searched_run / "config.json").read_text())["fitness"]
+    cfg_run = json.loads((searched_run / "config.json").read_text())["run"]
     assert r["noise_seed"] == cfg["report_noise_seed"] != r["selection_noise_seed"] == cfg["noise_seed"]
     for row in r["rows"]:
         assert (row["split"], row["noise_seed"]) == ("test", cfg["report_noise_seed"])
@@ -204,6 +205,35 @@ def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
     again = json.loads(out)
     assert {d: len(journal(searched_run / d)) for d in before} == before
     assert [x["fid"] for x in again["rows"]] == [x["fid"] for x in r["rows"]]
+    assert again["baseline_runs"] == {"seeds": [cfg_run["seed"]], "fid": [by_time["fid"]], "mean": by_time["fid"],
+                                      "std": None}
+    assert "times at equal seconds" not in (searched_run / "compare.md").read_text()
+
+    # Two DCGANs at equal seconds: the run's is reused, one of the next seed is trained beside it, and the
+    # ratio to their mean is given.
+    code, out, err = run_cli(["compare", str(searched_run), "--json", "--quiet", "--baseline-runs", "2"], capsys)
+    assert code == 0, err
+    two = json.loads(out)
+    seed = cfg_run["seed"] + 1
+    assert {d: len(journal(searched_run / d)) for d in before} == before
+    other = searched_run / f"baseline-seed{seed}"
+    assert json.loads((other / "config.json").read_text())["run"]["seed"] == seed and journal(other)
+    assert two["baseline_dirs"][f"equal_seconds_seed{seed}"] == other.name
+    assert [x["key"] for x in two["rows"]] == ["searched", "dcgan_equal_seconds", "dcgan_equal_steps",
+                                               f"dcgan_equal_seconds_seed{seed}"]
+    extra = two["rows"][3]
+    assert extra["seconds"] >= compute and extra["run_dir"] == other.name
+    runs = two["baseline_runs"]
+    assert runs["seeds"] == [seed - 1, seed] and runs["fid"] == [by_time["fid"], extra["fid"]]
+    assert runs["fid"][0] != runs["fid"][1]  # another seed trains another DCGAN
+    assert runs["mean"] == pytest.approx((by_time["fid"] + extra["fid"]) / 2)
+    assert runs["std"] == pytest.approx(abs(by_time["fid"] - extra["fid"]) / 2 ** 0.5)
+    assert two["fid_ratio"]["equal_seconds_mean"] == pytest.approx(searched["fid"] / runs["mean"])
+    md = (searched_run / "compare.md").read_text()
+    assert f"| DCGAN, equal seconds, seed {seed} | {extra['fid']:.2f} | " in md
+    assert (f"The DCGAN was trained 2 times at equal seconds (run.seed {seed - 1}, {seed}): FID "
+            f"{by_time['fid']:.2f}, {extra['fid']:.2f}, mean {runs['mean']:.2f} ± {runs['std']:.2f}. The searched "
+            f"FID is **{two['fid_ratio']['equal_seconds_mean']:.3f}** times their mean.") in md
 
 
 @pytest.mark.slow
@@ -326,6 +356,27 @@ def test_compare_whose_outputs_cannot_be_files_trains_nothing(workdir: Path, tmp
     code, _, err = run_cli(["compare", str(run)], capsys)
     assert_one_error_line(code, err, f"{run / 'compare.md'} exists and is not a regular file")
     assert not (run / "baseline").exists()
+
+
+def test_compare_refuses_a_bad_number_of_baseline_runs_and_a_baseline_of_another_seed(workdir: Path, tmp_path: Path,
+                                                                                     capsys) -> None:
+    run = _search_dir(tmp_path, workdir)
+    (run / "best").mkdir()
+    (run / "best" / "candidate.json").write_text(json.dumps({"id": "c0000", "total_steps": 3}))
+    before = sorted(p.name for p in run.iterdir())
+    for k in ("0", "11"):
+        code, _, err = run_cli(["compare", str(run), "--baseline-runs", k], capsys)
+        assert_one_error_line(code, err, f"--baseline-runs must be from 1 to 10 (each trains the DCGAN for the "
+                                         f"search's seconds), got {k}")
+    seed = json.loads((run / "config.json").read_text())["run"]["seed"]
+    other = run / f"baseline-seed{seed + 1}"
+    other.mkdir()
+    cfg = json.loads((run / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**cfg, "run": {**cfg["run"], "seed": seed + 5}}))
+    code, _, err = run_cli(["compare", str(run), "--baseline-runs", "2"], capsys)
+    assert_one_error_line(code, err, f"{other} holds a DCGAN of run.seed {seed + 5}, not {seed + 1}")
+    assert sorted(p.name for p in run.iterdir()) == sorted([*before, other.name])  # nothing trained or written
+    assert [p.name for p in other.iterdir()] == ["config.json"]
 
 
 def test_baseline_continued_from_a_damaged_checkpoint_leaves_no_empty_chunk(workdir: Path, tmp_path: Path,
