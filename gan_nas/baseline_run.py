@@ -248,7 +248,8 @@ def _fork_point(src: Path, root: Path) -> dict[str, Any]:
     ok = [r for r in records if r.get("status") == "ok"]
     if not ok or not (store.candidate_dir(ok[-1]["id"]) / WEIGHTS_FILE).is_file():
         raise RunDirError(f"{src} holds no baseline checkpoint to start from")
-    return {"run_dir": Path(os.path.relpath(store.root.resolve(), root.resolve())).as_posix(), "checkpoint": ok[-1]["id"], "steps": int(ok[-1]["total_steps"]),
+    return {"run_dir": Path(os.path.relpath(store.root.resolve(), root.resolve())).as_posix(),
+            "checkpoint": ok[-1]["id"], "steps": int(ok[-1]["total_steps"]),
             "seconds": seconds_of(records), "train_seconds": seconds_of(records, "train")}
 
 

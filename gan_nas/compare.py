@@ -168,10 +168,10 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool, baseline_runs: int = 
                               "compare again")
     base_dir = Path(baseline_dir) if baseline_dir is not None else root / "baseline"
     steps_dir = root / "baseline-steps"
-    seeds = [cfg.run.seed + k for k in range(baseline_runs)]
-    seed_cfgs = [config_mod.override(cfg, [f"run.seed={seed}"]) for seed in seeds[1:]]  # before any training:
-    for seed in seeds[1:]:                                                             # bad input changes nothing
-        _check_seed(_seed_dir(base_dir, seed), seed)
+    run_seeds = [cfg.run.seed + k for k in range(baseline_runs)]  # of the DCGANs at equal seconds
+    seed_cfgs = [config_mod.override(cfg, [f"run.seed={s}"]) for s in run_seeds[1:]]  # before any training:
+    for s in run_seeds[1:]:                                                          # bad input changes nothing
+        _check_seed(_seed_dir(base_dir, s), s)
     searched = load_best_generator(store)
 
     ds = data.load_config(cfg.data)
@@ -195,9 +195,9 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool, baseline_runs: int = 
         b_steps = train_baseline(cfg, steps_dir, steps=best_steps, quiet=quiet, _resources=(ds, refs),
                                  start_from=fork)
     b_seeds = []
-    for seed, seed_cfg in zip(seeds[1:], seed_cfgs):
-        d = _seed_dir(base_dir, seed)
-        log_progress(quiet, f"training the DCGAN of run.seed {seed} for {compute:.1f} s in {d}")
+    for s, seed_cfg in zip(run_seeds[1:], seed_cfgs):
+        d = _seed_dir(base_dir, s)
+        log_progress(quiet, f"training the DCGAN of run.seed {s} for {compute:.1f} s in {d}")
         b_seeds.append(train_baseline(seed_cfg, d, seconds=compute, quiet=quiet, _resources=(ds, refs)))
 
     rows = [
@@ -206,8 +206,8 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool, baseline_runs: int = 
     ]
     for key, label, b in (("dcgan_equal_seconds", "DCGAN, equal seconds", b_time),
                           ("dcgan_equal_steps", "DCGAN, equal steps", b_steps),
-                          *((f"dcgan_equal_seconds_seed{seed}", f"DCGAN, equal seconds, seed {seed}", b)
-                            for seed, b in zip(seeds[1:], b_seeds))):
+                          *((f"dcgan_equal_seconds_seed{s}", f"DCGAN, equal seconds, seed {s}", b)
+                            for s, b in zip(run_seeds[1:], b_seeds))):
         fork = b.get("forked_from")
         rows.append({"model": label, "key": key, **{k: b[k] for k in (*SCORE_KEYS, "params", "steps", "seconds")
                                                    if k in b},
@@ -229,7 +229,7 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool, baseline_runs: int = 
     state = store.read_state() or {}
     fids = [float(b["fid"]) for b in (b_time, *b_seeds)]
     finite = all(math.isfinite(f) for f in fids)
-    runs = {"seeds": seeds, "fid": fids, "mean": statistics.mean(fids) if finite else math.inf,
+    runs = {"seeds": run_seeds, "fid": fids, "mean": statistics.mean(fids) if finite else math.inf,
             "std": statistics.stdev(fids) if finite and len(fids) > 1 else None}
     result = {
         "run": root.name, "dataset": cfg.data.dataset, "n": int(n), "noise_seed": seed,
@@ -252,8 +252,8 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool, baseline_runs: int = 
         "selection_gap": {row["key"]: _gap(row) for row in rows},
         # Paths from here on are relative to the run directory (which may be moved or copied).
         "baseline_dirs": {"equal_seconds": _from_run(base_dir, root), "equal_steps": _from_run(steps_dir, root),
-                          **{f"equal_seconds_seed{seed}": _from_run(_seed_dir(base_dir, seed), root)
-                             for seed in seeds[1:]}},
+                          **{f"equal_seconds_seed{s}": _from_run(_seed_dir(base_dir, s), root)
+                             for s in run_seeds[1:]}},
         "files": {**{k: _from_run(v, root) for k, v in files.items()}, "markdown": COMPARE_MD, "json": COMPARE_JSON},
     }
     safe_io.write_bytes_atomic(root / COMPARE_MD, _markdown(result).encode())

@@ -215,6 +215,8 @@ def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
     assert code == 0, err
     two = json.loads(out)
     seed = cfg_run["seed"] + 1
+    assert (two["noise_seed"], two["n"]) == (r["noise_seed"], r["n"])  # the same scoring as the first compare
+    assert [x["fid"] for x in two["rows"][:3]] == [x["fid"] for x in r["rows"]]
     assert {d: len(journal(searched_run / d)) for d in before} == before
     other = searched_run / f"baseline-seed{seed}"
     assert json.loads((other / "config.json").read_text())["run"]["seed"] == seed and journal(other)
