@@ -11,6 +11,10 @@ reported, on data and draws that nothing was selected on), and against the valid
 search's own ``fitness.noise_seed`` (``selection``: what the search chose its best on, so that the
 bias of choosing on it is on record).
 
+With ``baseline_runs`` > 1 the equal-seconds DCGAN is also trained on the next seeds (in
+``BASELINE_DIR-seedN``), and the searched FID's ratio to their mean is given beside the ratio to the
+first: one DCGAN's FID after minutes of training varies about twofold between seeds.
+
 The DCGAN is trained and kept in a baseline directory by :mod:`gan_nas.baseline_run`.
 """
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ MAX_SEED = 2**32 - 1  # the range of the seeds a run's config holds
 RUN_DIR_OWN = frozenset({"config.json", "journal.jsonl", "state.json", "lock", "candidates", "best", "best.tmp",
                          "best.old", "ahead", "samples", "tb",  # ahead/: runs of versions that trained ahead there
                          "baseline", "baseline-steps"})  # compare's DCGAN runs, run directories of their own
+OWN_PATTERN = re.compile(r"baseline-seed\d+")  # compare --baseline-runs' DCGANs of other seeds
 
 
 def _check_limits(n: int, seed: int | None, scale: int) -> None:
@@ -97,7 +99,7 @@ def _check_output(flag: str, value: str | Path, run_root: Path) -> Path:
         raise GanNasError(f"{flag} {path}: {folder} is not a folder")
     # Resolved, so that a symlink or '..' cannot reach the run's files either.
     rel = _within(os.path.realpath(path), os.path.realpath(run_root))
-    if rel is not None and Path(rel).parts[0] in RUN_DIR_OWN:
+    if rel is not None and (Path(rel).parts[0] in RUN_DIR_OWN or OWN_PATTERN.fullmatch(Path(rel).parts[0])):
         raise GanNasError(f"{flag} {path} would overwrite {run_root / rel}, which the search owns; "
                           "write it outside the run directory's own files")
     return path

@@ -165,7 +165,7 @@ def test_write_npz_streams_batches(tmp_path: Path) -> None:
 def _bad_outputs(run: Path, out: Path) -> list[tuple[list[str], str]]:
     (out / "folder").mkdir()
     (out / "file.txt").write_text("a file")
-    for d in ("baseline", "baseline-steps"):  # as compare leaves them
+    for d in ("baseline", "baseline-steps", "baseline-seed1"):  # as compare leaves them
         (run / d).mkdir(exist_ok=True)
     good = ["--out", str(out / "g.png")]
     return [
@@ -189,6 +189,7 @@ def _bad_outputs(run: Path, out: Path) -> list[tuple[list[str], str]]:
         (["--out", str(out / ".." / "run" / "journal.jsonl")], "which the search owns"),
         (["--out", str(run / "baseline" / "journal.jsonl")], "which the search owns"),  # compare's DCGAN
         (["--out", str(run / "baseline-steps" / "g.png")], "which the search owns"),
+        (["--out", str(run / "baseline-seed1" / "g.png")], "which the search owns"),  # compare --baseline-runs 2
     ]
 
 
