@@ -141,6 +141,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def _compare_text(r: dict[str, Any]) -> str:
+    from gan_nas.compare import SPEED_TOLERANCE
+
     def f(v: Any) -> str:
         return "inf" if v is None else f"{v:.2f}"
 
@@ -152,6 +154,10 @@ def _compare_text(r: dict[str, Any]) -> str:
     if len(r["baseline_runs"]["seeds"]) > 1:
         lines.append(f"FID ratio searched/mean of the {len(r['baseline_runs']['seeds'])} DCGANs at equal seconds: "
                      f"{f(ratio['equal_seconds_mean'])}")
+    sp = r["dcgan_steps_per_second"]
+    if sp["ratio"] is not None and abs(sp["ratio"] - 1) > SPEED_TOLERANCE:
+        lines.append(f"warning: the DCGAN trained {sp['ratio']:.2f}x as fast here as inside the search (the machine "
+                     f"was not as fast for both), so equal seconds were not equal compute")
     lines.append(f"wrote {Path(r['run_dir']) / r['files']['markdown']}")
     return "\n".join(lines)
 

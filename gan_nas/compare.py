@@ -37,6 +37,7 @@ COMPARE_MD = "compare.md"
 COMPARE_JSON = "compare.json"
 GRID_SAMPLES = 64  # images per side-by-side grid
 MAX_BASELINE_RUNS = 10  # DCGAN runs at equal seconds; each costs the search's seconds again
+SPEED_TOLERANCE = 0.2  # the DCGAN's steps per second here and in the search differing by more: said loudly
 
 
 def _side_by_side(grids: list[tuple[str, Any]], path: Path) -> Path:
@@ -69,6 +70,26 @@ def _from_run(path: str | Path, root: Path) -> str:
     """``path`` as compare.json and compare.md name it: relative to the run directory (``..`` where it lies
     outside), so that the run can be moved or copied with its compare."""
     return Path(os.path.relpath(Path(path).resolve(), root.resolve())).as_posix()
+
+
+def _steps_per_second(records: list[dict[str, Any]], genome: dict[str, Any]) -> float | None:
+    """Generator steps per training second of the finished trials that trained ``genome``, or None."""
+    mine = [r for r in records if r.get("status") == "ok" and r.get("genome") == genome
+            and (r.get("seconds") or {}).get("train")]
+    steps, secs = sum(int(r.get("steps") or 0) for r in mine), sum(float(r["seconds"]["train"]) for r in mine)
+    return steps / secs if steps > 0 and secs > 0 else None
+
+
+def _speeds(records: list[dict[str, Any]], base_dir: Path, shape: tuple[int, int, int]) -> dict[str, Any]:
+    """How fast the DCGAN genome trained inside the search (where the search trained it, e.g. as evolution's
+    or halving's first candidate) and in the equal-seconds baseline: equal seconds are equal compute only if
+    the machine was as fast for both."""
+    from gan_nas.baseline import dcgan
+
+    genome = dcgan(shape).to_dict()
+    search, base = _steps_per_second(records, genome), _steps_per_second(RunStore.open(base_dir).journal(), genome)
+    return {"search": search, "baseline": base, "ratio": _ratio(base, search),
+            "search_trials": sum(r.get("status") == "ok" and r.get("genome") == genome for r in records)}
 
 
 def _ratio(a: Any, b: Any) -> float | None:
@@ -187,6 +208,7 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool, baseline_runs: int = 
     g_s = images.grid(images.sample(searched, GRID_SAMPLES, seed=seed, batch=cfg.fitness.batch_size), cols=8)
     log_progress(quiet, f"training the DCGAN for {compute:.1f} s (the search's compute) in {base_dir}")
     b_time = train_baseline(cfg, base_dir, seconds=compute, quiet=quiet, _resources=(ds, refs), keep_at=best_steps)
+    speeds = _speeds(records, base_dir, tuple(int(x) for x in ds.spec.shape))
     b_steps = score_kept(base_dir, best_steps, cfg, refs, tuple(int(x) for x in ds.spec.shape))
     if b_steps is not None:
         log_progress(quiet, f"the DCGAN at {best_steps} steps (the best lineage's): {b_steps['run_dir']}")
@@ -251,6 +273,7 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool, baseline_runs: int = 
                       "equal_steps": _ratio(rows[0]["fid"], rows[2]["fid"]),
                       "equal_seconds_mean": _ratio(rows[0]["fid"], runs["mean"])},
         "baseline_runs": runs,
+        "dcgan_steps_per_second": speeds,
         # What choosing the best on the validation split and draws did to its score there: its validation FID
         # less its test FID, against the same gap of the DCGAN (which nothing chose), in FID points.
         "selection_gap": {row["key"]: _gap(row) for row in rows},
@@ -338,6 +361,17 @@ def _markdown(r: dict[str, Any]) -> str:
         "Both grids: the first 64 of the scoring noise draws. Together: [compare_grid.png](compare_grid.png).",
         "",
     ]
+    sp = r.get("dcgan_steps_per_second") or {}
+    if sp.get("ratio") is not None:
+        lines += [f"Speed: the DCGAN genome trained at {sp['search']:.2f} generator steps per second inside the "
+                  f"search ({sp['search_trials']} trials of it) and at {sp['baseline']:.2f} in the equal-seconds "
+                  f"DCGAN here ({sp['ratio']:.2f}x). Equal seconds are equal compute only where these agree"
+                  + (f": **they differ by more than {SPEED_TOLERANCE:.0%}, so the machine was not as fast for both "
+                     "(another machine, or other load beside one of them), and the ratios at equal seconds favour "
+                     "the faster side.**" if abs(sp["ratio"] - 1) > SPEED_TOLERANCE else "; they do here."), ""]
+    elif sp:
+        lines += ["Speed: the search did not train the DCGAN genome, so whether the machine was as fast for the "
+                  "search as for the DCGAN here is not known (equal seconds are equal compute only if it was).", ""]
     if any(row.get("diverged") for row in r["rows"]):
         lines.append("Note: a DCGAN run diverged in its last chunk; its row is the last finite checkpoint.\n")
     return "\n".join(lines)

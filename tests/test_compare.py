@@ -153,6 +153,15 @@ def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
     assert r["fid_ratio"]["equal_seconds"] == pytest.approx(searched["fid"] / by_time["fid"])
     assert r["fid_ratio"]["equal_steps"] == pytest.approx(searched["fid"] / by_steps["fid"])
     assert Path(r["run_dir"]).resolve() == searched_run.resolve() and r["run"] == "run"
+    # how fast the DCGAN genome trained in the search (evolution's first candidate) and in the baseline
+    genome = dcgan((16, 16, 1)).to_dict()
+    mine = [x for x in recs if x["genome"] == genome and x["status"] == "ok"]
+    base = journal(searched_run / "baseline")
+    sp = r["dcgan_steps_per_second"]
+    assert sp["search_trials"] == len(mine) >= 1
+    assert sp["search"] == pytest.approx(sum(x["steps"] for x in mine) / sum(x["seconds"]["train"] for x in mine))
+    assert sp["baseline"] == pytest.approx(sum(x["steps"] for x in base) / sum(x["seconds"]["train"] for x in base))
+    assert sp["ratio"] == pytest.approx(sp["baseline"] / sp["search"])
     assert json.loads((searched_run / "compare.json").read_text()) == {k: v for k, v in r.items() if k != "run_dir"}
     # the run directory can be moved with its compare: every path written into it is relative to it
     assert r["files"]["grid"] == "compare_grid.png" and r["baseline_dirs"]["equal_seconds"] == "baseline"
@@ -181,6 +190,14 @@ def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
     assert f"| DCGAN, equal seconds | {by_time['fid']:.2f} | " in md
     assert f"| DCGAN, equal steps | {by_steps['fid']:.2f} | " in md
     assert f"**{r['fid_ratio']['equal_seconds']:.3f}** at equal seconds" in md
+    assert f"Speed: the DCGAN genome trained at {sp['search']:.2f} generator steps per second inside the search" in md
+    from gan_nas import compare as compare_mod
+
+    faster = compare_mod._markdown({**r, "dcgan_steps_per_second": {**sp, "ratio": 1.5}})
+    assert "they differ by more than 20%, so the machine was not as fast for both" in faster
+    assert ("they differ by more than 20%" in md) == (abs(sp["ratio"] - 1) > 0.2)
+    unknown = compare_mod._markdown({**r, "dcgan_steps_per_second": {**sp, "search": None, "ratio": None}})
+    assert "the search did not train the DCGAN genome" in unknown
     n_ref = r["n_reference"]  # the fixture's whole test split: small, so compare.md says what that means
     assert 0 < n_ref < fitness.SMALL_REFERENCE and r["features"] == "classifier"
     assert f"against the test split ({n_ref:,} real images)" in md
