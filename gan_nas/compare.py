@@ -363,9 +363,10 @@ def _markdown(r: dict[str, Any]) -> str:
     ]
     sp = r.get("dcgan_steps_per_second") or {}
     if sp.get("ratio") is not None:
+        trials = f"{sp['search_trials']} trial{'s' if sp['search_trials'] != 1 else ''} of it"
         lines += [f"Speed: the DCGAN genome trained at {sp['search']:.2f} generator steps per second inside the "
-                  f"search ({sp['search_trials']} trial{'s' if sp['search_trials'] != 1 else ''} of it) and at {sp['baseline']:.2f} in the equal-seconds "
-                  f"DCGAN here ({sp['ratio']:.2f}x). Equal seconds are equal compute only where these agree"
+                  f"search ({trials}) and at {sp['baseline']:.2f} in the equal-seconds DCGAN here "
+                  f"({sp['ratio']:.2f}x). Equal seconds are equal compute only where these agree"
                   + (f": **they differ by more than {SPEED_TOLERANCE:.0%}, so the machine was not as fast for both "
                      "(another machine, or other load beside one of them), and the ratios at equal seconds favour "
                      "the faster side.**" if abs(sp["ratio"] - 1) > SPEED_TOLERANCE else "; they do here."), ""]
