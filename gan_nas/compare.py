@@ -13,7 +13,7 @@ bias of choosing on it is on record).
 
 With ``baseline_runs`` > 1 the equal-seconds DCGAN is also trained on the next seeds (in
 ``BASELINE_DIR-seedN``), and the searched FID's ratio to their mean is given beside the ratio to the
-first: one DCGAN's FID after minutes of training varies about twofold between seeds.
+first: one DCGAN's FID after minutes of training varies from run to run (the README gives figures).
 
 The DCGAN is trained and kept in a baseline directory by :mod:`gan_nas.baseline_run`.
 """
@@ -116,8 +116,8 @@ def compare(run_dir: str | Path, baseline_dir: str | Path | None = None, quiet: 
         baseline_dir: where the equal-seconds DCGAN is (or is to be) trained.
         quiet: no progress lines on stderr.
         baseline_runs: DCGANs trained at equal seconds, on ``run.seed``, ``run.seed + 1``, ...; the
-            others in ``BASELINE_DIR-seedN``. One run's FID varies about twofold between seeds at
-            budgets of minutes, so with more than one the ratio to their mean is the steadier figure
+            others in ``BASELINE_DIR-seedN``. One run's FID varies from seed to seed at budgets
+            of minutes, so with more than one the ratio to their mean is the steadier figure
             (``fid_ratio.equal_seconds_mean``; ``baseline_runs`` gives each run's FID).
 
     Returns:
