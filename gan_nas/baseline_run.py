@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from gan_nas.checkpoint import PRUNED_FILES, WEIGHTS_FILE
 from gan_nas.config import Config
 from gan_nas.errors import ConfigError, GanNasError, RunDirError
 from gan_nas.fitness import QUALITY_KEYS
-from gan_nas.store import CONFIG, MAX_COUNT, RunStore, json_safe, seconds_of
+from gan_nas.store import CONFIG, MAX_COUNT, RunStore, json_safe, relative_path, seconds_of
 
 BASELINE_FILE = "baseline.json"
 # What score_model gives a model, and baseline.json keeps of it.
@@ -248,7 +247,7 @@ def _fork_point(src: Path, root: Path) -> dict[str, Any]:
     ok = [r for r in records if r.get("status") == "ok"]
     if not ok or not (store.candidate_dir(ok[-1]["id"]) / WEIGHTS_FILE).is_file():
         raise RunDirError(f"{src} holds no baseline checkpoint to start from")
-    return {"run_dir": Path(os.path.relpath(store.root.resolve(), root.resolve())).as_posix(),
+    return {"run_dir": relative_path(store.root, root),
             "checkpoint": ok[-1]["id"], "steps": int(ok[-1]["total_steps"]),
             "seconds": seconds_of(records), "train_seconds": seconds_of(records, "train")}
 

@@ -31,7 +31,7 @@ from gan_nas import runtime, safe_io
 from gan_nas.baseline_run import SCORE_KEYS, log_progress, references, score_kept, score_model, train_baseline
 from gan_nas.errors import GanNasError, RunDirError
 from gan_nas.fitness import QUALITY_KEYS, SMALL_REFERENCE
-from gan_nas.store import RunStore, seconds_of
+from gan_nas.store import RunStore, relative_path, seconds_of
 
 COMPARE_MD = "compare.md"
 COMPARE_JSON = "compare.json"
@@ -64,12 +64,6 @@ def _gap(row: dict[str, Any]) -> float | None:
     """A row's FID on the selection split and draws less its FID on the test split (None if either is inf)."""
     a, b = (row.get("selection") or {}).get("fid"), row.get("fid")
     return None if a is None or b is None else round(float(a) - float(b), 4)
-
-
-def _from_run(path: str | Path, root: Path) -> str:
-    """``path`` as compare.json and compare.md name it: relative to the run directory (``..`` where it lies
-    outside), so that the run can be moved or copied with its compare."""
-    return Path(os.path.relpath(Path(path).resolve(), root.resolve())).as_posix()
 
 
 def _steps_per_second(records: list[dict[str, Any]], genome: dict[str, Any]) -> float | None:
@@ -237,10 +231,10 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool, baseline_runs: int = 
         fork = b.get("forked_from")
         rows.append({"model": label, "key": key, **{k: b[k] for k in (*SCORE_KEYS, "params", "steps", "seconds")
                                                    if k in b},
-                     "run_dir": _from_run(b["run_dir"], root), "checkpoint": b["checkpoint"],
+                     "run_dir": relative_path(b["run_dir"], root), "checkpoint": b["checkpoint"],
                      "diverged": b["diverged"],
-                     "forked_from": fork and {**fork,
-                                              "run_dir": _from_run(Path(b["run_dir"]) / fork["run_dir"], root)}})
+                     "forked_from": fork and {**fork, "run_dir": relative_path(Path(b["run_dir"]) / fork["run_dir"],
+                                                                               root)}})
 
     # Side-by-side grids on the scoring noise (the searched grid was drawn before training cleared Keras' session).
     dcgan_gen = load_best_generator(RunStore.open(base_dir))
@@ -278,10 +272,12 @@ def _compare_locked(store, cfg, baseline_dir, quiet: bool, baseline_runs: int = 
         # less its test FID, against the same gap of the DCGAN (which nothing chose), in FID points.
         "selection_gap": {row["key"]: _gap(row) for row in rows},
         # Paths from here on are relative to the run directory (which may be moved or copied).
-        "baseline_dirs": {"equal_seconds": _from_run(base_dir, root), "equal_steps": _from_run(steps_dir, root),
-                          **{f"equal_seconds_seed{s}": _from_run(_seed_dir(base_dir, s), root)
+        "baseline_dirs": {"equal_seconds": relative_path(base_dir, root),
+                          "equal_steps": relative_path(steps_dir, root),
+                          **{f"equal_seconds_seed{s}": relative_path(_seed_dir(base_dir, s), root)
                              for s in run_seeds[1:]}},
-        "files": {**{k: _from_run(v, root) for k, v in files.items()}, "markdown": COMPARE_MD, "json": COMPARE_JSON},
+        "files": {**{k: relative_path(v, root) for k, v in files.items()},
+                  "markdown": COMPARE_MD, "json": COMPARE_JSON},
     }
     safe_io.write_bytes_atomic(root / COMPARE_MD, _markdown(result).encode())
     store.write_json_atomic(root / COMPARE_JSON, result)

@@ -52,6 +52,12 @@ def json_safe(v: Any) -> Any:
         return [json_safe(x) for x in v]
     return v
 
+def relative_path(path: str | Path, root: str | Path) -> str:
+    """``path`` as a file inside the run directory ``root`` records it: relative to ``root`` (``..`` where it
+    lies outside), both resolved, with forward slashes, so that the run can be moved or copied."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(root).resolve())).as_posix()
+
+
 def seconds_of(records, part: str = "total") -> float:
     """Sum of ``seconds[part]`` (build, train, score or total) over journal records; missing parts count 0."""
     return sum(float((r.get("seconds") or {}).get(part, 0.0)) for r in records)
