@@ -1,12 +1,12 @@
 """Where a search's time goes, and which executor is faster on this machine.
 
-Run: python experiments/bench_search.py [--config experiments/quickstart.toml] [--generations 1] [--set k=v ...]
+Run: python experiments/bench_search.py [--config experiments/bench_search.toml] [--generations 1] [--set k=v ...]
      python experiments/bench_search.py --only process --only process-aging   # the pool alone
      python experiments/bench_search.py --set run.train_ahead=false   # the pool without training ahead
      python experiments/bench_search.py --config experiments/mnist.toml --generations 0   # longer candidates
 
-Runs the same search (the quickstart config: one generation, as --generations
-defaults to) in fresh run directories:
+Runs the same search (experiments/bench_search.toml, the quickstart's config when the target was set:
+evolution, one generation, as --generations defaults to) in fresh run directories:
 
 * serial: one process, TF using all cores (run.threads = cores);
 * process: a pool of 2 spawned workers, 1 TF thread each;
@@ -71,7 +71,7 @@ def run(config: Path, run_dir: Path, sets: list[str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--config", default=str(HERE / "quickstart.toml"))
+    ap.add_argument("--config", default=str(HERE / "bench_search.toml"))
     ap.add_argument("--generations", type=int, default=1)
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="a config override for every run")

@@ -26,7 +26,7 @@ PY
 timeout 240 python3 experiments/bench_train.py --rounds 2 --steps 30 --fid-steps 0 --data-dir "$mnist"
 
 workers=$(python3 -c "import tensorflow as tf; print(max(1, len(tf.config.list_physical_devices('GPU'))))")
-time timeout 300 gan-nas search --config experiments/quickstart.toml --run-dir "$out/run" --quiet --json \
+time timeout 300 gan-nas search --config experiments/bench_search.toml --run-dir "$out/run" --quiet --json \
   --set data.dataset=mnist --set "data.data_dir=\"$mnist\"" --set run.executor=process \
   --set run.workers="$workers" --set run.threads=2 --set search.generations=1 --set search.population=2 \
   --set search.offspring=2 --set training.mixed_precision=true --set run.gpus_per_candidate=1

@@ -1,5 +1,8 @@
 """Strategies side by side: random, evolution, rl and halving on one dataset, at one wall-clock budget, over seeds.
 
+A row is a strategy, or a strategy with settings of its own (``VARIANTS``: ``halving-leader`` is halving
+with ``halving.leader_share = 0.5``).
+
 Run:  python experiments/strategies.py --runs runs/strategies --page samples/strategies
       python experiments/strategies.py --runs runs/strategies --page samples/strategies --jobs 2
       python experiments/strategies.py --runs runs/strategies --page samples/strategies --only-page
@@ -34,13 +37,16 @@ from pathlib import Path
 from gan_nas.store import RunStore
 
 HERE = Path(__file__).resolve().parent
-STRATEGIES = ("random", "evolution", "rl", "halving")
+STRATEGIES = ("random", "evolution", "rl", "halving", "halving-leader")
+# Rows that are a strategy with settings of their own: row name -> (search.strategy, its --set overrides).
+VARIANTS = {"halving-leader": ("halving", ["halving.leader_share=0.5"])}
 
 
-def search_command(config: Path, run_dir: Path, strategy: str, seed: int, sets: list[str]) -> list[str]:
+def search_command(config: Path, run_dir: Path, row: str, seed: int, sets: list[str]) -> list[str]:
+    strategy, own = VARIANTS.get(row, (row, []))
     cmd = [sys.executable, "-m", "gan_nas.cli", "search", "--config", str(config), "--run-dir", str(run_dir),
            "--quiet", "--json", "--set", f"search.strategy={strategy}", "--set", f"run.seed={seed}"]
-    for s in sets:
+    for s in [*own, *sets]:
         cmd += ["--set", s]
     return cmd
 
@@ -198,6 +204,9 @@ def page(result: dict, config: Path, runs: Path, out: Path, sets: list[str], opt
             + ", ".join(f"{r['evaluations']}" + (f" ({r['promotions']})" if r["promotions"] else "") for r in rs)
             + " | " + ", ".join(str(r["steps"]) for r in rs)
             + " | " + ", ".join(f"{r['search_seconds']:.0f}" for r in rs) + " |")
+    for row, (strategy, own) in VARIANTS.items():
+        if row in result["strategies"]:
+            lines += ["", f"*{row}*: `{strategy}` with {', '.join(f'`--set {o}`' for o in own)}."]
     example = " ".join(["gan-nas", *search_command(Path("experiments/strategies.toml"), runs / "halving-s0", "halving",
                                                     0, sets)[3:]])
     lines += ["", "Made by (each search one after another, or two at a time with `--jobs 2` on 2 cores):", "",

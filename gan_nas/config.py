@@ -154,6 +154,9 @@ class HalvingConfig:
     max_steps: int = 2700  # the last rung's steps at most
     sampler: str = "random"  # where new candidates come from: random (the space's sampler), or rl (a policy)
     seed_baseline: bool = True  # the first new candidate is the DCGAN baseline genome, as in evolution
+    # share of search.wall_clock_seconds kept for the leader alone: closed in time for it, the leader climbs
+    # to the top rung and goes on training past it until the clock ends (0: runners-up share what is left)
+    leader_share: float = 0.0
 
 
 # Settings that lived in [search] before strategies had tables of their own: read from there too.
@@ -368,6 +371,10 @@ def _check(cfg: Config) -> Config:
     if cfg.halving.max_steps < cfg.halving.min_steps:
         raise ConfigError(f"halving.max_steps ({cfg.halving.max_steps:,}) must be at least halving.min_steps "
                           f"({cfg.halving.min_steps:,})")
+    if not 0.0 <= cfg.halving.leader_share <= 0.9:  # 1 would leave no seconds to find a leader
+        raise ConfigError(f"halving.leader_share must be within [0, 0.9], got {cfg.halving.leader_share!r}")
+    if cfg.search.strategy == "halving" and cfg.halving.leader_share > 0 and cfg.search.wall_clock_seconds <= 0:
+        raise ConfigError("halving.leader_share is a share of search.wall_clock_seconds: set a wall clock too")
     for section, key in [("evolution", "crossover_rate"), ("evolution", "mutation_rate")]:
         v = getattr(getattr(cfg, section), key)
         if not 0.0 <= v <= 1.0:

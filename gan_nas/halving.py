@@ -28,6 +28,20 @@ finished trial may be promoted, highest rung and best first, so the leader
 climbs to the top first and the runners-up use what time is left. No trial is
 given more training seconds than the budget has left.
 
+With ``halving.leader_share`` > 0, a share of the wall clock is the leader's
+alone: the search closes early enough to leave it that share after the leader's
+climb, and once closed only the leader's lineage trains, one trial at a time: the
+leader at the close climbs to the top rung, then continues past it (generation:
+one past the top rung, ``halving.max_steps x (eta - 1)`` more steps each time,
+cut to the clock) until the clock runs out. A continuation that diverges is
+tried again from the same checkpoint with another seed, ``LEADER_RETRIES``
+times in a row at most. At
+a wall-clock budget, what wins is one reasonable candidate trained long
+(samples/strategies/NOTES.md); the top rung is sized for the leader's climb,
+not for the whole of what the clock can give it. On a pool the other workers
+are idle meanwhile: their seconds are not the search's compute, so ``compare``
+does not give them to the DCGAN either.
+
 With ``halving.seed_baseline`` the first new candidate is the DCGAN genome, as
 in evolution's initial population.
 
@@ -47,6 +61,9 @@ from gan_nas.rl import PolicySampler
 from gan_nas.selection import fitness_of
 from gan_nas.strategy import AskContext, Milestone, Record, Strategy, need, need_ids, state_error
 from gan_nas.trial import Proposal, derived_seed, lineage_seed
+
+
+LEADER_RETRIES = 2  # failed continuations in a row after which the leader's lineage stops
 
 
 def rung_steps(min_steps: int, eta: int, max_steps: int) -> list[int]:
@@ -69,11 +86,16 @@ class SuccessiveHalving(Strategy):
         self.steps = rung_steps(h.min_steps, h.eta, h.max_steps)
         self.eta = h.eta
         self.rungs: list[list[str]] = [[] for _ in self.steps]
+        self.beyond: list[str] = []  # trials past the top rung (leader_share), in order
+        self.lineage: list[str] = []  # what trained once closed with a leader's share, in order
+        self.first_leader: str | None = None  # the leader whose lineage that is
         self.promoted: set[str] = set()
         self.new = 0  # new candidates issued
         self.told = 0
         self.closed = False  # the wall clock has no room for new candidates: promotions only
         self.sampler = PolicySampler(cfg, space, shape) if h.sampler == "rl" else None
+        # seconds kept for the leader alone once the search closes (halving.leader_share of the clock)
+        self.leader_reserve = h.leader_share * cfg.search.wall_clock_seconds
 
     # -- what to train next
     def finished_in(self, k: int) -> list[Record]:
@@ -123,7 +145,7 @@ class SuccessiveHalving(Strategy):
             return True
         r, k = lead
         reserve = sum(ctx.expected_seconds(self.promote(r, j)) for j in range(k, len(self.steps) - 1))
-        return seconds + reserve <= ctx.seconds_left
+        return seconds + reserve + self.leader_reserve <= ctx.seconds_left
 
     def next_proposal(self, ctx: AskContext) -> Proposal | None:
         """A promotion if one is due, else a new candidate; on a wall clock, first closing the search
@@ -143,14 +165,60 @@ class SuccessiveHalving(Strategy):
             if not self.room(ctx, seconds):
                 self.closed = True
                 ready = self.next_promotion()  # closed: every finished trial may be promoted
+        if self.closed and self.leader_reserve > 0:
+            return self.leader_next(ctx)
         if ready:
             self.promoted.add(ready[0]["id"])
-            p = self.promote(*ready, ctx.new_id())
-            if ctx.seconds_left is not None:  # no more training than the budget has left
-                overhead = ctx.expected_seconds(replace(p, steps=0))
-                p = replace(p, max_seconds=max(1.0, min(p.max_seconds or math.inf, ctx.seconds_left - overhead)))
-            return p
+            return self.within_clock(self.promote(*ready, ctx.new_id()), ctx)
         return self.new_candidate(ctx)
+
+    def within_clock(self, p: Proposal, ctx: AskContext) -> Proposal:
+        """``p`` with no more training seconds than the wall clock has left (after building and scoring)."""
+        if ctx.seconds_left is None:
+            return p
+        overhead = ctx.expected_seconds(replace(p, steps=0))
+        return replace(p, max_seconds=max(1.0, min(p.max_seconds or math.inf, ctx.seconds_left - overhead)))
+
+    def leader_next(self, ctx: AskContext) -> Proposal | None:
+        """Closed with a leader's share: the next trial of the leader's lineage (to the next rung, or past
+        the top), or None while one trains, while the leader's own promotion from before the close
+        trains, or when there is no leader or its lineage has stopped."""
+        if self.first_leader is None:
+            lead = self.leader()
+            if lead is None:
+                return None
+            r = lead[0]
+            if r["id"] in self.promoted and not any(c["parents"] == [r["id"]] for c in self.history.values()):
+                return None  # a promotion of it issued before the close is still training: that will lead
+            self.first_leader = r["id"]
+        base = self.lineage_base()
+        if base is None:
+            return None
+        k = base["generation"]
+        self.promoted.add(base["id"])
+        if k < len(self.steps) - 1:
+            p = self.promote(base, k, ctx.new_id())
+        else:
+            steps = self.steps[-1] * (self.eta - 1)
+            p = Proposal(id=ctx.new_id(), genome=base["genome"], kind="continue", parents=(base["id"],),
+                         steps=steps, seed=0, generation=len(self.steps), resume=base["id"],
+                         max_seconds=self.max_seconds(steps))
+        # a seed of its own for each trial of the lineage: a retry after a failure draws other batches
+        p = replace(p, seed=derived_seed(self.cfg.run.seed, "leader", lineage_seed(base), len(self.lineage)))
+        self.lineage.append(p.id)
+        return self.within_clock(p, ctx)
+
+    def lineage_base(self) -> Record | None:
+        """The trial the leader's lineage continues next: its latest finite trial, else the leader it
+        started from; None while one of its trials trains, before it started, or after LEADER_RETRIES
+        failures in a row."""
+        if self.first_leader is None or any(i not in self.history for i in self.lineage):
+            return None
+        ok = [i for i in self.lineage if math.isfinite(fitness_of(self.history[i]))]
+        failed_in_a_row = len(self.lineage) - (self.lineage.index(ok[-1]) + 1 if ok else 0)
+        if failed_in_a_row >= LEADER_RETRIES:
+            return None
+        return self.history[ok[-1] if ok else self.first_leader]
 
     def new_candidate(self, ctx: AskContext) -> Proposal | None:
         if self.new >= self.total or self.closed:
@@ -174,7 +242,7 @@ class SuccessiveHalving(Strategy):
             p = self.next_proposal(ctx)
             if p is None:
                 break
-            self.rungs[p.generation].append(p.id)
+            (self.beyond if p.generation == len(self.steps) else self.rungs[p.generation]).append(p.id)
             proposals.append(p)
         return proposals
 
@@ -185,15 +253,19 @@ class SuccessiveHalving(Strategy):
         self.told += 1
         p = self.cfg.search.population
         if self.told % p == 0:
-            mine = {i for rung in self.rungs for i in rung}
+            mine = {i for rung in [*self.rungs, self.beyond] for i in rung}
             recent = [r for r in self.history.values() if r["id"] in mine][-p:]  # the journal's order
             return Milestone((self.told - 1) // p, sorted(recent, key=fitness_of))
         return None
 
     def pending(self) -> list[str]:
-        return [i for rung in self.rungs for i in rung if i not in self.history]
+        return [i for rung in [*self.rungs, self.beyond] for i in rung if i not in self.history]
 
     def finished(self) -> bool:
+        if self.closed and self.leader_reserve > 0:  # the leader trains until the clock ends the search
+            if self.pending():
+                return False
+            return self.leader() is None if self.first_leader is None else self.lineage_base() is None
         return ((self.new >= self.total or self.closed) and not self.pending()
                 and not any(self.promotable(k) for k in range(len(self.steps) - 1)))
 
@@ -201,10 +273,17 @@ class SuccessiveHalving(Strategy):
         """Pending trials, and every finished one that a promotion may still continue: in each rung
         below the top, those ranked within floor(total / eta), total being the new candidates the
         budget allows. (Not floor(rung k's size / eta): asynchronous promotion may promote nearly
-        every trial of a rung when results improve over time, so a rung can hold up to ``total``.)"""
+        every trial of a rung when results improve over time, so a rung can hold up to ``total``.) With a
+        leader's share, also the leader; once closed, only the leader."""
         if self.finished():
             return set()
         keep = set(self.pending())
+        if self.leader_reserve > 0:
+            lead = self.leader() if self.first_leader is None else None
+            base = self.lineage_base()
+            keep |= {r["id"] for r in (lead and lead[0], base) if r}  # what may still go on, past the top rung
+            if self.closed:  # and nothing else will
+                return keep
         for k in range(len(self.steps) - 1):
             done = sorted((self.history[i] for i in self.rungs[k] if i in self.history), key=fitness_of)
             keep |= {r["id"] for r in done[: self.total // self.eta] if r["id"] not in self.promoted}
@@ -220,7 +299,8 @@ class SuccessiveHalving(Strategy):
 
     # -- state
     def state_dict(self) -> dict[str, Any]:
-        state = {"rung_steps": list(self.steps), "rungs": [list(r) for r in self.rungs],
+        state = {"rung_steps": list(self.steps), "rungs": [list(r) for r in self.rungs], "beyond": list(self.beyond),
+                 "lineage": list(self.lineage), "first_leader": self.first_leader,
                  "promoted": sorted(self.promoted), "new": self.new, "told": self.told, "closed": self.closed,
                  "rng": self._rng_state()}
         if self.sampler is not None:
@@ -236,6 +316,12 @@ class SuccessiveHalving(Strategy):
             raise state_error(where, "rungs", f"must hold {len(self.steps)} rungs")
         self.rungs = [need_ids({"rung": r}, "rung", self.history, f"{where}: rungs[{k}]", pending)
                       for k, r in enumerate(rungs)]
+        # absent in runs before halving.leader_share
+        self.beyond = need_ids({"beyond": state.get("beyond", [])}, "beyond", self.history, where, pending)
+        self.lineage = need_ids({"lineage": state.get("lineage", [])}, "lineage", self.history, where, pending)
+        self.first_leader = state.get("first_leader")
+        if self.first_leader is not None and self.first_leader not in self.history:
+            raise state_error(where, "first_leader", "must name a trial the journal holds, or be null")
         self.promoted = set(need_ids(state, "promoted", self.history, where))
         self.new = need(state, "new", int, where)
         if not 0 <= self.new <= self.total:
@@ -244,7 +330,7 @@ class SuccessiveHalving(Strategy):
         self.closed = state.get("closed", False)  # absent in runs before the wall clock could close a search
         if not isinstance(self.closed, bool):
             raise state_error(where, "closed", "must be true or false")
-        told = sum(i in self.history and i not in pending for rung in self.rungs for i in rung)
+        told = sum(i in self.history and i not in pending for rung in [*self.rungs, self.beyond] for i in rung)
         if self.told != told:  # (pending ones the journal holds are told on resume)
             raise state_error(where, "told", f"is {self.told}, but the journal holds {told} of its trials")
         if self.sampler is not None:

@@ -133,8 +133,10 @@ class Scheduler:
 
     # -- state.json
     def state_dict(self) -> dict[str, Any]:
+        # while the clock runs, its seconds so far: a search killed with -9 resumes with the clock it had
+        elapsed = self.elapsed_now() if self.clock is not None else self.elapsed
         return {"version": STATE_VERSION, "next_id": self.next_id, "pending": [t.to_dict() for t in self.pending],
-                "hall_of_fame": list(self.hall_of_fame), "elapsed": self.elapsed, "done": self.done,
+                "hall_of_fame": list(self.hall_of_fame), "elapsed": elapsed, "done": self.done,
                 "stopped": self.stopped, "final": self.final,
                 "strategy": {"name": self.strategy.name, **self.strategy.state_dict()}}
 
@@ -284,6 +286,9 @@ class Scheduler:
             self.stopped = None
             while not self.done:
                 todo = [t for t in self.pending if t.id not in self.records]
+                if not todo and over_budget() and not self.strategy.finished():
+                    self.stopped = "budget"  # asked now, a trial would wait in state.json for a resume
+                    break
                 if not todo:
                     issued = self.next_id
                     todo = self.ask(executor.workers, [], speculate)

@@ -191,7 +191,7 @@ def check_state_tasks(state: dict[str, Any], where: str | Path, max_steps: int |
         if (field == "pending" and max_steps is not None and isinstance(steps, int) and not isinstance(steps, bool)
                 and steps > max_steps):
             raise bad("pending.steps", f"is {_short(steps)}, more than the {max_steps:,} the run's config gives a "
-                                       "task (training.steps, training.survivor_steps, halving.max_steps)")
+                                       "task (training.steps, training.survivor_steps, halving's rungs)")
         if field == "pending" and cid[1:].isdigit() and _TASK_KEYS <= t.keys():  # (an incomplete task: Trial.from_dict)
             numbers.append(int(cid[1:]))
     next_id = state.get("next_id")
@@ -659,8 +659,11 @@ class RunStore:
             training = cfg.get("training") or {}
             steps = [training.get("steps"), training.get("survivor_steps")]
             if (cfg.get("search") or {}).get("strategy") == "halving":  # a promotion trains up to the top rung
-                steps.append((cfg.get("halving") or {}).get("max_steps"))
-        except (GanNasError, OSError, ValueError, AttributeError):
+                halving = cfg.get("halving") or {}
+                steps.append(halving.get("max_steps"))
+                if halving.get("leader_share"):  # and the leader past it, max_steps x (eta - 1) at a time
+                    steps.append(halving.get("max_steps", 0) * (halving.get("eta", 1) - 1))
+        except (GanNasError, OSError, ValueError, AttributeError, TypeError):
             return None
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in steps):
             return None

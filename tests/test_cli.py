@@ -22,10 +22,10 @@ def test_threads_come_from_the_config_a_command_trains_under(tmp_path) -> None:
     from gan_nas.cli import _threads_for, build_parser
 
     parse = build_parser().parse_args
-    quick = str(Path(__file__).resolve().parent.parent / "experiments" / "quickstart.toml")
+    quick = str(Path(__file__).resolve().parent.parent / "experiments" / "bench_search.toml")  # a process pool
     assert _threads_for(parse(["search", "--config", quick, "--set", "run.threads=1",
                                "--set", "run.executor=serial"])) == 1
-    assert _threads_for(parse(["search", "--config", quick])) == 0  # the quickstart's process workers set their own
+    assert _threads_for(parse(["search", "--config", quick])) == 0  # its process workers set their own
     assert _threads_for(parse(["search", "--config", quick, "--set", "run.threads=1",
                                "--set", "run.executor=process"])) == 0  # workers set their own
     (tmp_path / "config.json").write_text(config.override(config.load(quick), ["run.threads=3", "run.executor=serial"]).to_json())

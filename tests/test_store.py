@@ -252,6 +252,14 @@ def test_a_pending_promotion_of_halving_may_train_up_to_its_top_rung(tmp_path):
     (store.root / "state.json").write_text(json.dumps({**state, "pending": [_task("c0004", steps=2701)]}))
     with pytest.raises(RunDirError, match="more than the 2,700 the run's config gives a task"):
         store.read_state()
+    # with a leader's share, the leader goes on past the top rung, 2,700 x (eta - 1) steps at a time
+    config["halving"].update({"eta": 3, "leader_share": 0.5})
+    store = RunStore.create(tmp_path / "leader", json.dumps(config))
+    (store.root / "state.json").write_text(json.dumps({**state, "pending": [_task("c0004", steps=5400)]}))
+    assert store.read_state()["pending"][0]["steps"] == 5400
+    (store.root / "state.json").write_text(json.dumps({**state, "pending": [_task("c0004", steps=5401)]}))
+    with pytest.raises(RunDirError, match="more than the 5,400 the run's config gives a task"):
+        store.read_state()
 
 
 def test_a_baseline_state_is_not_a_search_state(store):

@@ -340,6 +340,108 @@ def test_halving_on_a_wall_clock_stops_new_candidates_in_time_to_take_its_leader
     assert again.closed and again.state_dict() == s.state_dict()
 
 
+def test_halving_with_a_leader_share_gives_the_leader_alone_the_rest_of_the_clock():
+    """Simulated clock as above, with halving.leader_share = 0.5 of a 400 s clock: the search closes with
+    at least 200 s left after its leader's climb, and from then on only the leader's lineage trains, past
+    the top rung, until the clock runs out."""
+    sets = ["search.population=1000", "search.generations=0", "halving.eta=3", "halving.min_steps=10",
+            "halving.max_steps=90", "training.max_seconds=0", "search.wall_clock_seconds=400",
+            "halving.leader_share=0.5"]
+    s, history = make(SuccessiveHalving, *sets)
+    ids, left, rng = Ids(), 400.0, np.random.default_rng(0)
+    closed_at = None
+    while left > 0:
+        ps = s.ask(AskContext(free=1, new_id=ids, expected_seconds=lambda p: float(p.steps), seconds_left=left))
+        assert len(ps) == 1 and not s.finished()  # the leader always has more to train while the clock runs
+        (p,) = ps
+        if s.closed and closed_at is None:
+            closed_at = left
+            lead, _ = s.leader()
+        if closed_at is not None:  # closed: each trial continues the one before it, the leader's lineage
+            assert p.kind == "continue" and p.parents == (lead["id"],)
+            assert s.alive() == {p.id}  # nothing else will train again: every other checkpoint may go
+        assert p.max_seconds is None or p.max_seconds <= left
+        left -= min(p.steps, p.max_seconds or math.inf)
+        lead = s.tell(finish(history, p, float(rng.uniform(1, 100)))) or history[p.id]
+    assert closed_at is not None and closed_at >= 200  # half the clock was kept for the leader
+    past = [r for r in history.values() if r["generation"] == 3]  # rungs 10/30/90, then past the top
+    assert len(past) >= 2 and all(r["steps"] == 180 for r in past)  # 90 x (eta - 1) more each time
+    assert s.lineage_base()["id"] == past[-1]["id"] and s.alive() == {past[-1]["id"]}
+    state = json.loads(json.dumps(s.state_dict()))
+    again, _ = make(SuccessiveHalving, *sets)
+    again.history.update(history)
+    again.load_state_dict(state, "state.json")
+    assert again.state_dict() == s.state_dict() and again.lineage_base() == s.lineage_base()
+
+
+LEADER_SETS = ["search.population=1000", "search.generations=0", "halving.eta=2", "halving.min_steps=10",
+               "halving.max_steps=20", "training.max_seconds=0", "search.wall_clock_seconds=100",
+               "halving.leader_share=0.5", "halving.seed_baseline=false"]
+
+
+def closed_with_a_leader(free: int = 1):
+    """A halving search with a leader's share, closed: two new candidates at rung 0 of 10 steps, the
+    clock (1 s a step) then too short for a third beside the leader's climb and share."""
+    s, history = make(SuccessiveHalving, *LEADER_SETS)
+    ids = Ids()
+    ctx = lambda left, free=free: AskContext(free=free, new_id=ids, expected_seconds=lambda p: float(p.steps),
+                                             seconds_left=left)
+    a, b = s.ask(ctx(100.0, 2))
+    s.tell(finish(history, a, 30.0))
+    s.tell(finish(history, b, 50.0))
+    return s, history, ctx, a
+
+
+def test_a_leader_lineage_retries_a_diverged_continuation_then_stops():
+    s, history, ctx, a = closed_with_a_leader()
+    (p,) = s.ask(ctx(65.0))
+    assert p.parents == (a.id,) and p.generation == 1  # the leader's promotion, due before any close
+    s.tell(finish(history, p, float("nan")))  # diverges
+    (q,) = s.ask(ctx(50.0))  # a new candidate (10) + the leader's climb (10) + its share (50) do not fit
+    assert s.closed and q.parents == (a.id,) and q.seed != p.seed  # again from its checkpoint, other batches
+    assert s.alive() == {q.id}
+    again, _ = make(SuccessiveHalving, *LEADER_SETS)  # killed now: state.json holds q as pending
+    again.history.update(history)
+    again.load_state_dict(json.loads(json.dumps(s.state_dict())), "state.json", pending={q.id})
+    assert again.state_dict() == s.state_dict() and again.ask(ctx(50.0)) == []  # q runs again, nothing more
+    s.tell(finish(history, q, 20.0))
+    (r,) = s.ask(ctx(40.0))
+    assert r.parents == (q.id,) and r.generation == 2 and r.steps == 20  # past the top rung: 20 x (eta - 1)
+    s.tell(finish(history, r, float("nan")))
+    (t,) = s.ask(ctx(20.0))
+    assert t.parents == (q.id,)
+    s.tell(finish(history, t, float("nan")))  # LEADER_RETRIES failures in a row: the lineage stops
+    assert s.ask(ctx(10.0)) == [] and s.finished() and s.alive() == set()
+
+
+def test_on_a_pool_only_one_trial_of_the_leaders_lineage_trains_at_a_time():
+    s, history, ctx, a = closed_with_a_leader(free=2)
+    first = s.ask(ctx(65.0))
+    assert [p.parents for p in first] == [(a.id,)]  # closed: one trial, the other worker idles
+    assert s.ask(ctx(60.0)) == [] and not s.finished()  # while it trains, nothing more
+    s.tell(finish(history, first[0], 25.0))
+    (p,) = s.ask(ctx(50.0))
+    assert p.parents == (first[0].id,)
+
+
+def test_a_leader_whose_promotion_trains_at_the_close_leads_once_it_finishes():
+    s, history, ctx, a = closed_with_a_leader(free=1)
+    (up,) = s.ask(ctx(95.0))  # plenty of clock: the leader is promoted before any close
+    assert up.parents == (a.id,) and not s.closed
+    assert s.ask(ctx(65.0)) == []  # another worker: too little clock for a new candidate: closed, and the
+    assert s.closed and not s.finished()  # leader's promotion, still training, will lead: wait for it
+    s.tell(finish(history, up, 25.0))
+    (p,) = s.ask(ctx(55.0))
+    assert p.parents == (up.id,) and p.generation == 2  # past the top rung
+
+
+def test_a_leader_share_needs_a_wall_clock():
+    with pytest.raises(config.ConfigError, match="leader_share is a share of search.wall_clock_seconds"):
+        config.override(config.Config(), ["search.strategy=halving", "halving.leader_share=0.5"])
+    with pytest.raises(config.ConfigError, match="within"):
+        config.override(config.Config(), ["halving.leader_share=1.0"])
+
+
 def test_halving_with_the_rl_sampler_rewards_the_policy_with_rung_zero_only():
     s, history = make(SuccessiveHalving, "search.population=4", "search.generations=0", "halving.eta=2",
                       "halving.min_steps=10", "halving.max_steps=20", "halving.sampler=rl")
