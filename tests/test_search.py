@@ -270,6 +270,29 @@ def test_halving_on_a_wall_clock_closes_in_time_to_take_its_leader_to_the_top_ru
     assert json.loads(capsys.readouterr().out)["best_id"] in {r["id"] for r in journal}
 
 
+def test_halving_with_a_leader_share_ends_training_its_leader_past_the_top_rung(fixture_dir, capsys):
+    """halving.leader_share = 0.5 of a 25 s clock: after the close only the leader's lineage trains, each
+    trial continuing the one before from its checkpoint, past the top rung, until the clock stops the
+    search with nothing left pending in state.json."""
+    run = fixture_dir / "run-halving-leader"
+    sets = [x for kv in [*HALVING, "search.population=1000", "search.wall_clock_seconds=25",
+                         "halving.leader_share=0.5"] for x in ("--set", kv)]
+    assert cli.main(["search", "--config", str(write_config(fixture_dir, "halving-leader", generations=0)),
+                     "--run-dir", str(run), "--json", "--quiet", *sets]) == 0
+    state = json.loads((run / "state.json").read_text())
+    journal = {r["id"]: r for r in map(json.loads, (run / "journal.jsonl").read_text().splitlines())}
+    h = state["strategy"]
+    assert h["closed"] and state["stopped"] == "budget" and state["pending"] == []
+    assert h["first_leader"] in journal and h["lineage"] and set(h["lineage"]) <= journal.keys()
+    base = h["first_leader"]
+    for i in h["lineage"]:  # each continues the lineage's latest trial that did not fail
+        assert journal[i]["parents"] == [base] and journal[i]["kind"] == "continue"
+        base = i if journal[i]["status"] == "ok" else base
+    past = [journal[i] for i in h["lineage"] if journal[i]["generation"] == 3]  # rungs of 2/4/8 steps, then past
+    assert past and all(r["steps"] <= 8 for r in past)  # 8 x (eta - 1) at most, cut to the clock
+    assert json.loads(capsys.readouterr().out)["best_id"] in journal
+
+
 def test_a_pool_gets_the_longest_tasks_first(fixture_dir):
     """Seconds per step multiply-add are measured on a trial's first parent (else the run's
     median), so a survivor that trained slowly goes before a fast one, and max_seconds caps."""
@@ -654,3 +677,22 @@ def test_killed_worker_does_not_stop_the_search(fixture_dir, executor):
     assert killed is not None, "no busy worker was found to kill"
     summary = json.loads(out)
     assert summary["done"] and summary["evaluations"] == 4
+
+
+def test_state_json_written_while_the_search_runs_holds_its_clock(monkeypatch):
+    """A search killed with -9 resumes with the seconds its last state.json held: while the clock runs,
+    the seconds so far, not those the session started with (else a killed search's clock went back)."""
+    from gan_nas.halving import SuccessiveHalving
+    from gan_nas.space import SearchSpace
+
+    cfg = config.override(config.Config(), ["search.strategy=halving", "search.wall_clock_seconds=100"])
+    shape = (28, 28, 1)
+    s = scheduler.Scheduler(cfg, None, shape, lambda records: SuccessiveHalving(
+        cfg, SearchSpace.from_config(cfg.space), shape, records), outputs=None)
+    s.elapsed = 30.0  # an earlier session's seconds
+    assert s.state_dict()["elapsed"] == 30.0  # no clock running: the seconds on record
+    now = [1000.0]
+    monkeypatch.setattr(scheduler.time, "monotonic", lambda: now[0])
+    s.clock = (now[0], s.elapsed)  # as run() starts it
+    now[0] += 12.5
+    assert s.state_dict()["elapsed"] == 42.5 and s.seconds_left() == 57.5
