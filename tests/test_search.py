@@ -647,6 +647,41 @@ def test_sigkill_of_an_aging_search_on_a_pool_loses_nothing_and_redoes_nothing(f
 
 
 @pytest.mark.slow
+def test_sigkill_of_a_halving_search_with_a_leader_share_keeps_its_clock_and_loses_nothing(fixture_dir):
+    """A search on a wall clock is not deterministic (the clock decides when it closes), so its resume
+    promises what aging evolution's does: every journaled trial stays and none is trained twice; and the
+    clock goes on from the seconds state.json held, the leader's lineage from where it was."""
+    cfgp = write_config(fixture_dir, "kill-leader", generations=0)
+    e = env(fixture_dir)
+    sets = [*HALVING, "search.population=1000", "search.wall_clock_seconds=25", "halving.leader_share=0.5"]
+    run = fixture_dir / "run-leader-killed"
+    p = subprocess.Popen([sys.executable, "-m", "gan_nas.cli", "search", "--config", str(cfgp), "--quiet",
+                          *[x for kv in sets for x in ("--set", kv)], "--run-dir", str(run)], env=e)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and p.poll() is None and (
+            not (run / "journal.jsonl").exists() or len((run / "journal.jsonl").read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    before = [json.loads(line)["id"] for line in (run / "journal.jsonl").read_text().splitlines()]
+    assert len(before) >= 3
+    assert json.loads((run / "state.json").read_text())["elapsed"] > 0  # the seconds it had when killed
+    subprocess.run([sys.executable, "-m", "gan_nas.cli", "search", "--resume", "--quiet", "--run-dir", str(run)],
+                   env=e, check=True, timeout=600)
+    records = {r["id"]: r for r in map(json.loads, (run / "journal.jsonl").read_text().splitlines())}
+    ids = list(records)
+    assert ids[: len(before)] == before, "a journaled trial was lost"
+    assert len(ids) == len((run / "journal.jsonl").read_text().splitlines()), "a trial was trained twice"
+    state = json.loads((run / "state.json").read_text())
+    assert state["stopped"] == "budget" and state["pending"] == [] and state["elapsed"] >= 25
+    h = state["strategy"]
+    base = h["first_leader"]
+    for i in h["lineage"]:  # one lineage across the kill, each trial continuing its latest good one
+        assert records[i]["parents"] == [base]
+        base = i if records[i]["status"] == "ok" else base
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("executor", ["process", "ray"])
 def test_killed_worker_does_not_stop_the_search(fixture_dir, executor):
     psutil = pytest.importorskip("psutil")
