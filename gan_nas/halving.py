@@ -62,7 +62,6 @@ from gan_nas.selection import fitness_of
 from gan_nas.strategy import AskContext, Milestone, Record, Strategy, need, need_ids, state_error
 from gan_nas.trial import Proposal, derived_seed, lineage_seed
 
-
 LEADER_RETRIES = 2  # failed continuations in a row after which the leader's lineage stops
 
 
@@ -115,10 +114,13 @@ class SuccessiveHalving(Strategy):
 
     def promote(self, r: Record, k: int, new_id: str = "") -> Proposal:
         """Trial ``r`` of rung ``k`` continued from its checkpoint to rung k+1's steps."""
-        steps = self.steps[k + 1] - self.steps[k]
+        return self.continuation(r, self.steps[k + 1] - self.steps[k], k + 1, new_id,
+                                 derived_seed(self.cfg.run.seed, "promote", lineage_seed(r), k + 1))
+
+    def continuation(self, r: Record, steps: int, generation: int, new_id: str, seed: int) -> Proposal:
+        """Trial ``r`` continued from its checkpoint for ``steps`` more, as a trial of ``generation``."""
         return Proposal(id=new_id, genome=r["genome"], kind="continue", parents=(r["id"],), steps=steps,
-                        seed=derived_seed(self.cfg.run.seed, "promote", lineage_seed(r), k + 1),
-                        generation=k + 1, resume=r["id"], max_seconds=self.max_seconds(steps))
+                        seed=seed, generation=generation, resume=r["id"], max_seconds=self.max_seconds(steps))
 
     def next_promotion(self) -> tuple[Record, int] | None:
         """The trial to promote next and its rung: the highest rung's first, best first; or None."""
@@ -196,15 +198,12 @@ class SuccessiveHalving(Strategy):
             return None
         k = base["generation"]
         self.promoted.add(base["id"])
-        if k < len(self.steps) - 1:
-            p = self.promote(base, k, ctx.new_id())
-        else:
-            steps = self.steps[-1] * (self.eta - 1)
-            p = Proposal(id=ctx.new_id(), genome=base["genome"], kind="continue", parents=(base["id"],),
-                         steps=steps, seed=0, generation=len(self.steps), resume=base["id"],
-                         max_seconds=self.max_seconds(steps))
         # a seed of its own for each trial of the lineage: a retry after a failure draws other batches
-        p = replace(p, seed=derived_seed(self.cfg.run.seed, "leader", lineage_seed(base), len(self.lineage)))
+        seed = derived_seed(self.cfg.run.seed, "leader", lineage_seed(base), len(self.lineage))
+        if k < len(self.steps) - 1:  # up to the next rung
+            p = self.continuation(base, self.steps[k + 1] - self.steps[k], k + 1, ctx.new_id(), seed)
+        else:  # past the top rung
+            p = self.continuation(base, self.steps[-1] * (self.eta - 1), len(self.steps), ctx.new_id(), seed)
         self.lineage.append(p.id)
         return self.within_clock(p, ctx)
 

@@ -384,8 +384,10 @@ def closed_with_a_leader(free: int = 1):
     clock (1 s a step) then too short for a third beside the leader's climb and share."""
     s, history = make(SuccessiveHalving, *LEADER_SETS)
     ids = Ids()
-    ctx = lambda left, free=free: AskContext(free=free, new_id=ids, expected_seconds=lambda p: float(p.steps),
-                                             seconds_left=left)
+
+    def ctx(left: float, free: int = free) -> AskContext:
+        return AskContext(free=free, new_id=ids, expected_seconds=lambda p: float(p.steps), seconds_left=left)
+
     a, b = s.ask(ctx(100.0, 2))
     s.tell(finish(history, a, 30.0))
     s.tell(finish(history, b, 50.0))
