@@ -1,7 +1,8 @@
 """Strategies side by side: random, evolution, rl and halving on one dataset, at one wall-clock budget, over seeds.
 
 A row is a strategy, or a strategy with settings of its own (``VARIANTS``: ``halving-leader`` is halving
-with ``halving.leader_share = 0.5``).
+with ``halving.leader_share = 0.5``; ``halving-leader-unseeded`` is that without the DCGAN genome among
+its candidates, as the quickstart runs it).
 
 Run:  python experiments/strategies.py --runs runs/strategies --page samples/strategies
       python experiments/strategies.py --runs runs/strategies --page samples/strategies --jobs 2
@@ -37,9 +38,12 @@ from pathlib import Path
 from gan_nas.store import RunStore
 
 HERE = Path(__file__).resolve().parent
-STRATEGIES = ("random", "evolution", "rl", "halving", "halving-leader")
+STRATEGIES = ("random", "evolution", "rl", "halving", "halving-leader", "halving-leader-unseeded")
 # Rows that are a strategy with settings of their own: row name -> (search.strategy, its --set overrides).
-VARIANTS = {"halving-leader": ("halving", ["halving.leader_share=0.5"])}
+# Unseeded: a leader that is the DCGAN genome returns the DCGAN trained for part of the seconds that
+# compare gives its own DCGAN, so with the seed the search can at best tie compare's baseline.
+VARIANTS = {"halving-leader": ("halving", ["halving.leader_share=0.5"]),
+            "halving-leader-unseeded": ("halving", ["halving.leader_share=0.5", "halving.seed_baseline=false"])}
 
 
 def search_command(config: Path, run_dir: Path, row: str, seed: int, sets: list[str]) -> list[str]:
