@@ -158,6 +158,24 @@ class HalvingConfig:
     # to the top rung and goes on training past it until the clock ends (0: runners-up share what is left)
     leader_share: float = 0.0
 
+    def rung_steps(self) -> list[int]:
+        """Each rung's steps in all: min_steps x eta^k, while at most ``max_steps``."""
+        steps = [self.min_steps]
+        while steps[-1] * self.eta <= self.max_steps:
+            steps.append(steps[-1] * self.eta)
+        return steps
+
+    def steps_past_top(self) -> int:
+        """What each of the leader's trials past the top rung trains: the top rung x (eta - 1), as far
+        again as the climb from the rung below took it, relative to its steps."""
+        return self.rung_steps()[-1] * (self.eta - 1)
+
+    def longest_trial_steps(self) -> int:
+        """The most steps one trial of this strategy trains: a promotion to the top rung, or with a
+        leader's share, a trial past it."""
+        top = self.rung_steps()[-1]
+        return max(top, self.steps_past_top()) if self.leader_share > 0 else top
+
 
 # Settings that lived in [search] before strategies had tables of their own: read from there too.
 MOVED_TO_EVOLUTION = ("tournament", "crossover_rate", "mutation_rate", "seed_baseline")

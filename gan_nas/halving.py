@@ -65,14 +65,6 @@ from gan_nas.trial import Proposal, derived_seed, lineage_seed
 LEADER_RETRIES = 2  # failed continuations in a row after which the leader's lineage stops
 
 
-def rung_steps(min_steps: int, eta: int, max_steps: int) -> list[int]:
-    """Each rung's steps in all: min_steps x eta^k, while at most ``max_steps``."""
-    steps = [min_steps]
-    while steps[-1] * eta <= max_steps:
-        steps.append(steps[-1] * eta)
-    return steps
-
-
 class SuccessiveHalving(Strategy):
     """See the module docstring. State: each rung's trial ids, the ids already promoted, the
     number of new candidates issued and of trials told, the sampler's policy, the random generator."""
@@ -82,7 +74,8 @@ class SuccessiveHalving(Strategy):
     def __init__(self, cfg, space, shape, history) -> None:
         super().__init__(cfg, space, shape, history)
         h = cfg.halving
-        self.steps = rung_steps(h.min_steps, h.eta, h.max_steps)
+        self.steps = h.rung_steps()
+        self.past_top = h.steps_past_top()
         self.eta = h.eta
         self.rungs: list[list[str]] = [[] for _ in self.steps]
         self.beyond: list[str] = []  # trials past the top rung (leader_share), in order
@@ -203,7 +196,7 @@ class SuccessiveHalving(Strategy):
         if k < len(self.steps) - 1:  # up to the next rung
             p = self.continuation(base, self.steps[k + 1] - self.steps[k], k + 1, ctx.new_id(), seed)
         else:  # past the top rung
-            p = self.continuation(base, self.steps[-1] * (self.eta - 1), len(self.steps), ctx.new_id(), seed)
+            p = self.continuation(base, self.past_top, len(self.steps), ctx.new_id(), seed)
         self.lineage.append(p.id)
         return self.within_clock(p, ctx)
 

@@ -543,10 +543,8 @@ def report(run_dir: str | Path) -> Path:
     seconds = seconds_of(records)
     s = cfg.search
     if s.strategy == "halving":
-        from gan_nas.halving import rung_steps
-
         h = cfg.halving
-        budget = (f"rungs of {'/'.join(map(str, rung_steps(h.min_steps, h.eta, h.max_steps)))} steps in all, "
+        budget = (f"rungs of {'/'.join(map(str, h.rung_steps()))} steps in all, "
                   f"the best 1/{h.eta} promoted, new candidates from {h.sampler}")
     else:
         budget = f"{cfg.training.steps} steps per new evaluation"

@@ -24,6 +24,7 @@ directory without locking.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import math
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_nas import safe_io
+from gan_nas.config import HalvingConfig
 from gan_nas.errors import GanNasError, GenomeError, RunDirError
 
 
@@ -658,12 +660,11 @@ class RunStore:
             cfg = safe_io.parse_json(self.config_json())
             training = cfg.get("training") or {}
             steps = [training.get("steps"), training.get("survivor_steps")]
-            if (cfg.get("search") or {}).get("strategy") == "halving":  # a promotion trains up to the top rung
-                halving = cfg.get("halving") or {}
-                steps.append(halving.get("max_steps"))
-                if halving.get("leader_share"):  # and the leader past it, max_steps x (eta - 1) at a time
-                    steps.append(halving.get("max_steps", 0) * (halving.get("eta", 1) - 1))
-        except (GanNasError, OSError, ValueError, AttributeError, TypeError):
+            if (cfg.get("search") or {}).get("strategy") == "halving":
+                known = {f.name for f in dataclasses.fields(HalvingConfig)}
+                halving = HalvingConfig(**{k: v for k, v in (cfg.get("halving") or {}).items() if k in known})
+                steps.append(halving.longest_trial_steps())
+        except (GanNasError, OSError, ValueError, AttributeError, TypeError, ZeroDivisionError):
             return None
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in steps):
             return None

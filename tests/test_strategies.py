@@ -10,9 +10,10 @@ import pytest
 
 from gan_nas import config
 from gan_nas.baseline import dcgan
+from gan_nas.config import HalvingConfig
 from gan_nas.evolution import AgingEvolution, Evolution
 from gan_nas.genome import GanGenome, validate
-from gan_nas.halving import SuccessiveHalving, rung_steps
+from gan_nas.halving import SuccessiveHalving
 from gan_nas.policy import Policy
 from gan_nas.random_search import RandomSearch
 from gan_nas.rl import ReinforceSearch
@@ -261,9 +262,16 @@ def test_a_failure_before_any_success_teaches_the_policy_nothing():
 
 
 def test_rungs_grow_by_eta_up_to_max_steps():
-    assert rung_steps(100, 3, 2700) == [100, 300, 900, 2700]
-    assert rung_steps(100, 3, 2000) == [100, 300, 900]
-    assert rung_steps(50, 2, 50) == [50]
+    def rungs(min_steps, eta, max_steps):
+        return HalvingConfig(min_steps=min_steps, eta=eta, max_steps=max_steps).rung_steps()
+
+    assert rungs(100, 3, 2700) == [100, 300, 900, 2700]
+    assert rungs(100, 3, 2000) == [100, 300, 900]
+    assert rungs(50, 2, 50) == [50]
+    # the longest trial: a promotion to the top rung, or with a leader's share, the top rung x (eta - 1) past it
+    assert HalvingConfig(min_steps=100, eta=3, max_steps=2000).longest_trial_steps() == 900
+    assert HalvingConfig(min_steps=100, eta=3, max_steps=2000, leader_share=0.5).longest_trial_steps() == 1800
+    assert HalvingConfig(min_steps=100, eta=2, max_steps=800, leader_share=0.5).longest_trial_steps() == 800
 
 
 def test_halving_promotes_exactly_the_top_fraction_from_their_checkpoints():
