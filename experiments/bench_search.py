@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,8 +66,9 @@ def run(config: Path, run_dir: Path, sets: list[str]) -> dict:
         if r["kind"] in ("child", "random"):
             first_child[r["generation"]] = min(first_child.get(r["generation"], r["id"]), r["id"])
     ahead = sum(r["kind"] == "continue" and r["id"] < first_child.get(r["generation"], "") for r in journal)
+    parts = {k: statistics.median(r["seconds"].get(k, 0.0) for r in journal) for k in ("build", "score", "train")}
     return {"summary": json.loads(out), "wall": wall, "train": train, "candidate": total, "n": len(journal),
-            "ahead": ahead}
+            "ahead": ahead, "median": parts}
 
 
 def main() -> None:
@@ -106,6 +108,12 @@ def main() -> None:
             # checkpoints) and outside them (start-up, waits at generation ends, the parent's bookkeeping)
             print(f"  {name}: in_candidates_not_training={(r['candidate'] - r['train']) / capacity:.3f} "
                   f"between_candidates={1.0 - r['candidate'] / capacity:.3f} trained_ahead={r['ahead']}")
+            # each candidate's fixed costs against its training: what the outside share cannot go below
+            # however well the workers are kept busy (build: the model, the step's trace and first run;
+            # score: drawing n_search images, their features, FID/KID and the k-NN metrics)
+            m = r["median"]
+            print(f"  {name}: per candidate (median) build_s={m['build']:.2f} score_s={m['score']:.2f} "
+                  f"train_s={m['train']:.1f}")
             loop = r["summary"]["wall_seconds"] * workers
             print(f"  {name}: start_up_s={r['wall'] - r['summary']['wall_seconds']:.1f} "
                   f"loop_outside_train_fraction={1.0 - r['train'] / loop:.3f} "

@@ -18,6 +18,7 @@ import math
 import os
 import re
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -326,6 +327,19 @@ def generate(
 # --- report -----------------------------------------------------------------------------------
 
 
+def _generation_unit(cfg) -> tuple[str, Callable[[int], str]]:
+    """What a record's ``generation`` counts, and its name in a table: evolution's generations, or
+    halving's rungs (a trial's generation is the rung it trained to; one past the last is the leader
+    training past the top rung)."""
+    if cfg.search.strategy != "halving":
+        return "generation", str
+    steps, past = cfg.halving.rung_steps(), cfg.halving.steps_past_top()
+
+    def name(g: int) -> str:
+        return f"{g} ({steps[g]:,} steps)" if g < len(steps) else f"{g} (past the top rung, {past:,} steps each)"
+    return "rung", name
+
+
 def generation_stats(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per generation: evaluations, ok ones, best and median FID of the ok ones, best FID so far."""
     gens = sorted({int(r.get("generation", 0)) for r in records})
@@ -377,8 +391,8 @@ def _save(fig, path: Path) -> Path:
     return safe_io.write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
-def plot_generations(stats: list[dict[str, Any]], path: Path) -> Path:
-    """Best and median FID of the ok candidates per generation, and the best so far."""
+def plot_generations(stats: list[dict[str, Any]], path: Path, unit: str = "generation") -> Path:
+    """Best and median FID of the ok candidates per generation (halving: per rung), and the best so far."""
     fig = _figure()
     ax = fig.add_subplot()
     x = [s["generation"] for s in stats]
@@ -386,15 +400,15 @@ def plot_generations(stats: list[dict[str, Any]], path: Path) -> Path:
     def y(key: str) -> list[float]:
         return [s[key] if math.isfinite(s[key]) else float("nan") for s in stats]
 
-    ax.plot(x, y("median"), "o-", color="tab:gray", label="median of generation")
-    ax.plot(x, y("best"), "o-", color="tab:blue", label="best of generation")
+    ax.plot(x, y("median"), "o-", color="tab:gray", label=f"median of {unit}")
+    ax.plot(x, y("best"), "o-", color="tab:blue", label=f"best of {unit}")
     ax.plot(x, y("best_so_far"), "--", color="tab:red", label="best so far")
-    ax.set_xlabel("generation")
+    ax.set_xlabel(unit)
     ax.set_ylabel("FID (lower is better)")
     ax.set_xticks(x)
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title("FID per generation")
+    ax.set_title(f"FID per {unit}")
     return _save(fig, path)
 
 
@@ -529,7 +543,8 @@ def report(run_dir: str | Path) -> Path:
     front = pareto_front(records)
     chain = lineage(records, best["id"]) if best else []
 
-    files = {"generations": plot_generations(stats, plots / "fid_generations.png"),
+    unit, unit_name = _generation_unit(cfg)
+    files = {"generations": plot_generations(stats, plots / "fid_generations.png", unit),
              "size": plot_size(records, front, best, plots / "fid_vs_size.png")}
     if chain:
         files["lineage"] = plot_lineage(chain, plots / "lineage.png")
@@ -553,7 +568,7 @@ def report(run_dir: str | Path) -> Path:
         f"- dataset: `{cfg.data.dataset}`; strategy {s.strategy}, objective {s.objective}; "
         f"population {s.population}, offspring {s.offspring}, generations {s.generations}; "
         f"{budget}, seed {cfg.run.seed}",
-        f"- progress: generation {(state.get('strategy') or state).get('generation', stats[-1]['generation'])}, "
+        f"- progress: {unit} {(state.get('strategy') or state).get('generation', stats[-1]['generation'])}, "
         + ("finished" if state.get("done") else f"stopped ({state['stopped']})" if state.get("stopped")
            else "not finished (running, or stopped without a record)"),
         f"- evaluations: {len(records)} (" + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) + ")",
@@ -584,11 +599,11 @@ def report(run_dir: str | Path) -> Path:
                          f"FID {_fmt(fitness_of(r))}, {_fmt(r.get('total_steps'))} steps ({r.get('status')})")
     if (root / "compare.md").is_file():
         lines.append("- against the DCGAN at equal compute: see [compare.md](compare.md)")
-    lines += ["", "## FID per generation", "", f"![FID per generation]({rel(files['generations'])})", "",
-              _row(["generation", "evaluations", "ok", "best FID", "median FID", "best so far"]),
+    lines += ["", f"## FID per {unit}", "", f"![FID per {unit}]({rel(files['generations'])})", "",
+              _row([unit, "evaluations", "ok", "best FID", "median FID", "best so far"]),
               "|---:|---:|---:|---:|---:|---:|"]
     for st in stats:
-        lines.append(_row([st["generation"], st["evaluations"], st["ok"], _fmt(st["best"]), _fmt(st["median"]),
+        lines.append(_row([unit_name(st["generation"]), st["evaluations"], st["ok"], _fmt(st["best"]), _fmt(st["median"]),
                            _fmt(st["best_so_far"])]))
     lines += ["", "## FID against generator size", "", f"![FID against generator size]({rel(files['size'])})", "",
               "Pareto front (no other candidate is both smaller and better):", "", *_candidate_rows(front)]

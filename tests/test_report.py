@@ -215,6 +215,23 @@ def test_report_when_every_candidate_failed(tmp_path: Path, capsys) -> None:
     assert_png(store.root / "report" / "fid_generations.png")
 
 
+def test_a_halving_report_counts_rungs_and_names_the_leader_past_the_top(tmp_path: Path, capsys) -> None:
+    cfg = Config.from_dict({"search": {"strategy": "halving", "wall_clock_seconds": 60},
+                            "halving": {"min_steps": 100, "eta": 3, "max_steps": 300, "leader_share": 0.5}})
+    store = RunStore.create(tmp_path / "run", cfg.to_json())
+    with store.locked():
+        for r in [record("c0000", 0, "random", [], None, 1000, status="invalid"),
+                  record("c0001", 1, "continue", ["c0000"], None, 1000, status="diverged"),
+                  record("c0002", 2, "continue", ["c0001"], None, 1000, status="diverged")]:
+            store.append(r)
+    code, _, err = run_cli(["report", str(store.root)], capsys)
+    assert code == 0, err
+    text = (store.root / "report.md").read_text()
+    assert "## FID per rung" in text and "rungs of 100/300 steps" in text
+    rows = [cell for line in text.splitlines() if line.startswith("| ") and "steps" in (cell := line.split(" | ")[0])]
+    assert rows == ["| 0 (100 steps)", "| 1 (300 steps)", "| 2 (past the top rung, 600 steps each)"]
+
+
 # --- generate -------------------------------------------------------------------------------
 
 
