@@ -157,6 +157,10 @@ class HalvingConfig:
     # share of search.wall_clock_seconds kept for the leader alone: closed in time for it, the leader climbs
     # to the top rung and goes on training past it until the clock ends (0: runners-up share what is left)
     leader_share: float = 0.0
+    # new candidates started before the wall clock may close the search (0: the clock alone decides). With a
+    # slow first candidate or a large leader_share the clock closes it after one or two, and a leader picked
+    # from so few is a lottery (samples/strategies/NOTES.md); the leader's climb is then cut to the clock.
+    min_candidates: int = 0
 
     def rung_steps(self) -> list[int]:
         """Each rung's steps in all: min_steps x eta^k, while at most ``max_steps``."""
@@ -326,6 +330,7 @@ _BOUNDS: dict[tuple[str, str], tuple[int, int, str]] = {
     ("halving", "min_steps"): (1, 10**9, "the first rung's generator steps"),
     ("halving", "max_steps"): (1, 10**9, "the last rung's generator steps"),
     ("halving", "eta"): (2, 100, "the factor between rungs; 1 would promote everyone"),
+    ("halving", "min_candidates"): (0, 10**6, "new candidates before the clock may close the search"),
     ("rl", "learning_rate"): (0, 1000, "the policy's step size"),
     ("rl", "baseline_decay"): (0, 1, "the reward baseline's moving-average weight"),
     # A block at least doubles or halves a side, or adds a layer: 32 is far past any image size's need,

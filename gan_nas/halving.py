@@ -42,6 +42,10 @@ not for the whole of what the clock can give it. On a pool the other workers
 are idle meanwhile: their seconds are not the search's compute, so ``compare``
 does not give them to the DCGAN either.
 
+With ``halving.min_candidates``, the clock may close the search only once that many
+new candidates have started: a leader is then picked from at least that many,
+and its climb (and share) get what the clock has left.
+
 With ``halving.seed_baseline`` the first new candidate is the DCGAN genome, as
 in evolution's initial population.
 
@@ -144,10 +148,12 @@ class SuccessiveHalving(Strategy):
 
     def next_proposal(self, ctx: AskContext) -> Proposal | None:
         """A promotion if one is due, else a new candidate; on a wall clock, first closing the search
-        when that work would leave no time for the leader's climb (the leader's own climb is that time)."""
+        when that work would leave no time for the leader's climb (the leader's own climb is that time),
+        once ``halving.min_candidates`` new candidates have started."""
         ready = self.next_promotion()
         lead = self.leader()
-        if not self.closed and ctx.seconds_left is not None and (ready or self.new < self.total) and not (
+        explored = self.new >= self.cfg.halving.min_candidates
+        if not self.closed and explored and ctx.seconds_left is not None and (ready or self.new < self.total) and not (
                 ready and lead and ready[0]["id"] == lead[0]["id"]):
             if ready:
                 seconds = ctx.expected_seconds(self.promote(*ready))
@@ -165,7 +171,8 @@ class SuccessiveHalving(Strategy):
         if ready:
             self.promoted.add(ready[0]["id"])
             return self.within_clock(self.promote(*ready, ctx.new_id()), ctx)
-        return self.new_candidate(ctx)
+        p = self.new_candidate(ctx)
+        return None if p is None else self.within_clock(p, ctx)  # min_candidates may start one the clock cuts
 
     def within_clock(self, p: Proposal, ctx: AskContext) -> Proposal:
         """``p`` with no more training seconds than the wall clock has left (after building and scoring)."""

@@ -402,6 +402,30 @@ def closed_with_a_leader(free: int = 1):
     return s, history, ctx, a
 
 
+def test_halving_explores_min_candidates_before_the_clock_may_close_it():
+    """Serial, on the simulated clock of closed_with_a_leader's settings (100 s, 50 of them the leader's
+    share): the clock alone closes the search after 3 new candidates; with halving.min_candidates = 4 it
+    starts 4 first, promoting as it goes, and leaves the leader what the clock has left."""
+    def explore(*extra):
+        s, history = make(SuccessiveHalving, *LEADER_SETS, *extra)
+        ids, left = Ids(), 100.0
+        while not s.closed and left > 0:
+            (p,) = s.ask(AskContext(free=1, new_id=ids, expected_seconds=lambda p: float(p.steps), seconds_left=left))
+            assert p.max_seconds <= left  # never more training than the clock has left
+            left -= min(p.steps, p.max_seconds)
+            s.tell(finish(history, p, 100.0 - len(history)))  # each trial better than the last
+        assert s.closed and p.kind == "continue"  # closed: the last trial was the leader's
+        return [r["kind"] for r in history.values()], left
+
+    kinds, left = explore()
+    assert kinds.count("random") == 3 and left >= 25  # the share (50 s) after the leader's climb, roughly
+    kinds, left = explore("halving.min_candidates=4")
+    assert kinds.count("random") == 4 and "continue" in kinds[:-1]  # promotions went on while it explored
+    assert 0 < left < 25  # the fourth candidate came out of the leader's share
+    with pytest.raises(config.ConfigError, match="min_candidates"):
+        config.override(config.Config(), ["halving.min_candidates=-1"])
+
+
 def test_a_leader_lineage_retries_a_diverged_continuation_then_stops():
     s, history, ctx, a = closed_with_a_leader()
     (p,) = s.ask(ctx(65.0))
