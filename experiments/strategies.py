@@ -2,7 +2,8 @@
 
 A row is a strategy, or a strategy with settings of its own (``VARIANTS``: ``halving-leader`` is halving
 with ``halving.leader_share = 0.5``; ``halving-leader-unseeded`` is that without the DCGAN genome among
-its candidates, as the quickstart runs it).
+its candidates, as the quickstart runs it; ``halving-leader-explore`` is that with 6 new candidates at
+least before the clock may close the search).
 
 Run:  python experiments/strategies.py --runs runs/strategies --page samples/strategies
       python experiments/strategies.py --runs runs/strategies --page samples/strategies --jobs 2
@@ -38,12 +39,15 @@ from pathlib import Path
 from gan_nas.store import RunStore
 
 HERE = Path(__file__).resolve().parent
-STRATEGIES = ("random", "evolution", "rl", "halving", "halving-leader", "halving-leader-unseeded")
+STRATEGIES = ("random", "evolution", "rl", "halving", "halving-leader", "halving-leader-unseeded",
+              "halving-leader-explore")
 # Rows that are a strategy with settings of their own: row name -> (search.strategy, its --set overrides).
 # Unseeded: a leader that is the DCGAN genome returns the DCGAN trained for part of the seconds that
 # compare gives its own DCGAN, so with the seed the search can at best tie compare's baseline.
 VARIANTS = {"halving-leader": ("halving", ["halving.leader_share=0.5"]),
-            "halving-leader-unseeded": ("halving", ["halving.leader_share=0.5", "halving.seed_baseline=false"])}
+            "halving-leader-unseeded": ("halving", ["halving.leader_share=0.5", "halving.seed_baseline=false"]),
+            "halving-leader-explore": ("halving", ["halving.leader_share=0.5", "halving.seed_baseline=false",
+                                                   "halving.min_candidates=6"])}
 
 
 def search_command(config: Path, run_dir: Path, row: str, seed: int, sets: list[str]) -> list[str]:
