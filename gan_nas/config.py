@@ -163,7 +163,16 @@ class HalvingConfig:
     min_candidates: int = 0
 
     def rung_steps(self) -> list[int]:
-        """Each rung's steps in all: min_steps x eta^k, while at most ``max_steps``."""
+        """Each rung's steps in all: min_steps x eta^k, while at most ``max_steps``.
+
+        Raises:
+            ValueError: min_steps below 1 or eta below 2 (only an unchecked config, such as a damaged
+                config.json read without its checks, has them; the rungs would never end).
+        """
+        if not (isinstance(self.min_steps, int) and isinstance(self.eta, int)
+                and self.min_steps >= 1 and self.eta >= 2):
+            raise ValueError(f"halving.min_steps ({self.min_steps!r}) must be at least 1 and halving.eta "
+                             f"({self.eta!r}) at least 2")
         steps = [self.min_steps]
         while steps[-1] * self.eta <= self.max_steps:
             steps.append(steps[-1] * self.eta)

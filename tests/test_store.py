@@ -260,6 +260,12 @@ def test_a_pending_promotion_of_halving_may_train_up_to_its_top_rung(tmp_path):
     (store.root / "state.json").write_text(json.dumps({**state, "pending": [_task("c0004", steps=5401)]}))
     with pytest.raises(RunDirError, match="more than the 5,400 the run's config gives a task"):
         store.read_state()
+    # a config.json whose rungs would never end (edited by hand) leaves the steps unchecked, not hung
+    for bad in ({"eta": 1}, {"min_steps": 0}, {"eta": "3"}):
+        config["halving"].update({"min_steps": 100, "eta": 3, **bad})
+        store = RunStore.create(tmp_path / f"bad-{len(list(tmp_path.iterdir()))}", json.dumps(config))
+        (store.root / "state.json").write_text(json.dumps({**state, "pending": [_task("c0004", steps=5401)]}))
+        assert store.read_state()["pending"][0]["steps"] == 5401
 
 
 def test_a_baseline_state_is_not_a_search_state(store):
