@@ -32,7 +32,7 @@ With ``halving.leader_share`` > 0, a share of the wall clock is the leader's
 alone: the search closes early enough to leave it that share after the leader's
 climb, and once closed only the leader's lineage trains, one trial at a time: the
 leader at the close climbs to the top rung, then continues past it (generation:
-one past the top rung, ``halving.max_steps x (eta - 1)`` more steps each time,
+one past the top rung, the top rung's steps x (eta - 1) more each time,
 cut to the clock) until the clock runs out. A continuation that diverges is
 tried again from the same checkpoint with another seed, ``LEADER_RETRIES``
 times in a row at most. At

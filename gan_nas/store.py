@@ -664,7 +664,7 @@ class RunStore:
                 known = {f.name for f in dataclasses.fields(HalvingConfig)}
                 halving = HalvingConfig(**{k: v for k, v in (cfg.get("halving") or {}).items() if k in known})
                 steps.append(halving.longest_trial_steps())
-        except (GanNasError, OSError, ValueError, AttributeError, TypeError, ZeroDivisionError):
+        except (GanNasError, OSError, ValueError, AttributeError, TypeError):
             return None
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in steps):
             return None
