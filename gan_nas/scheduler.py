@@ -352,10 +352,7 @@ class Scheduler:
         """Run ``trials``, asking for more whenever a worker is free; False if the budget ran out."""
         cfg_dict = self.cfg.to_dict()
         if executor.workers > 1:
-            # Longest first: the pool then ends a generation with short trials, not one worker still
-            # training a long one while the others wait at the generation's barrier.
-            median = self.cost.median_rate()
-            trials = sorted(trials, key=lambda t: self.cost.of_trial(t, median), reverse=True)
+            trials = self.longest_first(trials)
         issued = list(trials)
         backlog: list[Trial] = []
 
@@ -367,7 +364,8 @@ class Scheduler:
             if over_budget():
                 return None
             if not backlog:
-                backlog.extend(self.ask(1, [(issued[i], secs) for i, secs in running], speculate))
+                # a whole generation may come at once, here as well as above: longest first
+                backlog.extend(self.longest_first(self.ask(1, [(issued[i], secs) for i, secs in running], speculate)))
             if not backlog:
                 self.flush_best()  # the worker has nothing to do meanwhile
                 return None
@@ -392,6 +390,13 @@ class Scheduler:
                 return False
         self.flush_best()
         return True
+
+    def longest_first(self, trials: list[Trial]) -> list[Trial]:
+        """``trials`` by expected seconds, longest first (a stable sort: ties keep the strategy's order).
+        A pool handed a batch this way ends it on short trials, not with one worker training a long one
+        while the others wait at the generation's barrier or the end of the search."""
+        median = self.cost.median_rate()
+        return sorted(trials, key=lambda t: self.cost.of_trial(t, median), reverse=True)
 
     def told(self, r: Record) -> None:
         """After a trial's journal line: the strategy, the hall of fame, the outputs. The final training

@@ -349,6 +349,46 @@ def test_the_scheduler_hands_a_pool_its_trials_longest_first(fixture_dir, tmp_pa
         assert ex.seen == order
 
 
+def test_trials_asked_for_an_idle_worker_go_longest_first(fixture_dir, tmp_path, monkeypatch):
+    """A generation asked for when a pool's worker frees up comes whole: its longest trial goes first, so
+    that the pool does not end the generation (or the search) with one long trial training alone."""
+    from gan_nas.baseline import dcgan
+    from gan_nas.executors import Executor
+    from gan_nas.outputs import Outputs
+    from gan_nas.store import RunStore
+    from gan_nas.trial import Trial
+
+    class Recorder(Executor):
+        workers, seen = 2, []
+
+        def map_unordered(self, fn, tasks, idle=None):
+            tasks = list(tasks)
+            for i, t in enumerate(tasks):
+                self.seen.append(t["id"])
+                yield i, {"status": "ok", "fitness": 1.0, "steps": t["steps"], "seconds": {"train": 1.0}}
+            while (extra := idle([(0, 0.0)])) is not None:  # as if a worker were still busy with trial 0
+                tasks.append(extra)
+                self.seen.append(extra["id"])
+                yield len(tasks) - 1, {"status": "ok", "fitness": 1.0, "steps": extra["steps"],
+                                       "seconds": {"train": 1.0}}
+
+    monkeypatch.setattr(Outputs, "publish_best", lambda self, r: None)
+    cfg = config.load(write_config(fixture_dir, "order-idle"))
+    g = dcgan((28, 28, 1)).to_dict()
+
+    def trial(i: int, steps: int) -> Trial:
+        return Trial(id=f"c{i}", generation=0, kind="initial", parents=[], genome=g, steps=steps, seed=0,
+                     save_to=f"candidates/c{i}")
+
+    store = RunStore.create(tmp_path / "run", cfg.to_json())
+    s, ex = searching.make_scheduler(cfg, store, (28, 28, 1), quiet=True), Recorder()
+    batches = [[trial(1, 2), trial(2, 9), trial(3, 4)]]  # a generation, in the strategy's order
+    monkeypatch.setattr(s, "ask", lambda free, running, speculate: batches.pop() if batches else [])
+    monkeypatch.setattr(s, "told", lambda r: None)
+    assert s.run_trials(ex, [trial(0, 1)], lambda: False, speculate=True)
+    assert ex.seen == ["c0", "c2", "c3", "c1"]
+
+
 def generation_one(cfg, history):
     """An Evolution strategy in generation 1 of population a, b: children c1, c2, continuations ca, cb."""
     from gan_nas.evolution import Evolution
