@@ -3,7 +3,9 @@
 A row is a strategy, or a strategy with settings of its own (``VARIANTS``: ``halving-leader`` is halving
 with ``halving.leader_share = 0.5``; ``halving-leader-unseeded`` is that without the DCGAN genome among
 its candidates, as the quickstart runs it; ``halving-leader-explore`` is that with 6 new candidates at
-least before the clock may close the search).
+least before the clock may close the search; ``halving-leader-seconds`` is the unseeded one with rungs of
+seconds, ``halving.seconds_per_step = 0.1``: 20, 60 and 180 s, about the DCGAN's 200, 600 and 1,800 steps on
+one core).
 
 Run:  python experiments/strategies.py --runs runs/strategies --page samples/strategies
       python experiments/strategies.py --runs runs/strategies --page samples/strategies --jobs 2
@@ -47,7 +49,9 @@ STRATEGIES = ("random", "evolution", "rl", "halving", "halving-leader", "halving
 VARIANTS = {"halving-leader": ("halving", ["halving.leader_share=0.5"]),
             "halving-leader-unseeded": ("halving", ["halving.leader_share=0.5", "halving.seed_baseline=false"]),
             "halving-leader-explore": ("halving", ["halving.leader_share=0.5", "halving.seed_baseline=false",
-                                                   "halving.min_candidates=6"])}
+                                                   "halving.min_candidates=6"]),
+            "halving-leader-seconds": ("halving", ["halving.leader_share=0.5", "halving.seed_baseline=false",
+                                                   "halving.seconds_per_step=0.1"])}
 
 
 def search_command(config: Path, run_dir: Path, row: str, seed: int, sets: list[str]) -> list[str]:

@@ -161,6 +161,12 @@ class HalvingConfig:
     # slow first candidate or a large leader_share the clock closes it after one or two, and a leader picked
     # from so few is a lottery (samples/strategies/NOTES.md); the leader's climb is then cut to the clock.
     min_candidates: int = 0
+    # > 0: rungs of seconds rather than steps. A trial of rung k trains for rung_steps()[k] x seconds_per_step
+    # seconds however many steps that takes (up to SECONDS_RUNG_STEP_CAP x the rung's steps), so that a
+    # genome is ranked on what it reaches in the seconds it costs, as compare measures the winner; with
+    # rungs of steps a slow genome gets more seconds at every rung than a fast one. Set it near a fast
+    # genome's seconds per step (the DCGAN's on the machine) to keep the rungs' meaning. 0: rungs of steps.
+    seconds_per_step: float = 0.0
 
     def rung_steps(self) -> list[int]:
         """Each rung's steps in all: min_steps x eta^k, while at most ``max_steps``.
@@ -187,7 +193,14 @@ class HalvingConfig:
         """The most steps one trial of this strategy trains: a promotion to the top rung, or with a
         leader's share, a trial past it."""
         top = self.rung_steps()[-1]
-        return max(top, self.steps_past_top()) if self.leader_share > 0 else top
+        longest = max(top, self.steps_past_top()) if self.leader_share > 0 else top
+        return longest * SECONDS_RUNG_STEP_CAP if self.seconds_per_step > 0 else longest
+
+
+# On rungs of seconds, a trial may train at most this many times its rung's steps: a bound for the
+# steps a task may ask (state.json is checked against it), far above what a genome faster than
+# halving.seconds_per_step would reach.
+SECONDS_RUNG_STEP_CAP = 100
 
 
 # Settings that lived in [search] before strategies had tables of their own: read from there too.
@@ -340,6 +353,7 @@ _BOUNDS: dict[tuple[str, str], tuple[int, int, str]] = {
     ("halving", "max_steps"): (1, 10**9, "the last rung's generator steps"),
     ("halving", "eta"): (2, 100, "the factor between rungs; 1 would promote everyone"),
     ("halving", "min_candidates"): (0, 10**6, "new candidates before the clock may close the search"),
+    ("halving", "seconds_per_step"): (0, 3600, "seconds of training per rung step; 0: rungs of steps"),
     ("rl", "learning_rate"): (0, 1000, "the policy's step size"),
     ("rl", "baseline_decay"): (0, 1, "the reward baseline's moving-average weight"),
     # A block at least doubles or halves a side, or adds a layer: 32 is far past any image size's need,

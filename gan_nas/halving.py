@@ -51,6 +51,14 @@ in evolution's initial population.
 
 A candidate whose training is slow is scored early, as every strategy's: each
 trial may train ``training.max_seconds`` per ``training.steps`` steps, pro rata.
+
+With ``halving.seconds_per_step`` > 0 the rungs are budgets of seconds instead:
+a trial trains its rung's steps x that many seconds, however many steps it
+takes, so that rungs rank genomes at equal seconds, as ``compare`` judges the
+winner (with rungs of steps, a genome six times slower per step gets six times
+the seconds). Trials then stop on the clock, not at a step count, so such a
+search is not repeatable bit for bit, and one resumed after a kill trains its
+redone trials for as many seconds, not as many steps.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ from typing import Any
 
 from gan_nas import space as space_mod
 from gan_nas.baseline import dcgan
+from gan_nas.config import SECONDS_RUNG_STEP_CAP
 from gan_nas.rl import PolicySampler
 from gan_nas.selection import fitness_of
 from gan_nas.strategy import AskContext, Milestone, Record, Strategy, need, need_ids, state_error
@@ -105,9 +114,14 @@ class SuccessiveHalving(Strategy):
         best = done if self.closed else done[: len(done) // self.eta]
         return [r for r in best if r["id"] not in self.promoted and math.isfinite(fitness_of(r))]
 
-    def max_seconds(self, steps: int) -> float | None:
-        t = self.cfg.training
-        return t.max_seconds * steps / t.steps if t.max_seconds > 0 else None
+    def budget(self, steps: int) -> tuple[int, float | None]:
+        """What a trial given ``steps`` of rung steps trains: (steps, training seconds at most). On rungs of
+        seconds (halving.seconds_per_step) the seconds are the budget and the steps only a cap; on rungs
+        of steps, a slow trial is cut at training.max_seconds per training.steps, pro rata."""
+        h, t = self.cfg.halving, self.cfg.training
+        if h.seconds_per_step > 0:
+            return steps * SECONDS_RUNG_STEP_CAP, steps * h.seconds_per_step
+        return steps, (t.max_seconds * steps / t.steps if t.max_seconds > 0 else None)
 
     def promote(self, r: Record, k: int, new_id: str = "") -> Proposal:
         """Trial ``r`` of rung ``k`` continued from its checkpoint to rung k+1's steps."""
@@ -116,8 +130,9 @@ class SuccessiveHalving(Strategy):
 
     def continuation(self, r: Record, steps: int, generation: int, new_id: str, seed: int) -> Proposal:
         """Trial ``r`` continued from its checkpoint for ``steps`` more, as a trial of ``generation``."""
+        steps, max_seconds = self.budget(steps)
         return Proposal(id=new_id, genome=r["genome"], kind="continue", parents=(r["id"],), steps=steps,
-                        seed=seed, generation=generation, resume=r["id"], max_seconds=self.max_seconds(steps))
+                        seed=seed, generation=generation, resume=r["id"], max_seconds=max_seconds)
 
     def next_promotion(self) -> tuple[Record, int] | None:
         """The trial to promote next and its rung: the highest rung's first, best first; or None."""
@@ -158,9 +173,10 @@ class SuccessiveHalving(Strategy):
             if ready:
                 seconds = ctx.expected_seconds(self.promote(*ready))
             elif lead:  # a new candidate: as long as the leader's genome would take from scratch
+                steps, max_seconds = self.budget(self.steps[0])
                 seconds = ctx.expected_seconds(Proposal(
-                    id="", genome=lead[0]["genome"], kind="random", parents=(), steps=self.steps[0], seed=0,
-                    generation=0, max_seconds=self.max_seconds(self.steps[0])))
+                    id="", genome=lead[0]["genome"], kind="random", parents=(), steps=steps, seed=0,
+                    generation=0, max_seconds=max_seconds))
             else:
                 seconds = 0.0  # nothing finished: no estimate (room() has no leader either)
             if not self.room(ctx, seconds):
@@ -222,7 +238,7 @@ class SuccessiveHalving(Strategy):
     def new_candidate(self, ctx: AskContext) -> Proposal | None:
         if self.new >= self.total or self.closed:
             return None
-        cid, steps = ctx.new_id(), self.steps[0]
+        cid, (steps, max_seconds) = ctx.new_id(), self.budget(self.steps[0])
         if self.new == 0 and self.cfg.halving.seed_baseline:
             genome, kind = dcgan(self.shape).to_dict(), "initial"
         elif self.sampler is not None:
@@ -231,7 +247,7 @@ class SuccessiveHalving(Strategy):
             genome, kind = space_mod.sample(self.space, self.shape, self.rng).to_dict(), "random"
         p = Proposal(id=cid, genome=genome, kind=kind, parents=(), steps=steps,
                      seed=derived_seed(self.cfg.run.seed, "halving", self.new), generation=0,
-                     max_seconds=self.max_seconds(steps))
+                     max_seconds=max_seconds)
         self.new += 1
         return p
 

@@ -333,10 +333,13 @@ def _generation_unit(cfg) -> tuple[str, Callable[[int], str]]:
     training past the top rung)."""
     if cfg.search.strategy != "halving":
         return "generation", str
-    steps, past = cfg.halving.rung_steps(), cfg.halving.steps_past_top()
+    steps, past, sps = cfg.halving.rung_steps(), cfg.halving.steps_past_top(), cfg.halving.seconds_per_step
+
+    def amount(n: int) -> str:
+        return f"{n * sps:,.0f} s" if sps > 0 else f"{n:,} steps"
 
     def name(g: int) -> str:
-        return f"{g} ({steps[g]:,} steps)" if g < len(steps) else f"{g} (past the top rung, {past:,} steps each)"
+        return f"{g} ({amount(steps[g])})" if g < len(steps) else f"{g} (past the top rung, {amount(past)} each)"
     return "rung", name
 
 
@@ -559,7 +562,9 @@ def report(run_dir: str | Path) -> Path:
     s = cfg.search
     if s.strategy == "halving":
         h = cfg.halving
-        budget = (f"rungs of {'/'.join(map(str, h.rung_steps()))} steps in all, "
+        rungs = (f"{'/'.join(f'{n * h.seconds_per_step:g}' for n in h.rung_steps())} seconds of training"
+                 if h.seconds_per_step > 0 else f"{'/'.join(map(str, h.rung_steps()))} steps")
+        budget = (f"rungs of {rungs} in all, "
                   f"the best 1/{h.eta} promoted, new candidates from {h.sampler}")
     else:
         budget = f"{cfg.training.steps} steps per new evaluation"

@@ -304,6 +304,26 @@ def test_halving_promotes_exactly_the_top_fraction_from_their_checkpoints():
     assert s.alive() == set()  # nothing can be promoted any more: every checkpoint may go
 
 
+def test_rungs_of_seconds_give_every_trial_its_rung_in_seconds_and_steps_only_as_a_cap():
+    """halving.seconds_per_step: a slow genome gets the seconds a fast one gets, not more."""
+    from gan_nas.config import SECONDS_RUNG_STEP_CAP
+
+    s, history = make(SuccessiveHalving, "search.population=3", "search.generations=0", "halving.min_steps=100",
+                      "halving.eta=3", "halving.max_steps=900", "halving.seconds_per_step=0.1",
+                      "training.max_seconds=30", "training.steps=300")
+    ids = Ids()
+    rung0 = s.ask(AskContext(free=3, new_id=ids))
+    assert [(p.steps, p.max_seconds) for p in rung0] == [(100 * SECONDS_RUNG_STEP_CAP, pytest.approx(10.0))] * 3
+    for p, fid in zip(rung0, [30.0, 10.0, 20.0]):
+        s.tell(finish(history, p, fid))
+    (up,) = s.ask(AskContext(free=3, new_id=ids))
+    assert up.parents == (rung0[1].id,) and up.max_seconds == pytest.approx(20.0)  # 30 s in all at rung 1
+    assert HalvingConfig(min_steps=100, eta=3, max_steps=900, seconds_per_step=0.1).longest_trial_steps() == (
+        900 * SECONDS_RUNG_STEP_CAP)  # the top rung's steps, as a cap
+    with pytest.raises(config.ConfigError, match="seconds_per_step"):
+        config.override(config.Config(), ["halving.seconds_per_step=-1"])
+
+
 def test_asha_promotes_without_waiting_for_a_rung_to_fill():
     s, history = make(SuccessiveHalving, "search.population=20", "search.generations=0", "halving.eta=2",
                       "halving.min_steps=10", "halving.max_steps=40")
