@@ -42,7 +42,7 @@ from gan_nas.store import RunStore
 
 HERE = Path(__file__).resolve().parent
 STRATEGIES = ("random", "evolution", "rl", "halving", "halving-leader", "halving-leader-unseeded",
-              "halving-leader-explore")
+              "halving-leader-explore", "halving-leader-seconds")
 # Rows that are a strategy with settings of their own: row name -> (search.strategy, its --set overrides).
 # Unseeded: a leader that is the DCGAN genome returns the DCGAN trained for part of the seconds that
 # compare gives its own DCGAN, so with the seed the search can at best tie compare's baseline.
