@@ -31,7 +31,8 @@ given more training seconds than the budget has left.
 With ``halving.leader_share`` > 0, a share of the wall clock is the leader's
 alone: the search closes early enough to leave it that share after the leader's
 climb, and once closed only the leader's lineage trains, one trial at a time: the
-leader at the close climbs to the top rung, then continues past it (generation:
+leader at the close (here the best trial no continuation has taken further, of
+any rung: see :meth:`SuccessiveHalving.leader`) climbs to the top rung, then continues past it (generation:
 one past the top rung, the top rung's steps x (eta - 1) more each time,
 cut to the clock) until the clock runs out. A continuation that diverges is
 tried again from the same checkpoint with another seed, ``LEADER_RETRIES``
@@ -143,12 +144,26 @@ class SuccessiveHalving(Strategy):
         return None
 
     def leader(self) -> tuple[Record, int] | None:
-        """The best finished trial of the highest rung that has one (and its rung), or None."""
-        for k in reversed(range(len(self.steps))):
-            done = [r for r in self.finished_in(k) if math.isfinite(fitness_of(r))]
-            if done:
-                return done[0], k
-        return None
+        """The trial the search keeps time to climb to the top rung, and its rung; or None.
+
+        Without a leader's share: the best finished trial of the highest rung that has one; once closed,
+        promotions go highest rung first, so that one climbs first. With a share, the leader at the close
+        is the one lineage that trains on alone, so it is the best head of any lineage (a finished trial of
+        a rung, with a finite FID, that no finished continuation has taken further; of equal FIDs, the
+        higher rung's): under asynchronous promotion a higher rung fills with whatever finished first, and
+        a candidate that finished later can already beat it with a third of the training (MNIST, rungs of
+        seconds: 49.6 at rung 0 against 121.2 at rung 1, samples/strategies/NOTES.md)."""
+        if self.leader_reserve <= 0:
+            for k in reversed(range(len(self.steps))):
+                done = [r for r in self.finished_in(k) if math.isfinite(fitness_of(r))]
+                if done:
+                    return done[0], k
+            return None
+        mine = [(r, k) for k, rung in enumerate(self.rungs) for i in rung if (r := self.history.get(i)) is not None]
+        taken_further = {r["parents"][0] for r, _ in mine
+                         if r["kind"] == "continue" and r["parents"] and math.isfinite(fitness_of(r))}
+        heads = [(r, k) for r, k in mine if math.isfinite(fitness_of(r)) and r["id"] not in taken_further]
+        return min(heads, key=lambda rk: (fitness_of(rk[0]), -rk[1]), default=None)
 
     def room(self, ctx: AskContext, seconds: float) -> bool:
         """Whether ``seconds`` of other work still leave the wall clock time to take the leader from

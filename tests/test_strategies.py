@@ -338,6 +338,33 @@ def test_asha_promotes_without_waiting_for_a_rung_to_fill():
     assert s.alive() >= {b.id, p.id, q.id}  # b may yet be promoted once more of rung 0 has finished
 
 
+def test_with_a_leader_share_a_later_candidate_better_than_a_higher_rung_leads():
+    """Asynchronous promotion fills rung 1 with what finished first; with a leader's share, a rung-0 trial
+    that finished later and already beats it with a third of the training is the leader whose lineage
+    trains on alone once closed. Without a share the leader stays the best of the highest rung."""
+    sets = ["search.population=20", "search.generations=0", "halving.eta=2", "halving.min_steps=10",
+            "halving.max_steps=40", "halving.seed_baseline=false", "search.wall_clock_seconds=1000"]
+    s, history = make(SuccessiveHalving, *sets, "halving.leader_share=0.5")
+    plain, plain_history = make(SuccessiveHalving, *sets)
+    ids = Ids()
+    a, b = s.ask(AskContext(free=2, new_id=ids))
+    s.tell(finish(history, a, 100.0))
+    s.tell(finish(history, b, 150.0))
+    (up,) = s.ask(AskContext(free=1, new_id=ids))
+    assert up.parents == (a.id,)
+    s.tell(finish(history, up, 80.0))  # rung 1: 80; a is taken further, no longer a lineage's head
+    assert s.leader()[0]["id"] == up.id
+    (c,) = s.ask(AskContext(free=1, new_id=ids))
+    s.tell(finish(history, c, 40.0))  # rung 0, finished later, better than rung 1's best
+    assert s.leader() == (history[c.id], 0)
+    plain_history.update(history)
+    plain.rungs = [list(r) for r in s.rungs]
+    assert plain.leader() == (history[up.id], 1)
+    s.closed = True  # as the clock would close it
+    (p,) = s.ask(AskContext(free=3, new_id=ids))  # closed with a share: the leader's lineage alone
+    assert p.parents == (c.id,) and p.generation == 1 and s.first_leader == c.id
+
+
 def test_halving_on_a_wall_clock_stops_new_candidates_in_time_to_take_its_leader_to_the_top_rung():
     """A simulated clock: a trial takes one second per step (and as the scheduler expects). Plain ASHA
     would start new candidates until the clock ran out; this one closes in time for its leader."""
