@@ -157,6 +157,11 @@ class HalvingConfig:
     # share of search.wall_clock_seconds kept for the leader alone: closed in time for it, the leader climbs
     # to the top rung and goes on training past it until the clock ends (0: runners-up share what is left)
     leader_share: float = 0.0
+    # with a leader's share, which snapshot of a lineage (a trial and its continuations) judges it and is
+    # continued: "head", its latest; "best", its lowest FID, so a lineage whose continuation got worse
+    # (a GAN that collapsed as it trained on) leads on its best and goes on from that checkpoint again,
+    # with other batches, rather than from the collapse
+    leader_snapshot: str = "head"
     # new candidates started before the wall clock may close the search (0: the clock alone decides). With a
     # slow first candidate or a large leader_share the clock closes it after one or two, and a leader picked
     # from so few is a lottery (samples/strategies/NOTES.md); the leader's climb is then cut to the clock.
@@ -266,6 +271,7 @@ MAX_SAMPLES = 100_000
 _CHOICES = {
     ("search", "strategy"): ("evolution", "random", "rl", "halving"),
     ("halving", "sampler"): ("random", "rl"),
+    ("halving", "leader_snapshot"): ("head", "best"),
     ("search", "objective"): ("fid", "pareto", "fid_coverage"),
     ("run", "executor"): ("serial", "process", "ray"),
     ("data", "channels"): (1, 3),

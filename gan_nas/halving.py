@@ -31,10 +31,13 @@ given more training seconds than the budget has left.
 With ``halving.leader_share`` > 0, a share of the wall clock is the leader's
 alone: the search closes early enough to leave it that share after the leader's
 climb, and once closed only the leader's lineage trains, one trial at a time: the
-leader at the close (here the best trial no continuation has taken further, of
-any rung: see :meth:`SuccessiveHalving.leader`) climbs to the top rung, then continues past it (generation:
-one past the top rung, the top rung's steps x (eta - 1) more each time,
-cut to the clock) until the clock runs out. A continuation that diverges is
+leader at the close (here the best lineage of any rung: see :meth:`SuccessiveHalving.leader`)
+climbs to the top rung, then continues past it (generation: one past the top rung, the top rung's
+steps x (eta - 1) more each time, cut to the clock) until the clock runs out. A lineage is a trial and
+the continuations of it; ``halving.leader_snapshot`` says which of its snapshots judges it and is
+continued next: ``head``, its latest trial, or ``best``, its lowest FID: a GAN may get worse as it
+trains on (it collapses), and then the lineage goes on from its best checkpoint again, with other
+batches, rather than from the collapse. A continuation that diverges is
 tried again from the same checkpoint with another seed, ``LEADER_RETRIES``
 times in a row at most. At
 a wall-clock budget, what wins is one reasonable candidate trained long
@@ -148,11 +151,14 @@ class SuccessiveHalving(Strategy):
 
         Without a leader's share: the best finished trial of the highest rung that has one; once closed,
         promotions go highest rung first, so that one climbs first. With a share, the leader at the close
-        is the one lineage that trains on alone, so it is the best head of any lineage (a finished trial of
-        a rung, with a finite FID, that no finished continuation has taken further; of equal FIDs, the
-        higher rung's): under asynchronous promotion a higher rung fills with whatever finished first, and
-        a candidate that finished later can already beat it with a third of the training (MNIST, rungs of
-        seconds: 49.6 at rung 0 against 121.2 at rung 1, samples/strategies/NOTES.md)."""
+        is the one lineage that trains on alone, so it is the best lineage of any rung: under asynchronous
+        promotion a higher rung fills with whatever finished first, and a candidate that finished later
+        can already beat it with a third of the training (MNIST, rungs of seconds: 49.6 at rung 0 against
+        121.2 at rung 1, samples/strategies/NOTES.md). A lineage is judged by its head (a finished trial of
+        a rung, with a finite FID, that no finished continuation has taken further), or with
+        ``leader_snapshot = "best"`` by its best trial, which makes the leader the best finished trial of
+        any rung (MNIST seed 2, samples/strategies/NOTES.md: a rung-0 54.5 whose continuation scored
+        155.4 lost the lead to a lineage that never went below 68.1). Of equal FIDs, the higher rung's."""
         if self.leader_reserve <= 0:
             for k in reversed(range(len(self.steps))):
                 done = [r for r in self.finished_in(k) if math.isfinite(fitness_of(r))]
@@ -160,8 +166,8 @@ class SuccessiveHalving(Strategy):
                     return done[0], k
             return None
         mine = [(r, k) for k, rung in enumerate(self.rungs) for i in rung if (r := self.history.get(i)) is not None]
-        taken_further = {r["parents"][0] for r, _ in mine
-                         if r["kind"] == "continue" and r["parents"] and math.isfinite(fitness_of(r))}
+        taken_further = set() if self.cfg.halving.leader_snapshot == "best" else {
+            r["parents"][0] for r, _ in mine if r["kind"] == "continue" and r["parents"] and math.isfinite(fitness_of(r))}
         heads = [(r, k) for r, k in mine if math.isfinite(fitness_of(r)) and r["id"] not in taken_further]
         return min(heads, key=lambda rk: (fitness_of(rk[0]), -rk[1]), default=None)
 
@@ -240,14 +246,19 @@ class SuccessiveHalving(Strategy):
 
     def lineage_base(self) -> Record | None:
         """The trial the leader's lineage continues next: its latest finite trial, else the leader it
-        started from; None while one of its trials trains, before it started, or after LEADER_RETRIES
-        failures in a row."""
+        started from (with ``leader_snapshot = "best"``: the lowest FID of those, the latest of equal
+        ones); None while one of its trials trains, before it started, or after LEADER_RETRIES failures
+        in a row."""
         if self.first_leader is None or any(i not in self.history for i in self.lineage):
             return None
         ok = [i for i in self.lineage if math.isfinite(fitness_of(self.history[i]))]
         failed_in_a_row = len(self.lineage) - (self.lineage.index(ok[-1]) + 1 if ok else 0)
         if failed_in_a_row >= LEADER_RETRIES:
             return None
+        if self.cfg.halving.leader_snapshot == "best":
+            snapshots = [self.first_leader, *ok]
+            order = {i: n for n, i in enumerate(snapshots)}
+            return self.history[min(snapshots, key=lambda i: (fitness_of(self.history[i]), -order[i]))]
         return self.history[ok[-1] if ok else self.first_leader]
 
     def new_candidate(self, ctx: AskContext) -> Proposal | None:

@@ -565,7 +565,10 @@ def report(run_dir: str | Path) -> Path:
         rungs = (f"{'/'.join(f'{n * h.seconds_per_step:g}' for n in h.rung_steps())} seconds of training"
                  if h.seconds_per_step > 0 else f"{'/'.join(map(str, h.rung_steps()))} steps")
         budget = (f"rungs of {rungs} in all, "
-                  f"the best 1/{h.eta} promoted, new candidates from {h.sampler}")
+                  f"the best 1/{h.eta} promoted, new candidates from {h.sampler}"
+                  + (f", {h.leader_share:g} of the clock the leader's (a lineage judged and continued "
+                     f"on its {'best snapshot' if h.leader_snapshot == 'best' else 'latest trial'})"
+                     if h.leader_share > 0 else ""))
     else:
         budget = f"{cfg.training.steps} steps per new evaluation"
     lines = [

@@ -437,7 +437,12 @@ LEADER_SETS = ["search.population=1000", "search.generations=0", "halving.eta=2"
 def closed_with_a_leader(free: int = 1):
     """A halving search with a leader's share, closed: two new candidates at rung 0 of 10 steps, the
     clock (1 s a step) then too short for a third beside the leader's climb and share."""
-    s, history = make(SuccessiveHalving, *LEADER_SETS)
+    return closed_with_a_leader_sets(free=free)
+
+
+def closed_with_a_leader_sets(*sets: str, free: int = 1):
+    """closed_with_a_leader with ``sets`` added to LEADER_SETS."""
+    s, history = make(SuccessiveHalving, *LEADER_SETS, *sets)
     ids = Ids()
 
     def ctx(left: float, free: int = free) -> AskContext:
@@ -493,6 +498,38 @@ def test_a_leader_lineage_retries_a_diverged_continuation_then_stops():
     assert t.parents == (q.id,)
     s.tell(finish(history, t, float("nan")))  # LEADER_RETRIES failures in a row: the lineage stops
     assert s.ask(ctx(10.0)) == [] and s.finished() and s.alive() == set()
+
+
+def test_with_leader_snapshot_best_a_lineage_leads_on_its_best_and_goes_on_from_it_after_a_worse_one():
+    """A GAN may collapse as it trains on: with halving.leader_snapshot = "best" a lineage is judged by its
+    best trial and continued from that checkpoint again (other batches) when a continuation got worse;
+    with "head" (the default) by its latest, as before."""
+    for snapshot in ("head", "best"):
+        s, history, ctx, a = closed_with_a_leader_sets(f"halving.leader_snapshot={snapshot}")
+        (p,) = s.ask(ctx(65.0))
+        assert p.parents == (a.id,) and p.generation == 1  # a (30) promoted before the close
+        s.tell(finish(history, p, 45.0))  # worse than a; still better than b (50)
+        (q,) = s.ask(ctx(50.0))  # closed: the leader's lineage alone
+        if snapshot == "head":  # a's lineage leads on its head p, and goes on from it past the top rung
+            assert s.first_leader == p.id and q.parents == (p.id,) and q.generation == 2
+        else:  # on its best, a: the lineage goes on from a again, to rung 1
+            assert s.first_leader == a.id and q.parents == (a.id,) and q.generation == 1
+            assert s.closed and q.seed != p.seed  # from a's checkpoint again, with other batches
+            s.tell(finish(history, q, 20.0))
+            (r,) = s.ask(ctx(40.0))
+            assert r.parents == (q.id,) and r.generation == 2  # better: on from it, past the top rung
+            s.tell(finish(history, r, 35.0))
+            (t,) = s.ask(ctx(20.0))
+            assert t.parents == (q.id,) and t.generation == 2 and t.seed != r.seed  # worse: from q again
+            assert s.alive() == {t.id}  # and t's parent q is kept by the scheduler while t trains
+            s.tell(finish(history, t, 36.0))
+            assert s.alive() == {q.id}  # still the lineage's best: its checkpoint must stay
+            again, _ = make(SuccessiveHalving, *LEADER_SETS, "halving.leader_snapshot=best")
+            again.history.update(history)
+            again.load_state_dict(json.loads(json.dumps(s.state_dict())), "state.json")
+            assert again.lineage_base() == s.lineage_base() == history[q.id]
+    with pytest.raises(config.ConfigError, match="leader_snapshot"):
+        config.override(config.Config(), ["halving.leader_snapshot=worst"])
 
 
 def test_on_a_pool_only_one_trial_of_the_leaders_lineage_trains_at_a_time():
