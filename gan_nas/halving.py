@@ -256,9 +256,8 @@ class SuccessiveHalving(Strategy):
         if failed_in_a_row >= LEADER_RETRIES:
             return None
         if self.cfg.halving.leader_snapshot == "best":
-            snapshots = [self.first_leader, *ok]
-            order = {i: n for n, i in enumerate(snapshots)}
-            return self.history[min(snapshots, key=lambda i: (fitness_of(self.history[i]), -order[i]))]
+            latest_first = [*reversed(ok), self.first_leader]  # min() keeps the first of equal FIDs
+            return self.history[min(latest_first, key=lambda i: fitness_of(self.history[i]))]
         return self.history[ok[-1] if ok else self.first_leader]
 
     def new_candidate(self, ctx: AskContext) -> Proposal | None:

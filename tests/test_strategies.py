@@ -434,14 +434,9 @@ LEADER_SETS = ["search.population=1000", "search.generations=0", "halving.eta=2"
                "halving.leader_share=0.5", "halving.seed_baseline=false"]
 
 
-def closed_with_a_leader(free: int = 1):
-    """A halving search with a leader's share, closed: two new candidates at rung 0 of 10 steps, the
-    clock (1 s a step) then too short for a third beside the leader's climb and share."""
-    return closed_with_a_leader_sets(free=free)
-
-
-def closed_with_a_leader_sets(*sets: str, free: int = 1):
-    """closed_with_a_leader with ``sets`` added to LEADER_SETS."""
+def closed_with_a_leader(*sets: str, free: int = 1):
+    """A halving search with a leader's share (LEADER_SETS, then ``sets``), closed: two new candidates at
+    rung 0 of 10 steps, the clock (1 s a step) then too short for a third beside the leader's climb and share."""
     s, history = make(SuccessiveHalving, *LEADER_SETS, *sets)
     ids = Ids()
 
@@ -505,7 +500,7 @@ def test_with_leader_snapshot_best_a_lineage_leads_on_its_best_and_goes_on_from_
     best trial and continued from that checkpoint again (other batches) when a continuation got worse;
     with "head" (the default) by its latest, as before."""
     for snapshot in ("head", "best"):
-        s, history, ctx, a = closed_with_a_leader_sets(f"halving.leader_snapshot={snapshot}")
+        s, history, ctx, a = closed_with_a_leader(f"halving.leader_snapshot={snapshot}")
         (p,) = s.ask(ctx(65.0))
         assert p.parents == (a.id,) and p.generation == 1  # a (30) promoted before the close
         s.tell(finish(history, p, 45.0))  # worse than a; still better than b (50)
