@@ -630,9 +630,12 @@ def test_sigkill_at_a_random_instant_then_resume_matches_uninterrupted(fixture_d
     assert best_of(run) == best_of(full)
 
 
-def _still_running(psutil, process):
-    """A worker that has exited but whose orphaned parent (PID 1 in a container that does not reap) has not
-    collected it stays a zombie: it has ended, which is all the kill test asks."""
+def still_running(process) -> bool:
+    """Whether a psutil ``process`` still runs. One that has exited after its parent was killed is left a
+    zombie until PID 1 reaps it, which in a container that runs no init may be never: it has ended, which
+    is all the kill tests ask."""
+    import psutil
+
     try:
         return process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -660,7 +663,7 @@ def test_sigkill_of_a_pool_search_ends_its_workers_and_resume_matches(fixture_di
     p.wait()
     assert workers, "the pool had no workers to orphan"
     _, alive = psutil.wait_procs(workers, timeout=2)  # before the unbroken run is waited for: 2 s, no more
-    running = [w.pid for w in alive if _still_running(psutil, w)]
+    running = [w.pid for w in alive if still_running(w)]
     assert not running, f"workers {running} kept running after their search was killed"
     assert unbroken.wait(timeout=600) == 0
     subprocess.run([sys.executable, "-m", "gan_nas.cli", "search", "--resume", "--quiet", "--run-dir", str(run)],
