@@ -160,8 +160,9 @@ class HalvingConfig:
     # with a leader's share, which snapshot of a lineage (a trial and its continuations) judges it and is
     # continued: "head", its latest; "best", its lowest FID, so a lineage whose continuation got worse
     # (a GAN that collapsed as it trained on) leads on its best and goes on from that checkpoint again,
-    # with other batches, rather than from the collapse ("best" is not the default: on MNIST it closed the
-    # search sooner and went back to one lucky snapshot again and again, samples/strategies/NOTES.md)
+    # with other batches, rather than from the collapse, from one checkpoint twice at most (halving.py's
+    # SNAPSHOT_TRIES; before that bound it went back to one lucky MNIST snapshot five times). "best" is not
+    # the default: on MNIST it also closed the search sooner (samples/strategies/NOTES.md)
     leader_snapshot: str = "head"
     # new candidates started before the wall clock may close the search (0: the clock alone decides). With a
     # slow first candidate or a large leader_share the clock closes it after one or two, and a leader picked

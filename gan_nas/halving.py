@@ -37,7 +37,11 @@ steps x (eta - 1) more each time, cut to the clock) until the clock runs out. A 
 the continuations of it; ``halving.leader_snapshot`` says which of its snapshots judges it and is
 continued next: ``head``, its latest trial, or ``best``, its lowest FID: a GAN may get worse as it
 trains on (it collapses), and then the lineage goes on from its best checkpoint again, with other
-batches, rather than from the collapse. A continuation that diverges is
+batches, rather than from the collapse. Each checkpoint is continued ``SNAPSHOT_TRIES`` times at most:
+the lowest of several noisy FIDs is biased low, so a lucky early snapshot would otherwise draw the
+lineage back forever and it would never train past it (MNIST seed 0 went back to one rung-0 checkpoint
+five times, samples/strategies/NOTES.md); once tried that often, the lineage goes on from its next
+best. A continuation that diverges is
 tried again from the same checkpoint with another seed, ``LEADER_RETRIES``
 times in a row at most. At
 a wall-clock budget, what wins is one reasonable candidate trained long
@@ -68,6 +72,7 @@ redone trials for as many seconds, not as many steps.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -80,6 +85,7 @@ from gan_nas.strategy import AskContext, Milestone, Record, Strategy, need, need
 from gan_nas.trial import Proposal, derived_seed, lineage_seed
 
 LEADER_RETRIES = 2  # failed continuations in a row after which the leader's lineage stops
+SNAPSHOT_TRIES = 2  # leader_snapshot = "best": continuations of one checkpoint, after which its lineage goes on from the next best
 
 
 class SuccessiveHalving(Strategy):
@@ -246,19 +252,29 @@ class SuccessiveHalving(Strategy):
 
     def lineage_base(self) -> Record | None:
         """The trial the leader's lineage continues next: its latest finite trial, else the leader it
-        started from (with ``leader_snapshot = "best"``: the lowest FID of those, the latest of equal
-        ones); None while one of its trials trains, before it started, or after LEADER_RETRIES failures
-        in a row."""
+        started from (with ``leader_snapshot = "best"``: the first of :meth:`open_snapshots`, if any);
+        None while one of its trials trains, before it started, or after LEADER_RETRIES failures in a row."""
         if self.first_leader is None or any(i not in self.history for i in self.lineage):
             return None
-        ok = [i for i in self.lineage if math.isfinite(fitness_of(self.history[i]))]
+        ok = self.lineage_ok()
         failed_in_a_row = len(self.lineage) - (self.lineage.index(ok[-1]) + 1 if ok else 0)
         if failed_in_a_row >= LEADER_RETRIES:
             return None
-        if self.cfg.halving.leader_snapshot == "best":
-            latest_first = [*reversed(ok), self.first_leader]  # min() keeps the first of equal FIDs
-            return self.history[min(latest_first, key=lambda i: fitness_of(self.history[i]))]
+        if self.cfg.halving.leader_snapshot == "best" and (open_ := self.open_snapshots()):
+            return open_[0]
         return self.history[ok[-1] if ok else self.first_leader]
+
+    def lineage_ok(self) -> list[str]:
+        """The leader's lineage's finished trials with a finite FID, in order."""
+        return [i for i in self.lineage if i in self.history and math.isfinite(fitness_of(self.history[i]))]
+
+    def open_snapshots(self) -> list[Record]:
+        """The leader it started from and its lineage's finite trials that have been continued fewer than
+        SNAPSHOT_TRIES times (a trial that trains now not counted), best first, the latest of equal FIDs
+        first."""
+        tries = Counter(r["parents"][0] for r in self.history.values() if r["kind"] == "continue" and r["parents"])
+        latest_first = [*reversed(self.lineage_ok()), self.first_leader]
+        return sorted((self.history[i] for i in latest_first if tries[i] < SNAPSHOT_TRIES), key=fitness_of)
 
     def new_candidate(self, ctx: AskContext) -> Proposal | None:
         if self.new >= self.total or self.closed:
@@ -322,6 +338,11 @@ class SuccessiveHalving(Strategy):
             lead = self.leader() if self.first_leader is None else None
             base = self.lineage_base()
             keep |= {r["id"] for r in (lead and lead[0], base) if r}  # what may still go on, past the top rung
+            if self.first_leader is not None and self.cfg.halving.leader_snapshot == "best":
+                # what the lineage may go on from once the trial training now finishes: that trial, its
+                # parent (kept while it trains), or, were the parent then tried out, the next best; or the head
+                ok = self.lineage_ok()
+                keep |= {r["id"] for r in self.open_snapshots()[:2]} | set(ok[-1:])
             if self.closed:  # and nothing else will
                 return keep
         for k in range(len(self.steps) - 1):
