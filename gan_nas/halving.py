@@ -39,9 +39,8 @@ continued next: ``head``, its latest trial, or ``best``, its lowest FID: a GAN m
 trains on (it collapses), and then the lineage goes on from its best checkpoint again, with other
 batches, rather than from the collapse. Each checkpoint is continued ``SNAPSHOT_TRIES`` times at most:
 the lowest of several noisy FIDs is biased low, so a lucky early snapshot would otherwise draw the
-lineage back forever and it would never train past it (MNIST seed 0 went back to one rung-0 checkpoint
-five times, samples/strategies/NOTES.md); once tried that often, the lineage goes on from its next
-best. A continuation that diverges is
+lineage back again and again and it would never train past it (samples/strategies/NOTES.md); once
+tried that often, the lineage goes on from its next best. A continuation that diverges is
 tried again from the same checkpoint with another seed, ``LEADER_RETRIES``
 times in a row at most. At
 a wall-clock budget, what wins is one reasonable candidate trained long
@@ -85,7 +84,7 @@ from gan_nas.strategy import AskContext, Milestone, Record, Strategy, need, need
 from gan_nas.trial import Proposal, derived_seed, lineage_seed
 
 LEADER_RETRIES = 2  # failed continuations in a row after which the leader's lineage stops
-SNAPSHOT_TRIES = 2  # leader_snapshot = "best": continuations of one checkpoint, after which its lineage goes on from the next best
+SNAPSHOT_TRIES = 2  # leader_snapshot = "best": continuations of one checkpoint, then the lineage's next best
 
 
 class SuccessiveHalving(Strategy):
