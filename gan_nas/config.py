@@ -161,8 +161,9 @@ class HalvingConfig:
     # continued: "head", its latest; "best", its lowest FID, so a lineage whose continuation got worse
     # (a GAN that collapsed as it trained on) leads on its best and goes on from that checkpoint again,
     # with other batches, rather than from the collapse, from one checkpoint twice at most (halving.py's
-    # SNAPSHOT_TRIES; before that bound it went back to one lucky MNIST snapshot five times). "best" is not
-    # the default: on MNIST it also closed the search sooner (samples/strategies/NOTES.md)
+    # SNAPSHOT_TRIES: the lowest of several noisy FIDs is biased low, so unbounded, a lucky early snapshot
+    # draws the lineage back again and again). "best" is not the default: on MNIST it was no better over six
+    # seeds and can close the search sooner (samples/strategies/NOTES.md)
     leader_snapshot: str = "head"
     # new candidates started before the wall clock may close the search (0: the clock alone decides). With a
     # slow first candidate or a large leader_share the clock closes it after one or two, and a leader picked
