@@ -238,7 +238,8 @@ class ProcessExecutor(Executor):
         proc = self._ctx.Process(target=_worker_main,
                                  args=(child, self.threads, self.init, os.getpid(), self.gpu_of(slot)),
                                  daemon=True, name="gan-nas-worker")
-        proc.start()
+        with runtime.threads_for_children(self.threads):
+            proc.start()
         child.close()
         return _Worker(proc, parent)
 
