@@ -238,8 +238,7 @@ class ProcessExecutor(Executor):
         proc = self._ctx.Process(target=_worker_main,
                                  args=(child, self.threads, self.init, os.getpid(), self.gpu_of(slot)),
                                  daemon=True, name="gan-nas-worker")
-        with runtime.threads_for_children(self.threads):
-            proc.start()
+        proc.start()
         child.close()
         return _Worker(proc, parent)
 

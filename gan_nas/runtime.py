@@ -10,10 +10,8 @@ already is (which works until the runtime has started).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
 
 # Keep TensorFlow's native log lines off the terminal: its start-up chatter, and an ERROR-level grappler
 # line ("remapper failed: ... LeakyReluGrad") printed once per traced train step with a leaky ReLU, which
@@ -49,31 +47,6 @@ def limit_threads(threads: int) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(1)
         except RuntimeError:  # the runtime is already initialized
             pass
-
-
-# numpy's BLAS (OpenBLAS, or MKL) and OpenMP read their thread counts once, when numpy is imported
-BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-@contextlib.contextmanager
-def threads_for_children(threads: int) -> Iterator[None]:
-    """Processes started inside this block run numpy's BLAS with ``threads`` threads (0: its default, all
-    cores). A spawned worker imports numpy before any of its own code runs, so only its inherited
-    environment can limit it; unlimited, each worker's scoring (KID, the k-NN metrics) would run threads
-    on the cores the other workers train on."""
-    if threads <= 0:
-        yield
-        return
-    saved = {k: os.environ.get(k) for k in BLAS_THREAD_VARIABLES}
-    os.environ.update({k: str(threads) for k in BLAS_THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def start_tensorflow(threads: int = 0) -> None:

@@ -209,15 +209,3 @@ def test_process_pool_pins_each_worker_to_its_gpu():
         assert seen == ["4", "4", "7"]
     finally:
         ex.close()
-
-
-def test_process_pool_workers_start_with_numpys_blas_limited_to_their_threads(monkeypatch):
-    """A spawned worker imports numpy before its own code runs, so BLAS's thread count must come with its
-    environment; the parent's own environment is left as it was."""
-    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
-    before = dict(os.environ)
-    with ProcessExecutor(workers=2, threads=1, max_retries=0) as ex:
-        for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-            (_, r), = ex.map_unordered(_toy_tasks.env_var, [{"name": name}])
-            assert r["value"] == "1", name
-    assert dict(os.environ) == before
