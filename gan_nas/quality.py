@@ -15,8 +15,8 @@ Conventions: Euclidean distance in float64 on real (N, D) and fake (M, D) featur
 distance <= radius. NND_k excludes the point itself once and only once: a duplicate of a point is a
 neighbour at distance 0 (k duplicates give a radius of 0, and the ball then holds only exact copies).
 Memory: no N x N, M x M or M x N matrix is ever held, only ``block`` rows of one at a time: the peak
-is about 2.3 * 8 * block * max(N, M) bytes (two float64/int64 blocks and a few boolean ones), under
-200 MB for 10,000 points and block=1024, against 800 MB for one full 10,000 x 10,000 matrix.
+is about 2.3 * 8 * block * max(N, M) bytes (two float64/int64 blocks and a few boolean ones), about
+25 MB for 10,000 points and the default :data:`BLOCK`, against 800 MB for one full 10,000 x 10,000 matrix.
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ from gan_nas.errors import FitnessError
 
 _REL_TOL = 1e-9  # pairs this close (relative to the squared norms) to a ball's edge are recomputed exactly
 _EXACT_CHUNK = 1 << 16  # pairs recomputed per numpy call, so a degenerate set cannot blow up memory
+# Rows per block. Small blocks keep each scratch array (block x 10,000 float64: 10 MB) under glibc's
+# largest mmap threshold (32 MB), so freed blocks are reused from the heap; blocks of 80 MB (1,024 rows)
+# were mapped fresh from the kernel and faulted in page by page for every block, which made a search
+# worker's scoring several times slower and its timing erratic (experiments/bench_quality.py).
+# Results do not depend on the block size.
+BLOCK = 128
 
 
 class QualityError(FitnessError, ValueError):
@@ -99,7 +105,7 @@ def _knn_sqradii(x: np.ndarray, ks, block: int) -> np.ndarray:
     return out
 
 
-def knn_radii(real, ks: tuple[int, ...], block: int = 1024) -> np.ndarray:
+def knn_radii(real, ks: tuple[int, ...], block: int = BLOCK) -> np.ndarray:
     """Squared k-NN radii (len(ks), N) of a real set, for :func:`quality_scores`' ``real_radii``.
 
     They depend on the real set only, so a reference computes them once and scores every generated
@@ -149,7 +155,7 @@ def _cross(real, fake, r2_real: np.ndarray, r2_fake: np.ndarray, block: int):
     return n_in, covered, in_fake
 
 
-def precision_recall(real, fake, k: int = 3, block: int = 1024) -> tuple[float, float]:
+def precision_recall(real, fake, k: int = 3, block: int = BLOCK) -> tuple[float, float]:
     """(precision, recall) of Kynkäänniemi et al. 2019 with k-NN radii (see the module docstring)."""
     _check_int(k, "k")
     real, fake = _prepare(real, fake, k, k, block)
@@ -157,7 +163,7 @@ def precision_recall(real, fake, k: int = 3, block: int = 1024) -> tuple[float, 
     return float((n_in[0] > 0).mean()), float(in_fake[0].mean())
 
 
-def density_coverage(real, fake, k: int = 5, block: int = 1024) -> tuple[float, float]:
+def density_coverage(real, fake, k: int = 5, block: int = BLOCK) -> tuple[float, float]:
     """(density, coverage) of Naeem et al. 2020; only the real set needs k+1 points."""
     _check_int(k, "k")
     real, fake = _prepare(real, fake, k, None, block)
@@ -215,7 +221,7 @@ def class_kl(probs_or_labels_fake, real_labels, n_classes: int, eps: float = 1e-
 
 
 def quality_scores(real_feats, fake_feats, k_pr: int = 3, k_dc: int = 5, fake_class=None, real_class=None,
-                   n_classes: int | None = None, block: int = 1024, real_radii=None) -> dict[str, float]:
+                   n_classes: int | None = None, block: int = BLOCK, real_radii=None) -> dict[str, float]:
     """precision, recall (k_pr), density, coverage (k_dc) and, given classes of the generated samples,
     class_coverage (and class_kl when ``real_class`` is given too). Every distance is computed once.
 
