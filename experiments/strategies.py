@@ -6,7 +6,9 @@ its candidates, as the quickstart runs it; ``halving-leader-explore`` is that wi
 least before the clock may close the search; ``halving-leader-seconds`` is the unseeded one with rungs of
 seconds, ``halving.seconds_per_step = 0.1``: 20, 60 and 180 s, about the DCGAN's 200, 600 and 1,800 steps on
 one core); ``halving-leader-best`` is that with each lineage judged and continued on its best snapshot,
-``halving.leader_snapshot = "best"``).
+``halving.leader_snapshot = "best"``); ``halving-leader-ema`` is ``halving-leader-seconds`` with every
+generator scored on the exponential moving average of its weights, ``training.g_ema = 0.999``, which
+smooths the ups and downs of one snapshot's FID that decide the leader).
 
 Run:  python experiments/strategies.py --runs runs/strategies --page samples/strategies
       python experiments/strategies.py --runs runs/strategies --page samples/strategies --jobs 2
@@ -43,7 +45,7 @@ from gan_nas.store import RunStore
 
 HERE = Path(__file__).resolve().parent
 STRATEGIES = ("random", "evolution", "rl", "halving", "halving-leader", "halving-leader-unseeded",
-              "halving-leader-explore", "halving-leader-seconds", "halving-leader-best")
+              "halving-leader-explore", "halving-leader-seconds", "halving-leader-best", "halving-leader-ema")
 # Rows that are a strategy with settings of their own: row name -> (search.strategy, its --set overrides).
 # Unseeded: a leader that is the DCGAN genome returns the DCGAN trained for part of the seconds that
 # compare gives its own DCGAN, so with the seed the search can at best tie compare's baseline.
@@ -54,7 +56,9 @@ VARIANTS = {"halving-leader": ("halving", ["halving.leader_share=0.5"]),
             "halving-leader-seconds": ("halving", ["halving.leader_share=0.5", "halving.seed_baseline=false",
                                                    "halving.seconds_per_step=0.1"]),
             "halving-leader-best": ("halving", ["halving.leader_share=0.5", "halving.seed_baseline=false",
-                                                "halving.seconds_per_step=0.1", "halving.leader_snapshot=best"])}
+                                                "halving.seconds_per_step=0.1", "halving.leader_snapshot=best"]),
+            "halving-leader-ema": ("halving", ["halving.leader_share=0.5", "halving.seed_baseline=false",
+                                               "halving.seconds_per_step=0.1", "training.g_ema=0.999"])}
 
 
 def search_command(config: Path, run_dir: Path, row: str, seed: int, sets: list[str]) -> list[str]:
