@@ -6,7 +6,7 @@ A search scores each candidate's 1,000 images against the validation split's 10,
 (gan_nas.fitness.MAX_QUALITY_POINTS): the real set's k-NN radii once per worker process, then
 precision, recall, density and coverage for every candidate. This runs that the way a pool's worker
 does, in fresh processes (TensorFlow started with one thread; before each scoring a new Keras model is
-built and draws 1,000 images, which is what leaves a worker's heap fragmented), alternating the old
+built and draws 1,000 images, as between a worker's scorings), alternating the old
 block of 1,024 rows and gan_nas.quality.BLOCK, on Gaussian features of the feature networks' width
 (128) seeded by --seed. It prints the median and worst seconds of each and the ratios old / new, all
 measured in this one run, and whether both block sizes gave the same scores.
