@@ -226,8 +226,8 @@ def page(result: dict, config: Path, runs: Path, out: Path, sets: list[str], opt
     for row, (strategy, own) in VARIANTS.items():
         if row in result["strategies"]:
             lines += ["", f"*{row}*: `{strategy}` with {', '.join(f'`--set {o}`' for o in own)}."]
-    row = next(iter(result["strategies"]))  # the page's first row, with its own settings
-    example = " ".join(["gan-nas", *search_command(Path("experiments/strategies.toml"), runs / f"{row}-s0", row,
+    first = next(iter(result["strategies"]))  # the page's first row, with its own settings
+    example = " ".join(["gan-nas", *search_command(Path("experiments/strategies.toml"), runs / f"{first}-s0", first,
                                                     0, sets)[3:]])
     lines += ["", "Made by (each search one after another, or two at a time with `--jobs 2` on 2 cores):", "",
               "```bash", f"export GAN_NAS_DATA_DIR=../shared/data   # where {cfg.data.dataset}/ is",

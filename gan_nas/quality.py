@@ -31,7 +31,7 @@ _EXACT_CHUNK = 1 << 16  # pairs recomputed per numpy call, so a degenerate set c
 # Rows per block. Small blocks keep each scratch array (block x 10,000 float64: 10 MB) under glibc's
 # largest mmap threshold (32 MB), so freed blocks are reused from the heap; blocks of 80 MB (1,024 rows)
 # were mapped fresh from the kernel and faulted in page by page for every block, which made a search
-# worker's scoring several times slower and its timing erratic (experiments/bench_quality.py).
+# worker's scoring slower and erratic, at worst many times its usual time (experiments/bench_quality.py).
 # Results do not depend on the block size.
 BLOCK = 128
 
