@@ -41,8 +41,9 @@ batches, rather than from the collapse. Each checkpoint is continued ``SNAPSHOT_
 the lowest of several noisy FIDs is biased low, so a lucky early snapshot would otherwise draw the
 lineage back again and again and it would never train past it (samples/strategies/NOTES.md); once
 tried that often, the lineage goes on from its next best. A continuation that diverges is
-tried again from the same checkpoint with another seed, ``LEADER_RETRIES``
-times in a row at most. At
+tried again with another seed (from the same checkpoint, or with ``best`` from the next best once
+that checkpoint has been tried ``SNAPSHOT_TRIES`` times); after ``LEADER_RETRIES`` failures in a row
+the lineage stops. At
 a wall-clock budget, what wins is one reasonable candidate trained long
 (samples/strategies/NOTES.md); the top rung is sized for the leader's climb,
 not for the whole of what the clock can give it. On a pool the other workers
@@ -88,8 +89,10 @@ SNAPSHOT_TRIES = 2  # leader_snapshot = "best": continuations of one checkpoint,
 
 
 class SuccessiveHalving(Strategy):
-    """See the module docstring. State: each rung's trial ids, the ids already promoted, the
-    number of new candidates issued and of trials told, the sampler's policy, the random generator."""
+    """See the module docstring. State: each rung's trial ids, the trials past the top rung, the
+    leader's lineage and the leader it started from, the ids already promoted, the number of new
+    candidates issued and of trials told, whether the search has closed, the sampler's policy, the
+    random generator."""
 
     name = "halving"
 
@@ -116,11 +119,17 @@ class SuccessiveHalving(Strategy):
         """Rung ``k``'s finished trials, best first."""
         return sorted((self.history[i] for i in self.rungs[k] if i in self.history), key=fitness_of)
 
+    def window(self, k: int) -> list[Record]:
+        """Rung ``k``'s finished trials ranked within floor(total / eta), best first, total being the new
+        candidates the budget allows: the most that rung k can ever promote, and the trials whose
+        checkpoints :meth:`alive` keeps for it."""
+        return self.finished_in(k)[: self.total // self.eta]
+
     def promotable(self, k: int) -> list[Record]:
-        """Rung ``k``'s finished trials among its best floor(n / eta) (once closed: all of them), not
-        promoted yet, best first."""
+        """Rung ``k``'s finished trials among its best floor(n / eta) (once closed: all of its
+        :meth:`window`, as nothing new will arrive to outrank them), not promoted yet, best first."""
         done = self.finished_in(k)
-        best = done if self.closed else done[: len(done) // self.eta]
+        best = self.window(k) if self.closed else done[: len(done) // self.eta]
         return [r for r in best if r["id"] not in self.promoted and math.isfinite(fitness_of(r))]
 
     def budget(self, steps: int) -> tuple[int, float | None]:
@@ -163,18 +172,24 @@ class SuccessiveHalving(Strategy):
         a rung, with a finite FID, that no finished continuation has taken further), or with
         ``leader_snapshot = "best"`` by its best trial, which makes the leader the best finished trial of
         any rung (MNIST seed 2, samples/strategies/NOTES.md: a rung-0 54.5 whose continuation scored
-        155.4 lost the lead to a lineage that never went below 68.1). Of equal FIDs, the higher rung's."""
+        155.4 lost the lead to a lineage that never went below 68.1). Of equal FIDs, the higher rung's.
+        Only trials within their rung's :meth:`window` may lead: those are the checkpoints kept for it."""
         if self.leader_reserve <= 0:
             for k in reversed(range(len(self.steps))):
                 done = [r for r in self.finished_in(k) if math.isfinite(fitness_of(r))]
                 if done:
                     return done[0], k
             return None
-        mine = [(r, k) for k, rung in enumerate(self.rungs) for i in rung if (r := self.history.get(i)) is not None]
+        return min(self.heads(), key=lambda rk: (fitness_of(rk[0]), -rk[1]), default=None)
+
+    def heads(self) -> list[tuple[Record, int]]:
+        """With a leader's share: the trials that may lead, and their rungs: within their rung's window,
+        with a finite FID and, judged by the head, not taken further by a finished continuation."""
+        mine = [(r, k) for k in range(len(self.rungs)) for r in self.window(k)]
         taken_further = set() if self.cfg.halving.leader_snapshot == "best" else {
-            r["parents"][0] for r, _ in mine if r["kind"] == "continue" and r["parents"] and math.isfinite(fitness_of(r))}
-        heads = [(r, k) for r, k in mine if math.isfinite(fitness_of(r)) and r["id"] not in taken_further]
-        return min(heads, key=lambda rk: (fitness_of(rk[0]), -rk[1]), default=None)
+            r["parents"][0] for i in (j for rung in self.rungs for j in rung) if (r := self.history.get(i))
+            and r["kind"] == "continue" and r["parents"] and math.isfinite(fitness_of(r))}
+        return [(r, k) for r, k in mine if math.isfinite(fitness_of(r)) and r["id"] not in taken_further]
 
     def room(self, ctx: AskContext, seconds: float) -> bool:
         """Whether ``seconds`` of other work still leave the wall clock time to take the leader from
@@ -329,20 +344,28 @@ class SuccessiveHalving(Strategy):
         below the top, those ranked within floor(total / eta), total being the new candidates the
         budget allows. (Not floor(rung k's size / eta): asynchronous promotion may promote nearly
         every trial of a rung when results improve over time, so a rung can hold up to ``total``.) With a
-        leader's share, also the leader; once closed, only the leader."""
+        leader's share, also every trial that may still lead (:meth:`heads`); once the leader's lineage
+        has started, only what that lineage may still continue from."""
         if self.finished():
             return set()
         keep = set(self.pending())
         if self.leader_reserve > 0:
-            lead = self.leader() if self.first_leader is None else None
+            if self.first_leader is None:
+                # judged by its head, any head may yet lead (a better one's continuation may do worse);
+                # judged by its best, only a better trial to come can take the lead from the leader
+                if self.cfg.halving.leader_snapshot == "best":
+                    lead = self.leader()
+                    keep |= {lead[0]["id"]} if lead else set()
+                else:
+                    keep |= {r["id"] for r, _ in self.heads()}
             base = self.lineage_base()
-            keep |= {r["id"] for r in (lead and lead[0], base) if r}  # what may still go on, past the top rung
+            keep |= {base["id"]} if base else set()  # what may still go on, past the top rung
             if self.first_leader is not None and self.cfg.halving.leader_snapshot == "best":
-                # what the lineage may go on from once the trial training now finishes: that trial, its
-                # parent (kept while it trains), or, were the parent then tried out, the next best; or the head
+                # what the lineage may go on from, now or once the trial training now finishes: any of
+                # its open snapshots (continuations that do worse send it back to the next best), or the head
                 ok = self.lineage_ok()
-                keep |= {r["id"] for r in self.open_snapshots()[:2]} | set(ok[-1:])
-            if self.closed:  # and nothing else will
+                keep |= {r["id"] for r in self.open_snapshots()} | set(ok[-1:])
+            if self.closed and self.first_leader is not None:  # and nothing else will
                 return keep
         for k in range(len(self.steps) - 1):
             done = sorted((self.history[i] for i in self.rungs[k] if i in self.history), key=fitness_of)

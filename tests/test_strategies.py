@@ -589,3 +589,41 @@ def test_halving_keeps_every_checkpoint_a_later_promotion_continues():
                 assert not (p.resume and p.resume in released), f"seed {seed}: {p.id} continues {p.resume}, released"
                 s.tell(finish(history, p, float(rng.uniform(1, 100))))
                 released |= set(history) - s.alive()
+
+
+ETA3 = ["halving.eta=3", "halving.max_steps=90"]  # rungs 10/30/90
+ETA2 = ["halving.eta=2", "halving.max_steps=40", "search.population=60"]  # rungs 10/20/40
+SHARE = ["search.wall_clock_seconds=300", "halving.leader_share=0.5"]
+
+
+@pytest.mark.parametrize("sets", [
+    ETA3,  # no leader share: once closed, every trial of a rung's window may be promoted
+    ETA3 + SHARE, ETA3 + SHARE + ["halving.leader_snapshot=best"],
+    ETA2 + SHARE, ETA2 + SHARE + ["halving.leader_snapshot=best"],
+], ids=["eta3-closed", "eta3-leader-head", "eta3-leader-best", "eta2-leader-head", "eta2-leader-best"])
+def test_halving_never_continues_a_checkpoint_alive_let_go_on_a_clock(sets):
+    """As above, on a simulated clock of 300 s that closes the search, then, as a resume with a larger
+    ``--set search.wall_clock_seconds`` would, with far more time: whatever alive() let go (the scheduler
+    prunes it) is never the checkpoint of a later trial. One trial in ten diverges (NaN)."""
+    closed_by_the_clock = 0
+    for seed in range(25):
+        # 30 (or 60) new candidates at most: alive() keeps the best 10 (or 30) of a rung below the top
+        s, history = make(SuccessiveHalving, "search.population=30", "search.generations=0", "halving.min_steps=10",
+                          "training.max_seconds=0", f"run.seed={seed}", *sets)
+        ids, released, rng = Ids(), set(), np.random.default_rng(seed)
+        for clock in (300.0, 3000.0):  # the clock, then the resumed run's
+            left = clock
+            while left > 0 and not s.finished():
+                ps = s.ask(AskContext(free=1, new_id=ids, expected_seconds=lambda p: float(p.steps),
+                                      seconds_left=left))
+                if not ps:
+                    break
+                (p,) = ps
+                assert not (p.resume and p.resume in released), f"seed {seed}: {p.id} continues {p.resume}, released"
+                left -= min(p.steps, p.max_seconds or math.inf)
+                fid = float("nan") if rng.uniform() < 0.1 else float(rng.uniform(1, 100))
+                s.tell(finish(history, p, fid))
+                released |= set(history) - s.alive()
+            if clock == 300.0:
+                closed_by_the_clock += s.closed
+    assert closed_by_the_clock >= 5  # the clock closed many of these searches, not their budget
