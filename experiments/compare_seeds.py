@@ -6,7 +6,7 @@ is read off the ratio of the means over seeds, with an interval that says how fa
 a percentile bootstrap over seeds, each resampled seed keeping its searched and DCGAN FIDs together
 (they share a machine and a day).
 
-Run:  python experiments/compare_seeds.py samples/strategies/compare_halving_leader_seconds_s*_mnist
+Run:  python experiments/compare_seeds.py samples/strategies/compare_halving_leader_seconds_s{0..11}_mnist
       python experiments/compare_seeds.py RUN_DIR_1 RUN_DIR_2 ... --json
 
 Each argument is a ``compare.json`` or a folder holding one (a compared run, or its copy in samples/).
