@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ def load(path: Path) -> dict:
         searched, dcgan = rows["searched"], rows["dcgan_equal_seconds"]
         dcgan_fid = float(data["baseline_runs"]["mean"]) if data.get("baseline_runs") else float(dcgan["fid"])
         steps = rows.get("dcgan_equal_steps")
-        return {
+        result = {
             "name": file.parent.name,
             "searched_fid": float(searched["fid"]),
             "searched_kid": float(searched["kid"]),
@@ -47,6 +48,10 @@ def load(path: Path) -> dict:
         }
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{file}: not a readable compare.json ({type(err).__name__}: {err})") from None
+    if not all(math.isfinite(result[k]) and result[k] > 0 for k in ("searched_fid", "dcgan_fid")):
+        raise ValueError(f"{file}: a FID that is not a positive number (searched {result['searched_fid']}, "
+                         f"DCGAN {result['dcgan_fid']}): a ratio of the means needs both")
+    return result
 
 
 def ratio_of_means_interval(searched: list[float], dcgan: list[float], draws: int, seed: int) -> tuple[float, float]:

@@ -52,7 +52,11 @@ def test_markdown_table_has_a_row_per_compare(tmp_path, capsys):
     assert "ratio of the means 0.67" in out and "won 1 of 2" in out
 
 
-@pytest.mark.parametrize("content", [None, "{not json", json.dumps({"rows": []})])
+NAN_FID = json.dumps({"rows": [{"key": "searched", "fid": float("nan"), "kid": 1.0, "steps": 1, "seconds": 1.0},
+                                {"key": "dcgan_equal_seconds", "fid": 40.0, "kid": 1.0, "steps": 1, "seconds": 1.0}]})
+
+
+@pytest.mark.parametrize("content", [None, "{not json", json.dumps({"rows": []}), "[1, 2]", NAN_FID])
 def test_a_missing_or_malformed_compare_exits_2_naming_it(tmp_path, capsys, content):
     folder = tmp_path / "bad"
     folder.mkdir()
