@@ -67,7 +67,7 @@ def summarise(results: list[dict], draws: int, seed: int) -> dict:
     searched = [r["searched_fid"] for r in results]
     dcgan = [r["dcgan_fid"] for r in results]
     per_seed = [s / d for s, d in zip(searched, dcgan)]
-    std = statistics.stdev if len(results) > 1 else (lambda _: float("nan"))
+    std = statistics.stdev if len(results) > 1 else (lambda _: None)  # one seed has no spread (JSON: null)
     return {
         "seeds": len(results),
         "searched_mean": statistics.fmean(searched), "searched_std": std(searched),
@@ -86,16 +86,18 @@ def markdown(results: list[dict], summary: dict) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         runs = f", mean of {r['dcgan_runs']}" if r["dcgan_runs"] > 1 else ""
+        first = ", the first run's" if r["dcgan_runs"] > 1 else ""  # compare.json's row holds one run's KID
         equal = r["equal_steps_fid"]
         equal_fid = "-" if equal is None else f"{equal:.2f}"
         equal_ratio = "-" if equal is None else f"{r['searched_fid'] / equal:.2f}"
         lines.append(
             f"| {r['name']} | {r['searched_fid']:.2f} ({r['searched_kid']:.2f}) | {r['searched_steps']:,} "
-            f"| {r['dcgan_fid']:.2f}{runs} ({r['dcgan_kid']:.2f}) | {r['dcgan_steps']:,} "
+            f"| {r['dcgan_fid']:.2f}{runs} ({r['dcgan_kid']:.2f}{first}) | {r['dcgan_steps']:,} "
             f"| {r['searched_fid'] / r['dcgan_fid']:.2f} | {equal_fid} | {equal_ratio} |")
     low, high = summary["ratio_of_means_95"]
-    lines += ["", f"Seeds: {summary['seeds']}. Searched {summary['searched_mean']:.2f} ± {summary['searched_std']:.2f}, "
-              f"DCGAN {summary['dcgan_mean']:.2f} ± {summary['dcgan_std']:.2f} (mean ± std over seeds): "
+    spread = {k: "n/a" if summary[k] is None else f"{summary[k]:.2f}" for k in ("searched_std", "dcgan_std")}
+    lines += ["", f"Seeds: {summary['seeds']}. Searched {summary['searched_mean']:.2f} ± {spread['searched_std']}, "
+              f"DCGAN {summary['dcgan_mean']:.2f} ± {spread['dcgan_std']} (mean ± std over seeds): "
               f"**ratio of the means {summary['ratio_of_means']:.2f}** (95% bootstrap over seeds "
               f"{low:.2f}-{high:.2f}; {summary['bootstrap']['draws']:,} draws, seed {summary['bootstrap']['seed']}); "
               f"median of the per-seed ratios {summary['median_ratio']:.2f}; "

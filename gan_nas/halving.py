@@ -368,8 +368,7 @@ class SuccessiveHalving(Strategy):
             if self.closed and self.first_leader is not None:  # and nothing else will
                 return keep
         for k in range(len(self.steps) - 1):
-            done = sorted((self.history[i] for i in self.rungs[k] if i in self.history), key=fitness_of)
-            keep |= {r["id"] for r in done[: self.total // self.eta] if r["id"] not in self.promoted}
+            keep |= {r["id"] for r in self.window(k) if r["id"] not in self.promoted}
         return keep
 
     def generations(self) -> int:

@@ -52,6 +52,16 @@ def test_markdown_table_has_a_row_per_compare(tmp_path, capsys):
     assert "ratio of the means 0.67" in out and "won 1 of 2" in out
 
 
+def test_one_compare_has_no_spread(tmp_path, capsys):
+    folder = _compare(tmp_path / "only", 10.0, [30.0, 50.0])
+    assert compare_seeds.main([str(folder), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]  # strict JSON: no NaN
+    assert summary["searched_std"] is None and summary["ratio_of_means"] == pytest.approx(0.25)
+    assert compare_seeds.main([str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "10.00 ± n/a" in out and "40.00, mean of 2 (1.00, the first run's)" in out
+
+
 NAN_FID = json.dumps({"rows": [{"key": "searched", "fid": float("nan"), "kid": 1.0, "steps": 1, "seconds": 1.0},
                                 {"key": "dcgan_equal_seconds", "fid": 40.0, "kid": 1.0, "steps": 1, "seconds": 1.0}]})
 
