@@ -182,3 +182,13 @@ def test_the_process_pool_takes_whole_gpus_only():
 def test_every_shipped_config_loads(path):
     cfg = config.load(path)
     assert config.Config.from_json(cfg.to_json()) == cfg
+
+
+def test_emoji_wide_is_emoji_halving_with_its_flags():
+    # samples/emoji_halving_wide_* were made with these flags on emoji_halving.toml; emoji_wide.toml
+    # must give the same search, or its README line would point at a config the results do not rest on
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    flags = ["halving.leader_share=0.5", "halving.seconds_per_step=0.1", "halving.leader_snapshot=best",
+             "space.max_filters=128", "space.max_g_params=4000000", "space.max_d_params=2000000"]
+    assert config.load(experiments / "emoji_wide.toml") == config.override(
+        config.load(experiments / "emoji_halving.toml"), flags)
