@@ -141,7 +141,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def _compare_text(r: dict[str, Any]) -> str:
-    from gan_nas.compare import SPEED_TOLERANCE
+    from gan_nas.compare import COLLAPSE_RECALL, SPEED_TOLERANCE, low_diversity
 
     def f(v: Any) -> str:
         return "inf" if v is None else f"{v:.2f}"
@@ -158,6 +158,8 @@ def _compare_text(r: dict[str, Any]) -> str:
     if sp["ratio"] is not None and abs(sp["ratio"] - 1) > SPEED_TOLERANCE:
         lines.append(f"warning: the DCGAN trained {sp['ratio']:.2f}x as fast here as inside the search (the machine "
                      f"was not as fast for both), so equal seconds were not equal compute")
+    lines += [f"warning: {row['model']} has recall {row['recall']:.3f} (below {COLLAPSE_RECALL}): it draws little "
+              "of the real images' variety, which FID can miss (compare.md)" for row in low_diversity(r)]
     lines.append(f"wrote {Path(r['run_dir']) / r['files']['markdown']}")
     return "\n".join(lines)
 

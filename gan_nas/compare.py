@@ -38,6 +38,16 @@ COMPARE_JSON = "compare.json"
 GRID_SAMPLES = 64  # images per side-by-side grid
 MAX_BASELINE_RUNS = 10  # DCGAN runs at equal seconds; each costs the search's seconds again
 SPEED_TOLERANCE = 0.2  # the DCGAN's steps per second here and in the search differing by more: said loudly
+# A row's recall (the share of real images inside the generated images' k-nearest-neighbour balls) below
+# this: the model draws little of the data's variety, as a collapsed generator does. FID against a reference
+# of a few hundred images on weak features can score a collapse nearly as well as a varied model (on emoji it
+# did; samples/emoji/NOTES.md), so compare says so beside the FID rather than leave it to the grids.
+COLLAPSE_RECALL = 0.05
+
+
+def low_diversity(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a compare result whose recall is below COLLAPSE_RECALL."""
+    return [row for row in r["rows"] if row.get("recall") is not None and row["recall"] < COLLAPSE_RECALL]
 
 
 def _side_by_side(grids: list[tuple[str, Any]], path: Path) -> Path:
@@ -348,6 +358,10 @@ def _markdown(r: dict[str, Any]) -> str:
            f"{_fmt(br['mean'], '.2f')}" + (f" ± {br['std']:.2f}" if br.get("std") is not None else "")
            + f". The searched FID is **{ratio(fr.get('equal_seconds_mean'))}** times their mean.", ""]
           if len((br := r.get("baseline_runs") or {}).get("seeds", [])) > 1 else []),
+        *([f"**{row['model']} has recall {row['recall']:.3f}** (below {COLLAPSE_RECALL}): it draws little of "
+           "the real images' variety (a collapse, if its grid repeats a few images), and FID can score that "
+           "nearly as well as a varied model: judge it on recall and its grid too." for row in low_diversity(r)]
+          + ([""] if low_diversity(r) else [])),
         *([f"A generator that always draws the same image scores FID {r['collapse_fid']:.2f} at best on these "
            "features (the trace of the real features' covariance; exactly that where the image's features sit at "
            "their mean): a row above it scores worse than the best single image would.", ""]

@@ -198,6 +198,18 @@ def test_compare_at_equal_compute(searched_run: Path, capsys) -> None:
     assert ("they differ by more than 20%" in md) == (abs(sp["ratio"] - 1) > 0.2)
     unknown = compare_mod._markdown({**r, "dcgan_steps_per_second": {**sp, "search": None, "ratio": None}})
     assert "the search did not train the DCGAN genome" in unknown
+    # a row of low recall is named in compare.md and on the terminal, whatever its FID; the others are not
+    from gan_nas.cli import _compare_text
+
+    for row in r["rows"]:
+        said = f"**{row['model']} has recall {row['recall']:.3f}** (below" in md
+        assert said == (row["recall"] < compare_mod.COLLAPSE_RECALL), (row["model"], row["recall"])
+    for recall, warned in ((0.003, True), (0.5, False)):
+        rows = [{**row, "recall": recall} if row["key"] == "searched" else {**row, "recall": 0.6} for row in r["rows"]]
+        varied = {**r, "rows": rows}
+        assert (f"**{searched['model']} has recall {recall:.3f}**" in compare_mod._markdown(varied)) == warned
+        assert (f"warning: {searched['model']} has recall {recall:.3f}" in _compare_text(varied)) == warned
+        assert "DCGAN, equal seconds has recall" not in compare_mod._markdown(varied) + _compare_text(varied)
     n_ref = r["n_reference"]  # the fixture's whole test split: small, so compare.md says what that means
     assert 0 < n_ref < fitness.SMALL_REFERENCE and r["features"] == "classifier"
     assert f"against the test split ({n_ref:,} real images)" in md
