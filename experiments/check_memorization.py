@@ -39,9 +39,10 @@ def nearest_distances(images: np.ndarray, reference: np.ndarray, batch: int = 25
 
 
 def generated(gen, latent: int, n: int, seed: int) -> np.ndarray:
-    """``n`` images of a tanh generator as uint8-range floats, on standard normal draws of ``seed``."""
-    z = np.random.default_rng(seed).standard_normal((n, latent)).astype(np.float32)
-    return np.clip((np.asarray(gen(z, training=False)) + 1.0) * 127.5, 0, 255)
+    """``n`` images of a generator as uint8, as a saved sample would be, on the latent draws of ``seed``."""
+    from gan_nas import fitness, images
+
+    return images.to_uint8(np.asarray(gen(fitness.latent_noise(n, latent, seed), training=False)))
 
 
 def main(argv: list[str] | None = None) -> int:

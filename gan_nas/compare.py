@@ -298,6 +298,8 @@ def _markdown(r: dict[str, Any]) -> str:
     def ratio(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
+    few_modes = low_diversity(r)
+
     lines = [
         "# Searched GAN against the DCGAN at equal compute", "",
         f"Run `{r['run']}` on `{r['dataset']}`. Every model is scored on n={r['n']:,} samples drawn from "
@@ -360,8 +362,8 @@ def _markdown(r: dict[str, Any]) -> str:
           if len((br := r.get("baseline_runs") or {}).get("seeds", [])) > 1 else []),
         *([f"**{row['model']} has recall {row['recall']:.3f}** (below {COLLAPSE_RECALL}): it draws little of "
            "the real images' variety (a collapse, if its grid repeats a few images), and FID can score that "
-           "nearly as well as a varied model: judge it on recall and its grid too." for row in low_diversity(r)]
-          + ([""] if low_diversity(r) else [])),
+           "nearly as well as a varied model: judge it on recall and its grid too." for row in few_modes]
+          + ([""] if few_modes else [])),
         *([f"A generator that always draws the same image scores FID {r['collapse_fid']:.2f} at best on these "
            "features (the trace of the real features' covariance; exactly that where the image's features sit at "
            "their mean): a row above it scores worse than the best single image would.", ""]
